@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from domain.accounts.models import Workspace
+
+
+class Collection(models.Model):
+    """A named group of assets in a workspace."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="collections")
+    name = models.CharField(max_length=200, help_text="The collection's name, unique in its workspace.")
+    description = models.TextField(blank=True, help_text="What the collection holds.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When it last changed.")
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="collection_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AssetState(models.TextChoices):
+    AWAITING_UPLOAD = "AWAITING_UPLOAD"
+    UPLOADED = "UPLOADED"
+    PROCESSING = "PROCESSING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class Asset(models.Model):
+    """A file in a collection, with what Depot learnt from its bytes."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="assets")
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="assets")
+    title = models.CharField(max_length=300, help_text="A display title.")
+    tags = models.JSONField(default=list, blank=True, help_text="Free-form labels.")
+    original_filename = models.CharField(max_length=255, help_text="The name it was uploaded as.")
+    storage_key = models.CharField(max_length=300, unique=True)
+    declared_content_type = models.CharField(
+        max_length=120, help_text="The content type the client announced."
+    )
+    content_type = models.CharField(
+        max_length=120, blank=True, help_text="The content type sniffed from the bytes."
+    )
+    size = models.BigIntegerField(help_text="Size in bytes, as announced and then verified.")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the bytes, hex.")
+    state = models.CharField(
+        max_length=20,
+        choices=AssetState.choices,
+        default=AssetState.AWAITING_UPLOAD,
+        help_text="Where the asset is in its life.",
+    )
+    metadata = models.JSONField(default=dict, blank=True, help_text="What processing found.")
+    failure = models.JSONField(null=True, blank=True, help_text="Why processing failed.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When it last changed.")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["collection", "-created_at"], name="asset_collection_created"),
+            models.Index(fields=["workspace", "sha256"], name="asset_ws_sha256"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Rendition(models.Model):
+    """A derived file (thumbnail, preview) made from an asset by a preset."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="renditions")
+    preset = models.CharField(max_length=64, help_text="The preset that made it, e.g. thumb-256.")
+    format = models.CharField(max_length=16, help_text="Image format, e.g. jpeg.")
+    width = models.PositiveIntegerField(help_text="Width in pixels.")
+    height = models.PositiveIntegerField(help_text="Height in pixels.")
+    size = models.BigIntegerField(help_text="Size in bytes.")
+    storage_key = models.CharField(max_length=300, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["preset"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "preset"], name="rendition_unique_preset")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id}:{self.preset}"

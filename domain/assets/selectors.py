@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from domain.accounts.actor import Actor
+from domain.assets.models import Asset, Collection, Rendition
+from domain.common.errors import NotFound
+
+
+def collection_list_for(*, actor: Actor) -> QuerySet[Collection]:
+    return Collection.objects.filter(workspace_id__in=actor.workspace_ids()).order_by("name", "pk")
+
+
+def collection_get_for(*, actor: Actor, collection_id: int) -> Collection:
+    collection = collection_list_for(actor=actor).filter(pk=collection_id).first()
+    if collection is None:
+        raise NotFound("No such collection.", path=["collectionId"])
+    return collection
+
+
+def asset_list_for(*, actor: Actor) -> QuerySet[Asset]:
+    return Asset.objects.filter(workspace_id__in=actor.workspace_ids()).order_by("-created_at", "-pk")
+
+
+def asset_get_for(*, actor: Actor, asset_id: int) -> Asset:
+    asset = asset_list_for(actor=actor).filter(pk=asset_id).first()
+    if asset is None:
+        raise NotFound("No such asset.", path=["assetId"])
+    return asset
+
+
+def rendition_list_for(*, actor: Actor) -> QuerySet[Rendition]:
+    return Rendition.objects.filter(asset__workspace_id__in=actor.workspace_ids())

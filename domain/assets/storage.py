@@ -1,0 +1,165 @@
+"""The object store, for the assets domain: presigned uploads, reads, writes, links.
+
+A leaf module over Django's default storage: S3 (django-storages) in services mode, the local
+filesystem in embedded mode. For the local case, uploads and downloads go through signed Depot
+URLs (project.urls routes them to views in schema/files.py) that mimic S3's presigned forms, so
+a client does the same thing in both modes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import IO, Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.files.base import File
+from django.core.files.storage import Storage, storages
+from django.urls import reverse
+from django.utils import timezone
+
+UPLOAD_SALT = "depot.upload"
+DOWNLOAD_SALT = "depot.download"
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where and how a client posts a file: a multipart form with `fields`, then the file."""
+
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+def _storage() -> Storage:
+    return storages["default"]
+
+
+def _is_s3() -> bool:
+    return bool(settings.S3_BUCKET)
+
+
+@cache
+def _public_s3_client() -> Any:
+    """A client that signs for the address browsers use, which may differ from ours."""
+    import boto3
+    from botocore.config import Config
+
+    options = settings.STORAGES["default"]["OPTIONS"]
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.DEPOT_S3_PUBLIC_ENDPOINT_URL,
+        aws_access_key_id=options["access_key"],
+        aws_secret_access_key=options["secret_key"],
+        region_name=options["region_name"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": options["addressing_style"]}),
+    )
+
+
+def presign_upload(*, key: str, content_type: str, size: int) -> UploadTarget:
+    """A form post that may only write `size` bytes of `content_type` at `key`."""
+    ttl = settings.DEPOT_UPLOAD_URL_TTL_SECONDS
+    expires_at = timezone.now() + timedelta(seconds=ttl)
+    if _is_s3():
+        post = _public_s3_client().generate_presigned_post(
+            Bucket=settings.S3_BUCKET,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size]],
+            ExpiresIn=ttl,
+        )
+        return UploadTarget(url=post["url"], fields=post["fields"], expires_at=expires_at)
+    policy = signing.dumps({"key": key, "type": content_type, "size": size}, salt=UPLOAD_SALT)
+    return UploadTarget(
+        url=reverse("local-upload"),
+        fields={"key": key, "Content-Type": content_type, "policy": policy},
+        expires_at=expires_at,
+    )
+
+
+def read_upload_policy(policy: str) -> dict[str, Any]:
+    """The local upload policy, if its signature holds and it has not expired."""
+    return dict(
+        signing.loads(policy, salt=UPLOAD_SALT, max_age=settings.DEPOT_UPLOAD_URL_TTL_SECONDS)
+    )
+
+
+def object_size(key: str) -> int | None:
+    storage = _storage()
+    if not storage.exists(key):
+        return None
+    return int(storage.size(key))
+
+
+def open_file(key: str) -> IO[bytes]:
+    """An open handle for reading; the caller closes it."""
+    return _storage().open(key, "rb")  # type: ignore[return-value]
+
+
+@contextmanager
+def open_object(key: str) -> Iterator[IO[bytes]]:
+    with open_file(key) as handle:
+        yield handle
+
+
+def copy_to(key: str, target: IO[bytes], chunk_size: int = 1024 * 1024) -> None:
+    with open_object(key) as source:
+        shutil.copyfileobj(source, target, chunk_size)
+
+
+def write_object(key: str, source: IO[bytes], content_type: str) -> None:
+    """Write at exactly this key, replacing what is there (keys are Depot's, never a client's)."""
+    storage = _storage()
+    if _is_s3():
+        wrapped = File(source, name=key)
+        wrapped.content_type = content_type  # type: ignore[attr-defined]
+        storage.save(key, wrapped)
+    else:
+        if storage.exists(key):
+            storage.delete(key)
+        saved = storage.save(key, File(source, name=key))
+        if saved != key:  # pragma: no cover - FileSystemStorage renames only on a race
+            raise RuntimeError(f"storage wrote {saved!r} instead of {key!r}")
+
+
+def delete_object(key: str) -> None:
+    _storage().delete(key)
+
+
+def list_keys(prefix: str) -> list[str]:
+    """Every key under a prefix (for tests and clean-up)."""
+    storage = _storage()
+    result: list[str] = []
+
+    def walk(path: str) -> None:
+        directories, files = storage.listdir(path)
+        result.extend(f"{path.rstrip('/')}/{name}" for name in files)
+        for directory in directories:
+            walk(f"{path.rstrip('/')}/{directory}")
+
+    walk(prefix)
+    return sorted(result)
+
+
+def download_url(key: str) -> str:
+    """A link that expires: presigned GET on S3, a signed Depot URL on local storage."""
+    if _is_s3():
+        return str(
+            _public_s3_client().generate_presigned_url(
+                "get_object",
+                Params={"Bucket": settings.S3_BUCKET, "Key": key},
+                ExpiresIn=settings.DEPOT_DOWNLOAD_URL_TTL_SECONDS,
+            )
+        )
+    return reverse("local-download", args=[signing.dumps(key, salt=DOWNLOAD_SALT)])
+
+
+def read_download_token(token: str) -> str:
+    return str(
+        signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.DEPOT_DOWNLOAD_URL_TTL_SECONDS)
+    )

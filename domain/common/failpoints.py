@@ -1,0 +1,34 @@
+"""Named fault-injection points for tests that must stop a process at an exact moment.
+
+DEPOT_FAILPOINTS="asset.process.after_rendition=sleep:30" makes `failpoint("asset.process.
+after_rendition")` sleep 30 s there, so a test can SIGKILL the worker after a side effect and
+before the job finishes. Unset (always, outside tests) it costs one dict lookup.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+from django.conf import settings
+
+
+@cache
+def _configured() -> dict[str, str]:
+    points: dict[str, str] = {}
+    for item in settings.DEPOT_FAILPOINTS.split(","):
+        name, _, action = item.strip().partition("=")
+        if name:
+            points[name] = action
+    return points
+
+
+def failpoint(name: str) -> None:
+    action = _configured().get(name)
+    if action is None:
+        return
+    kind, _, argument = action.partition(":")
+    if kind == "sleep":
+        time.sleep(float(argument or "3600"))
+    elif kind == "raise":
+        raise RuntimeError(f"failpoint {name}")

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from domain.accounts.actor import Actor
+from domain.common.errors import NotFound
+from domain.jobs.models import Event, EventCounter, Job
+
+
+def job_list_for(*, actor: Actor) -> QuerySet[Job]:
+    return Job.objects.filter(workspace_id__in=actor.workspace_ids()).order_by("-created_at", "-pk")
+
+
+def job_get_for(*, actor: Actor, job_id: int) -> Job:
+    job = job_list_for(actor=actor).filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("No such job.", path=["id"])
+    return job
+
+
+def events_after(*, workspace_id: int, after: int, limit: int = 500) -> list[Event]:
+    """Durable events after a cursor, in sequence order (a page of them)."""
+    return list(
+        Event.objects.filter(workspace_id=workspace_id, sequence__gt=after).order_by("sequence")[
+            :limit
+        ]
+    )
+
+
+def event_cursor_state(*, workspace_id: int) -> tuple[int, int]:
+    """(last sequence, last pruned sequence) of a workspace's stream."""
+    row = (
+        EventCounter.objects.filter(workspace_id=workspace_id)
+        .values_list("last_sequence", "pruned_through")
+        .first()
+    )
+    return row if row is not None else (0, 0)

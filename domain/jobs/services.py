@@ -1,0 +1,168 @@
+"""Writes to the job ledger. Every state change records its event in the same transaction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from domain.accounts.actor import Actor
+from domain.accounts.models import Permission
+from domain.accounts.selectors import require_permission
+from domain.common.ids import global_id
+from domain.jobs import dispatch, events, registry
+from domain.jobs.errors import IdempotencyConflict
+from domain.jobs.models import Event, EventCounter, Job, JobState
+from domain.common.errors import InvalidState
+
+logger = logging.getLogger(__name__)
+
+
+def job_event_payload(job: Job, **extra: Any) -> dict[str, Any]:
+    return {"jobId": global_id("Job", job.pk), "kind": job.kind, "state": job.state, **extra}
+
+
+def record_job_event(job: Job, type: str, **extra: Any) -> None:
+    events.record(job.workspace_id, type, job_event_payload(job, **extra), job_id=job.pk)
+
+
+@transaction.atomic
+def job_create(
+    *,
+    workspace_id: int,
+    kind: str,
+    parameters: dict[str, Any],
+    created_by_id: int | None,
+    idempotency_key: str | None = None,
+    parent: Job | None = None,
+) -> Job:
+    """Queue a job; it is handed to the broker once the caller's transaction commits.
+
+    With an idempotency key, a repeat with the same parameters returns the first job and starts
+    nothing; the same key with other parameters is an error. The unique constraint settles
+    concurrent repeats.
+    """
+    job_kind = registry.get(kind)
+    if idempotency_key is not None:
+        existing = Job.objects.filter(workspace_id=workspace_id, idempotency_key=idempotency_key)
+        found = existing.first()
+        if found is not None:
+            return _same_request(found, kind, parameters)
+    job = Job(
+        workspace_id=workspace_id,
+        kind=kind,
+        lane=job_kind.lane,
+        parameters=parameters,
+        idempotency_key=idempotency_key,
+        created_by_id=created_by_id,
+        parent=parent,
+        dispatched_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            job.save()
+    except IntegrityError:
+        found = Job.objects.get(workspace_id=workspace_id, idempotency_key=idempotency_key)
+        return _same_request(found, kind, parameters)
+    record_job_event(job, "job.queued")
+    dispatch.dispatch_after_commit(job.pk, job.lane)
+    return job
+
+
+def _same_request(job: Job, kind: str, parameters: dict[str, Any]) -> Job:
+    if job.kind != kind or job.parameters != parameters:
+        raise IdempotencyConflict(
+            "This idempotency key was used with different input.", path=["idempotencyKey"]
+        )
+    return job
+
+
+@transaction.atomic
+def job_cancel(*, job: Job, actor: Actor) -> Job:
+    """Cancel at once if queued; ask the handler to stop if running."""
+    require_permission(actor=actor, workspace_id=job.workspace_id, needed=Permission.WRITE)
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.is_final:
+        raise InvalidState(f"The job is already {job.state.lower()}.")
+    if job.state == JobState.QUEUED:
+        job.state = JobState.CANCELLED
+        job.finished_at = timezone.now()
+        job.save(update_fields=["state", "finished_at", "updated_at"])
+        record_job_event(job, "job.cancelled")
+    elif not job.cancel_requested:
+        job.cancel_requested = True
+        job.save(update_fields=["cancel_requested", "updated_at"])
+        record_job_event(job, "job.cancel_requested")
+    return job
+
+
+@transaction.atomic
+def job_retry(*, job: Job, actor: Actor) -> Job:
+    """Run a failed or cancelled job again, as the same job, from the start."""
+    require_permission(actor=actor, workspace_id=job.workspace_id, needed=Permission.WRITE)
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.state not in (JobState.FAILED, JobState.CANCELLED):
+        raise InvalidState("Only a failed or cancelled job can be retried.")
+    job.state = JobState.QUEUED
+    job.error = None
+    job.result = None
+    job.cancel_requested = False
+    job.attempts = 0
+    job.progress_done = 0
+    job.progress_total = None
+    job.progress_stage = ""
+    job.finished_at = None
+    job.dispatched_at = timezone.now()
+    job.save()
+    record_job_event(job, "job.retried")
+    dispatch.dispatch_after_commit(job.pk, job.lane)
+    return job
+
+
+def jobs_sweep() -> dict[str, int]:
+    """The outbox's safety net, run periodically.
+
+    Dispatches again every QUEUED job that no worker claimed within the grace period (its
+    dispatch was lost, or its broker message was), and every RUNNING job whose lease expired
+    (its worker died): run_job's claim takes such a job over. Also prunes old events.
+    """
+    now = timezone.now()
+    grace = timedelta(seconds=settings.DEPOT_DISPATCH_GRACE_SECONDS)
+    stale = Job.objects.filter(dispatched_at__lt=now - grace).filter(
+        Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, lease_expires_at__lt=now)
+    )
+    redispatched = 0
+    for job_id, lane in stale.values_list("pk", "lane")[:1000]:
+        # Stamping dispatched_at first keeps two sweepers, or two sweeps, from both sending the
+        # same job; a duplicate send would still be harmless, since the claim admits one runner.
+        if stale.filter(pk=job_id).update(dispatched_at=now):
+            dispatch.send(job_id, lane)
+            redispatched += 1
+    pruned = events_prune(now=now)
+    if redispatched:
+        logger.info("sweeper re-dispatched %d job(s)", redispatched)
+    return {"redispatched": redispatched, "pruned": pruned}
+
+
+def events_prune(*, now: Any) -> int:
+    """Delete events older than the retention window, remembering how far each workspace went."""
+    cutoff = now - timedelta(days=settings.DEPOT_EVENT_RETENTION_DAYS)
+    pruned = 0
+    for workspace_id in (
+        Event.objects.filter(created_at__lt=cutoff).values_list("workspace_id", flat=True).distinct()
+    ):
+        with transaction.atomic():
+            old = Event.objects.filter(workspace_id=workspace_id, created_at__lt=cutoff)
+            last = old.order_by("-sequence").values_list("sequence", flat=True).first()
+            if last is None:
+                continue
+            pruned += Event.objects.filter(workspace_id=workspace_id, sequence__lte=last).delete()[0]
+            EventCounter.objects.filter(workspace_id=workspace_id, pruned_through__lt=last).update(
+                pruned_through=last
+            )
+    return pruned

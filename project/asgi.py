@@ -1,0 +1,26 @@
+"""The ASGI application: HTTP through Django, GraphQL websockets through Channels."""
+
+from __future__ import annotations
+
+from project.boot import setup_django_or_exit
+
+setup_django_or_exit("asgi")
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from realtime.consumer import DepotWSConsumer  # noqa: E402
+from schema import schema  # noqa: E402
+
+django_application = get_asgi_application()
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": AuthMiddlewareStack(
+            URLRouter([path("graphql/", DepotWSConsumer.as_asgi(schema=schema))])
+        ),
+    }
+)

@@ -1,0 +1,85 @@
+"""Local-storage stand-ins for S3's presigned POST and GET (embedded mode only).
+
+They accept exactly what the signed policy allows, like S3 would, so clients use one code path.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.conf import settings
+from django.core import signing
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from domain.assets import storage
+
+# Room for the form's other fields and multipart boundaries around the file itself.
+FORM_OVERHEAD = 64 * 1024
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message}, status=status)
+
+
+class _SizeLimit(FileUploadHandler):
+    """Stops reading a body that is larger than the policy could allow, before it is stored."""
+
+    def __init__(self, request: HttpRequest, limit: int) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.received = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        self.received += len(raw_data)
+        if self.received > self.limit:
+            raise StopUpload(connection_reset=False)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+@csrf_exempt
+@require_POST
+def local_upload(request: HttpRequest) -> HttpResponse:
+    # The policy is not readable before the body is parsed, so the body is capped at the
+    # configured maximum; the exact size is checked against the policy afterwards.
+    limit = settings.DEPOT_MAX_UPLOAD_BYTES
+    if int(request.META.get("CONTENT_LENGTH") or 0) > limit + FORM_OVERHEAD:
+        return _error(400, "ENTITY_TOO_LARGE", "The upload is larger than allowed.")
+    limiter = _SizeLimit(request, limit)
+    request.upload_handlers.insert(0, limiter)
+    try:
+        policy = storage.read_upload_policy(request.POST.get("policy", ""))
+    except signing.SignatureExpired:
+        return _error(403, "POLICY_EXPIRED", "The upload form has expired.")
+    except signing.BadSignature:
+        return _error(403, "POLICY_INVALID", "The upload form's signature is not valid.")
+    upload = request.FILES.get("file")
+    if limiter.received > limit:
+        return _error(400, "ENTITY_TOO_LARGE", "The upload is larger than allowed.")
+    if request.POST.get("key") != policy["key"] or upload is None:
+        return _error(400, "INVALID_FORM", "The form's key or file is missing or altered.")
+    if request.POST.get("Content-Type") != policy["type"]:
+        return _error(403, "POLICY_CONDITION_FAILED", "The content type is not the signed one.")
+    if upload.size != policy["size"]:
+        return _error(400, "ENTITY_SIZE_MISMATCH", "The file's size is not the announced size.")
+    storage.write_object(policy["key"], upload, policy["type"])
+    return HttpResponse(status=204)
+
+
+@require_GET
+def local_download(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        key = storage.read_download_token(token)
+    except signing.BadSignature:
+        return _error(403, "LINK_INVALID", "The link is not valid or has expired.")
+    try:
+        handle = storage.open_file(key)
+    except FileNotFoundError:
+        return _error(404, "NOT_FOUND", "No such file.")
+    content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    return FileResponse(handle, content_type=content_type)

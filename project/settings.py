@@ -1,0 +1,252 @@
+"""Depot's one settings module: every choice comes from the environment.
+
+With no variables set Depot runs embedded (SQLite, local files, in-memory channel layer and an
+in-process Celery worker). Each service variable switches one piece to its service:
+DATABASE_URL -> Postgres, REDIS_URL -> channels-redis (and the Celery broker),
+CELERY_BROKER_URL -> any Celery broker (RabbitMQ included), S3_BUCKET -> S3 storage.
+See docs/operations.md for the full list.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from project.env import ConfigError, Env, check_url_scheme, parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = Env(os.environ)
+
+VAR_DIR = Path(env.str("DEPOT_VAR_DIR") or BASE_DIR / "var").resolve()
+DEPOT_ENV = env.str("DEPOT_ENV", "development")
+if DEPOT_ENV not in {"development", "production"}:
+    raise ConfigError("DEPOT_ENV", f"expected development or production, got {DEPOT_ENV!r}")
+PRODUCTION = DEPOT_ENV == "production"
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+
+def _secret_key() -> str:
+    configured = env.str("DJANGO_SECRET_KEY")
+    if configured:
+        return configured
+    if PRODUCTION:
+        raise ConfigError("DJANGO_SECRET_KEY", "must be set when DEPOT_ENV=production")
+    # Development keeps a generated key under var/ so sessions survive restarts.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+    "channels",
+    "strawberry_django",
+    "domain.accounts",
+    "domain.jobs",
+    "domain.assets",
+    "project",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "project" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+            ]
+        },
+    }
+]
+
+# --- data: Postgres with Django's psycopg 3 pool, or SQLite in WAL mode --------------------
+DATABASE_URL = env.str("DATABASE_URL")
+if DATABASE_URL:
+    _database: dict[str, Any] = parse_database_url("DATABASE_URL", DATABASE_URL)
+    if env.bool("DATABASE_POOL", default=True):
+        _database["OPTIONS"]["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN", 1),
+            "max_size": env.int("DATABASE_POOL_MAX", 8, minimum=1),
+            "timeout": 10,
+        }
+    _database["CONN_MAX_AGE"] = 0
+else:
+    _database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": VAR_DIR / "depot.sqlite3",
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock at BEGIN, so two writers queue on busy_timeout
+            # instead of one failing with "database is locked" when it upgrades its lock.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer fan-out (and the Celery broker unless told otherwise) ------------
+REDIS_URL = env.str("REDIS_URL")
+if REDIS_URL:
+    check_url_scheme("REDIS_URL", REDIS_URL, {"redis", "rediss", "unix"})
+# Keeps concurrent runs (tests, several deployments on one Redis) from reading each other's keys.
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", "depot")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": f"{REDIS_KEY_PREFIX}:asgi",
+                "capacity": env.int("CHANNELS_CAPACITY", 1000, minimum=10),
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.ThreadSafeInMemoryChannelLayer"}}
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL") or REDIS_URL or "memory://"
+check_url_scheme(
+    "CELERY_BROKER_URL",
+    CELERY_BROKER_URL,
+    {"redis", "rediss", "amqp", "amqps", "pyamqp", "memory", "sqs"},
+)
+# A broker in process memory cannot reach a separate worker: the server runs one in a thread.
+DEPOT_EMBEDDED_WORKER = CELERY_BROKER_URL.startswith("memory://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
+if CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_KEY_PREFIX}:celery:"
+    # Redeliver a message whose worker died well before the default hour; the job lease and
+    # the sweeper are the primary recovery, this is the broker's own backstop.
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 600
+if DEPOT_EMBEDDED_WORKER:
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.02
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_REDIRECT_STDOUTS = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "depot.interactive"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- job ledger -------------------------------------------------------------------------------
+DEPOT_JOB_LEASE_SECONDS = env.int("DEPOT_JOB_LEASE_SECONDS", 60, minimum=2)
+DEPOT_SWEEP_INTERVAL_SECONDS = env.float("DEPOT_SWEEP_INTERVAL_SECONDS", 15.0)
+# A QUEUED job not claimed this long after dispatch is handed to the broker again.
+DEPOT_DISPATCH_GRACE_SECONDS = env.int("DEPOT_DISPATCH_GRACE_SECONDS", 30, minimum=1)
+DEPOT_PROGRESS_MIN_INTERVAL = env.float("DEPOT_PROGRESS_MIN_INTERVAL", 0.25)
+DEPOT_EVENT_RETENTION_DAYS = env.int("DEPOT_EVENT_RETENTION_DAYS", 7, minimum=1)
+# Test-only fault injection, e.g. "asset.process.after_rendition=sleep:30" (see domain/common).
+DEPOT_FAILPOINTS = env.str("DEPOT_FAILPOINTS")
+
+# --- storage: S3 (any compatible server) or local files under var/ -------------------------
+S3_BUCKET = env.str("S3_BUCKET")
+DEPOT_MAX_UPLOAD_BYTES = env.int("DEPOT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1)
+DEPOT_UPLOAD_URL_TTL_SECONDS = env.int("DEPOT_UPLOAD_URL_TTL_SECONDS", 3600, minimum=60)
+DEPOT_DOWNLOAD_URL_TTL_SECONDS = env.int("DEPOT_DOWNLOAD_URL_TTL_SECONDS", 900, minimum=30)
+DEPOT_MAX_IMAGE_PIXELS = env.int("DEPOT_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "/media/"
+
+if S3_BUCKET:
+    _s3_options = {
+        "bucket_name": S3_BUCKET,
+        "endpoint_url": env.str("S3_ENDPOINT_URL") or None,
+        "access_key": env.required("S3_ACCESS_KEY_ID", "S3_BUCKET is set"),
+        "secret_key": env.required("S3_SECRET_ACCESS_KEY", "S3_BUCKET is set"),
+        "region_name": env.str("S3_REGION", "us-east-1"),
+        "signature_version": "s3v4",
+        "addressing_style": env.str("S3_ADDRESSING_STYLE", "path"),
+        "default_acl": None,
+        "querystring_auth": True,
+        "file_overwrite": True,
+        "querystring_expire": DEPOT_DOWNLOAD_URL_TTL_SECONDS,
+    }
+    if _s3_options["endpoint_url"]:
+        check_url_scheme("S3_ENDPOINT_URL", str(_s3_options["endpoint_url"]), {"http", "https"})
+    # Browsers reach S3 at this address, which may differ from the one the servers use.
+    DEPOT_S3_PUBLIC_ENDPOINT_URL = env.str("S3_PUBLIC_ENDPOINT_URL") or _s3_options["endpoint_url"]
+    _default_storage: dict[str, Any] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": _s3_options,
+    }
+else:
+    DEPOT_S3_PUBLIC_ENDPOINT_URL = None
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "base_url": MEDIA_URL},
+    }
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [d for d in [BASE_DIR / "frontend" / "dist"] if d.is_dir()]
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# --- GraphQL ----------------------------------------------------------------------------------
+DEPOT_GRAPHIQL = env.bool("DEPOT_GRAPHIQL", default=not PRODUCTION)
+STRAWBERRY_DJANGO = {
+    "FIELD_DESCRIPTION_FROM_HELP_TEXT": True,
+    "TYPE_DESCRIPTION_FROM_MODEL_DOCSTRING": True,
+    "MAP_AUTO_ID_AS_GLOBAL_ID": True,
+}
+DEPOT_WS_ALLOWED_ORIGINS = env.list("DEPOT_WS_ALLOWED_ORIGINS", [])
+
+# --- the rest ---------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("DEPOT_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,112 @@
+"""How failures reach clients.
+
+Expected failures (DomainError) become typed `UserError`s in mutation payloads, or GraphQL
+errors with `extensions.code` on queries and subscriptions. Anything else is masked as
+"Unexpected error" with a request id that is also in the server log, never a traceback or SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from enum import Enum
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.extensions import MaskErrors
+
+from domain.common.errors import DomainError, NotFound, Unauthenticated
+
+logger = logging.getLogger("depot.graphql")
+
+
+@strawberry.enum(description="Stable codes of expected errors; clients may switch on them.")
+class ErrorCode(Enum):
+    INVALID = "INVALID"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    INVALID_TOKEN = "INVALID_TOKEN"
+    INVALID_STATE = "INVALID_STATE"
+    NAME_TAKEN = "NAME_TAKEN"
+    SLUG_TAKEN = "SLUG_TAKEN"
+    ASSET_TOO_LARGE = "ASSET_TOO_LARGE"
+    INVALID_UPLOAD = "INVALID_UPLOAD"
+    UPLOAD_NOT_FOUND = "UPLOAD_NOT_FOUND"
+    UPLOAD_SIZE_MISMATCH = "UPLOAD_SIZE_MISMATCH"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    CURSOR_EXPIRED = "CURSOR_EXPIRED"
+    JOB_FAILED = "JOB_FAILED"
+
+
+@strawberry.type(description="An expected failure of a mutation, with a stable code.")
+class UserError:
+    code: ErrorCode = strawberry.field(description="What went wrong, as a stable code.")
+    message: str = strawberry.field(description="A human-readable explanation.")
+    path: list[str] | None = strawberry.field(
+        description="The input field the error is about, as a path, if any."
+    )
+
+    @classmethod
+    def from_domain(cls, error: DomainError) -> UserError:
+        return cls(code=ErrorCode(error.code), message=error.message, path=error.path)
+
+
+class DepotGraphQLError(GraphQLError):
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(error.message, extensions={"code": error.code})
+
+
+def graphql_error(error: DomainError) -> GraphQLError:
+    return DepotGraphQLError(error)
+
+
+@contextlib.contextmanager
+def as_graphql_errors() -> Iterator[None]:
+    """For queries and subscriptions: a DomainError becomes a GraphQL error with its code."""
+    try:
+        yield
+    except DomainError as error:
+        raise graphql_error(error) from error
+
+
+def decode_id(global_id: relay.GlobalID | str, type_name: str, *, path: str = "id") -> int:
+    """The primary key inside a global id of the expected type; else NOT_FOUND, like a miss."""
+    try:
+        if not isinstance(global_id, relay.GlobalID):
+            global_id = relay.GlobalID.from_id(global_id)
+        if global_id.type_name != type_name:
+            raise ValueError(global_id.type_name)
+        return int(global_id.node_id)
+    except (ValueError, TypeError):
+        raise NotFound(f"No such {type_name.lower()}.", path=[path]) from None
+
+
+def require_authenticated(actor: Any) -> None:
+    if not actor.is_authenticated:
+        raise Unauthenticated("Sign in, or send an API token as `Authorization: Bearer ...`.")
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, (GraphQLError, DomainError))
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Masks unexpected errors; the log line and the client both get the request id."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_should_mask, error_message="Unexpected error.")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "-")
+        logger.error(
+            "unexpected error at %s [request %s]", error.path, request_id, exc_info=error.original_error
+        )
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_ERROR", "requestId": request_id}
+        return masked

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import strawberry
+import strawberry_django
+from asgiref.sync import sync_to_async
+from strawberry import relay
+from strawberry_django.relay import DjangoListConnection
+
+from domain.accounts import selectors as accounts
+from domain.accounts.models import Permission, User, Workspace
+from domain.assets import selectors as assets
+from domain.assets.models import Asset, Collection
+from domain.jobs import selectors as jobs
+from domain.jobs.models import Job
+from schema.context import Info, actor_of
+from schema.errors import as_graphql_errors, decode_id
+from schema.types.accounts import ViewerType, WorkspaceType
+from schema.types.assets import AssetFilter, AssetType, CollectionType
+from schema.types.jobs import EventType, JobFilter, JobType
+
+
+def _in_workspace(info: Info, workspace_id: relay.GlobalID | None) -> int | None:
+    if workspace_id is None:
+        return None
+    pk = decode_id(workspace_id, "Workspace", path="workspaceId")
+    accounts.workspace_for(actor=actor_of(info), workspace_id=pk, needed=Permission.READ)
+    return pk
+
+
+@strawberry.type
+class Query:
+    @strawberry_django.field(description="The caller: null when not signed in.")
+    def viewer(self, info: Info) -> ViewerType | None:
+        user: User | None = actor_of(info).user
+        return user  # type: ignore[return-value]
+
+    @strawberry_django.connection(
+        DjangoListConnection[WorkspaceType], description="Workspaces you can see."
+    )
+    def workspaces(self, info: Info) -> Iterable[Workspace]:
+        return accounts.workspace_list_for(actor=actor_of(info))
+
+    @strawberry_django.connection(
+        DjangoListConnection[CollectionType], description="Collections you can see, by name."
+    )
+    def collections(
+        self, info: Info, workspace_id: relay.GlobalID | None = None
+    ) -> Iterable[Collection]:
+        with as_graphql_errors():
+            workspace_pk = _in_workspace(info, workspace_id)
+        queryset = assets.collection_list_for(actor=actor_of(info))
+        return queryset if workspace_pk is None else queryset.filter(workspace_id=workspace_pk)
+
+    @strawberry_django.field(description="One collection, or null if you cannot see it.")
+    def collection(self, info: Info, id: relay.GlobalID) -> CollectionType | None:
+        return assets.collection_list_for(actor=actor_of(info)).filter(  # type: ignore[return-value]
+            pk=_pk_or_none(id, "Collection")
+        ).first()
+
+    @strawberry_django.connection(
+        DjangoListConnection[AssetType], description="Assets you can see, newest first.",
+        filters=AssetFilter,
+    )
+    def assets(
+        self,
+        info: Info,
+        workspace_id: relay.GlobalID | None = None,
+        collection_id: relay.GlobalID | None = None,
+    ) -> Iterable[Asset]:
+        with as_graphql_errors():
+            workspace_pk = _in_workspace(info, workspace_id)
+        queryset = assets.asset_list_for(actor=actor_of(info))
+        if workspace_pk is not None:
+            queryset = queryset.filter(workspace_id=workspace_pk)
+        if collection_id is not None:
+            queryset = queryset.filter(collection_id=_pk_or_none(collection_id, "Collection"))
+        return queryset
+
+    @strawberry_django.field(description="One asset, or null if you cannot see it.")
+    def asset(self, info: Info, id: relay.GlobalID) -> AssetType | None:
+        return assets.asset_list_for(actor=actor_of(info)).filter(  # type: ignore[return-value]
+            pk=_pk_or_none(id, "Asset")
+        ).first()
+
+    @strawberry_django.connection(
+        DjangoListConnection[JobType], description="Jobs you can see, newest first.",
+        filters=JobFilter,
+    )
+    def jobs(self, info: Info, workspace_id: relay.GlobalID | None = None) -> Iterable[Job]:
+        with as_graphql_errors():
+            workspace_pk = _in_workspace(info, workspace_id)
+        queryset = jobs.job_list_for(actor=actor_of(info))
+        return queryset if workspace_pk is None else queryset.filter(workspace_id=workspace_pk)
+
+    @strawberry_django.field(description="One job, or null if you cannot see it.")
+    def job(self, info: Info, id: relay.GlobalID) -> JobType | None:
+        return jobs.job_list_for(actor=actor_of(info)).filter(  # type: ignore[return-value]
+            pk=_pk_or_none(id, "Job")
+        ).first()
+
+    @strawberry.field(description="Durable events after a cursor, oldest first (at most 500).")
+    async def events(
+        self, info: Info, workspace_id: relay.GlobalID, after: int = 0, first: int = 100
+    ) -> list[EventType]:
+        with as_graphql_errors():
+            pk = await sync_to_async(_in_workspace)(info, workspace_id)
+        assert pk is not None
+        page = await sync_to_async(jobs.events_after)(
+            workspace_id=pk, after=after, limit=max(1, min(first, 500))
+        )
+        return [EventType.from_model(event) for event in page]
+
+
+def _pk_or_none(global_id: relay.GlobalID, type_name: str) -> int | None:
+    # A foreign or malformed id finds nothing, exactly like an id that does not exist.
+    try:
+        return decode_id(global_id, type_name)
+    except Exception:
+        return None

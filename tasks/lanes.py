@@ -1,0 +1,7 @@
+"""Broker queues: one per job lane, so a worker can serve some lanes and not others."""
+
+from kombu import Queue
+
+from domain.jobs.models import Lane
+
+QUEUES = [Queue(lane.queue) for lane in Lane]
