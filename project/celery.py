@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-
 from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")

@@ -6,6 +6,7 @@ not with a stack trace on the first request; every parser here raises ConfigErro
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -24,16 +25,16 @@ class ConfigError(Exception):
 class Env:
     environ: Mapping[str, str]
 
-    def str(self, name: str, default: str = "") -> str:
+    def str(self, name: builtins.str, default: builtins.str = "") -> builtins.str:
         return self.environ.get(name, default).strip()
 
-    def required(self, name: str, why: str) -> str:
+    def required(self, name: builtins.str, why: builtins.str) -> builtins.str:
         value = self.str(name)
         if not value:
             raise ConfigError(name, f"must be set ({why})")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         raw = self.str(name).lower()
         if not raw:
             return default
@@ -43,7 +44,9 @@ class Env:
             return False
         raise ConfigError(name, f"expected true or false, got {raw!r}")
 
-    def int(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def int(
+        self, name: builtins.str, default: builtins.int, *, minimum: builtins.int = 0
+    ) -> builtins.int:
         raw = self.str(name)
         if not raw:
             return default
@@ -55,7 +58,7 @@ class Env:
             raise ConfigError(name, f"must be at least {minimum}, got {value}")
         return value
 
-    def float(self, name: str, default: float) -> float:
+    def float(self, name: builtins.str, default: builtins.float) -> builtins.float:
         raw = self.str(name)
         if not raw:
             return default
@@ -64,7 +67,9 @@ class Env:
         except ValueError:
             raise ConfigError(name, f"expected a number, got {raw!r}") from None
 
-    def list(self, name: str, default: list[str]) -> list[str]:
+    def list(
+        self, name: builtins.str, default: builtins.list[builtins.str]
+    ) -> builtins.list[builtins.str]:
         raw = self.str(name)
         if not raw:
             return default

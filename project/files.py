@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -72,7 +73,7 @@ def local_upload(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def local_download(request: HttpRequest, token: str) -> HttpResponse:
+def local_download(request: HttpRequest, token: str) -> HttpResponseBase:
     try:
         key = storage.read_download_token(token)
     except signing.BadSignature:

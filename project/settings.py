@@ -162,7 +162,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_DEFAULT_QUEUE = "depot.interactive"
+DEPOT_QUEUE_PREFIX = env.str("DEPOT_QUEUE_PREFIX", "depot")
+CELERY_TASK_DEFAULT_QUEUE = f"{DEPOT_QUEUE_PREFIX}.interactive"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- job ledger -------------------------------------------------------------------------------
@@ -215,6 +216,7 @@ else:
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
 STATICFILES_DIRS = [d for d in [BASE_DIR / "frontend" / "dist"] if d.is_dir()]
 STORAGES = {
     "default": _default_storage,

@@ -10,6 +10,7 @@ and runs sends from any other loop on it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,11 +31,16 @@ class ThreadSafeInMemoryChannelLayer(InMemoryChannelLayer):
         if home is None or home is asyncio.get_running_loop() or home.is_closed():
             await call()
             return
-        future = asyncio.run_coroutine_threadsafe(call(), home)  # type: ignore[arg-type]
+        future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(
+            call(),  # type: ignore[arg-type]
+            home,
+        )
         await asyncio.wrap_future(future)
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
-        await self._on_home_loop(lambda: super(ThreadSafeInMemoryChannelLayer, self).send(channel, message))
+        await self._on_home_loop(
+            lambda: super(ThreadSafeInMemoryChannelLayer, self).send(channel, message)
+        )
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         await self._on_home_loop(

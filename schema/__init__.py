@@ -6,12 +6,14 @@ from pathlib import Path
 
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from schema.errors import MaskUnexpectedErrors
 from schema.mutations.assets import AssetMutations
 from schema.mutations.jobs import JobMutations
 from schema.queries import Query
+from schema.scalars import SCALAR_MAP
 from schema.subscriptions import Subscription
 
 
@@ -24,13 +26,30 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
+    # Factories: a fresh extension per operation. The parser and validation caches live at
+    # module level in strawberry, so they are shared across requests all the same.
     extensions=[
-        DjangoOptimizerExtension(),
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
+        DjangoOptimizerExtension,
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
         MaskUnexpectedErrors,
     ],
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
 )
+
+# strawberry-django adds these operators to every filter input without descriptions; the SDL is
+# what clients read, so they get one here.
+_FILTER_OPERATORS = {
+    "AND": "Match this filter as well.",
+    "OR": "Match this filter instead.",
+    "NOT": "Exclude what this filter matches.",
+    "DISTINCT": "Drop duplicate rows from the result.",
+}
+for _type in schema._schema.type_map.values():
+    if _type.name.endswith("Filter") and hasattr(_type, "fields"):
+        for _name, _field in _type.fields.items():
+            if _name in _FILTER_OPERATORS and not _field.description:
+                _field.description = _FILTER_OPERATORS[_name]
 
 SDL_PATH = Path(__file__).resolve().parent.parent / "schema.graphql"
 

@@ -29,7 +29,7 @@ class ErrorCode(Enum):
     NOT_FOUND = "NOT_FOUND"
     FORBIDDEN = "FORBIDDEN"
     UNAUTHENTICATED = "UNAUTHENTICATED"
-    INVALID_TOKEN = "INVALID_TOKEN"
+    INVALID_TOKEN = "INVALID_TOKEN"  # noqa: S105 (an error code)
     INVALID_STATE = "INVALID_STATE"
     NAME_TAKEN = "NAME_TAKEN"
     SLUG_TAKEN = "SLUG_TAKEN"
@@ -105,7 +105,10 @@ class MaskUnexpectedErrors(MaskErrors):
         context = self.execution_context.context
         request_id = getattr(context, "request_id", "-")
         logger.error(
-            "unexpected error at %s [request %s]", error.path, request_id, exc_info=error.original_error
+            "unexpected error at %s [request %s]",
+            error.path,
+            request_id,
+            exc_info=error.original_error,
         )
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_ERROR", "requestId": request_id}

@@ -12,6 +12,7 @@ from domain.accounts import selectors as accounts
 from domain.accounts.models import Permission, User, Workspace
 from domain.assets import selectors as assets
 from domain.assets.models import Asset, Collection
+from domain.common.errors import NotFound
 from domain.jobs import selectors as jobs
 from domain.jobs.models import Job
 from schema.context import Info, actor_of
@@ -29,7 +30,7 @@ def _in_workspace(info: Info, workspace_id: relay.GlobalID | None) -> int | None
     return pk
 
 
-@strawberry.type
+@strawberry.type(description="Reads. Everything is scoped to the caller's workspaces.")
 class Query:
     @strawberry_django.field(description="The caller: null when not signed in.")
     def viewer(self, info: Info) -> ViewerType | None:
@@ -55,12 +56,17 @@ class Query:
 
     @strawberry_django.field(description="One collection, or null if you cannot see it.")
     def collection(self, info: Info, id: relay.GlobalID) -> CollectionType | None:
-        return assets.collection_list_for(actor=actor_of(info)).filter(  # type: ignore[return-value]
-            pk=_pk_or_none(id, "Collection")
-        ).first()
+        return (
+            assets.collection_list_for(actor=actor_of(info))
+            .filter(  # type: ignore[return-value]
+                pk=_pk_or_none(id, "Collection")
+            )
+            .first()
+        )
 
     @strawberry_django.connection(
-        DjangoListConnection[AssetType], description="Assets you can see, newest first.",
+        DjangoListConnection[AssetType],
+        description="Assets you can see, newest first.",
         filters=AssetFilter,
     )
     def assets(
@@ -80,12 +86,17 @@ class Query:
 
     @strawberry_django.field(description="One asset, or null if you cannot see it.")
     def asset(self, info: Info, id: relay.GlobalID) -> AssetType | None:
-        return assets.asset_list_for(actor=actor_of(info)).filter(  # type: ignore[return-value]
-            pk=_pk_or_none(id, "Asset")
-        ).first()
+        return (
+            assets.asset_list_for(actor=actor_of(info))
+            .filter(  # type: ignore[return-value]
+                pk=_pk_or_none(id, "Asset")
+            )
+            .first()
+        )
 
     @strawberry_django.connection(
-        DjangoListConnection[JobType], description="Jobs you can see, newest first.",
+        DjangoListConnection[JobType],
+        description="Jobs you can see, newest first.",
         filters=JobFilter,
     )
     def jobs(self, info: Info, workspace_id: relay.GlobalID | None = None) -> Iterable[Job]:
@@ -96,9 +107,13 @@ class Query:
 
     @strawberry_django.field(description="One job, or null if you cannot see it.")
     def job(self, info: Info, id: relay.GlobalID) -> JobType | None:
-        return jobs.job_list_for(actor=actor_of(info)).filter(  # type: ignore[return-value]
-            pk=_pk_or_none(id, "Job")
-        ).first()
+        return (
+            jobs.job_list_for(actor=actor_of(info))
+            .filter(  # type: ignore[return-value]
+                pk=_pk_or_none(id, "Job")
+            )
+            .first()
+        )
 
     @strawberry.field(description="Durable events after a cursor, oldest first (at most 500).")
     async def events(
@@ -113,9 +128,10 @@ class Query:
         return [EventType.from_model(event) for event in page]
 
 
-def _pk_or_none(global_id: relay.GlobalID, type_name: str) -> int | None:
-    # A foreign or malformed id finds nothing, exactly like an id that does not exist.
+def _pk_or_none(global_id: relay.GlobalID, type_name: str) -> int:
+    """The primary key; for a malformed id or one of another type, a key no row has, so the
+    lookup finds nothing, exactly as for an id that does not exist."""
     try:
         return decode_id(global_id, type_name)
-    except Exception:
-        return None
+    except NotFound:
+        return 0

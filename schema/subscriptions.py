@@ -31,7 +31,9 @@ class CursorExpired(DomainError):
     code = "CURSOR_EXPIRED"
 
 
-def _authorise_events(info: Info, workspace_id: relay.GlobalID, after: int | None) -> tuple[int, int]:
+def _authorise_events(
+    info: Info, workspace_id: relay.GlobalID, after: int | None
+) -> tuple[int, int]:
     pk = decode_id(workspace_id, "Workspace", path="workspaceId")
     require_permission(actor=actor_of(info), workspace_id=pk, needed=Permission.READ)
     last, pruned_through = jobs.event_cursor_state(workspace_id=pk)
@@ -60,7 +62,7 @@ async def _replay(workspace_pk: int, after: int, through: int | None = None) -> 
             return result
 
 
-@strawberry.type
+@strawberry.type(description="Live updates over graphql-transport-ws at /graphql/.")
 class Subscription:
     @strawberry.subscription(
         description="Durable events of a workspace: those after `after` (replayed), then live "

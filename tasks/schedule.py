@@ -14,6 +14,9 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "sweep-jobs": {
             "task": "depot.sweep_jobs",
             "schedule": settings.DEPOT_SWEEP_INTERVAL_SECONDS,
-            "options": {"queue": Lane.MAINTENANCE.queue, "expires": settings.DEPOT_SWEEP_INTERVAL_SECONDS},
+            "options": {
+                "queue": Lane.MAINTENANCE.queue,
+                "expires": settings.DEPOT_SWEEP_INTERVAL_SECONDS,
+            },
         }
     }

@@ -33,7 +33,11 @@ class Permission(models.IntegerChoices):
     ADMIN = 3
 
 
-ROLE_PERMISSION = {Role.VIEWER: Permission.READ, Role.EDITOR: Permission.WRITE, Role.OWNER: Permission.ADMIN}
+ROLE_PERMISSION = {
+    Role.VIEWER: Permission.READ,
+    Role.EDITOR: Permission.WRITE,
+    Role.OWNER: Permission.ADMIN,
+}
 
 
 class Membership(models.Model):
@@ -41,13 +45,18 @@ class Membership(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=16, choices=Role.choices, help_text="owner, editor or viewer.")
+    role = models.CharField(
+        max_length=16, choices=Role.choices, help_text="owner, editor or viewer."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "workspace"], name="membership_unique_user")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.workspace_id} as {self.role}"
 
 
 class TokenScope(models.TextChoices):

@@ -34,7 +34,9 @@ def membership_add(*, workspace: Workspace, user: User, role: Role) -> Membershi
         workspace=workspace, user=user, defaults={"role": role}
     )
     events.record(
-        workspace.pk, "membership.changed", {"userId": global_id("User", user.pk), "role": str(role)}
+        workspace.pk,
+        "membership.changed",
+        {"userId": global_id("User", user.pk), "role": str(role)},
     )
     return membership
 

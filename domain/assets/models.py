@@ -10,7 +10,9 @@ class Collection(models.Model):
     """A named group of assets in a workspace."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="collections")
-    name = models.CharField(max_length=200, help_text="The collection's name, unique in its workspace.")
+    name = models.CharField(
+        max_length=200, help_text="The collection's name, unique in its workspace."
+    )
     description = models.TextField(blank=True, help_text="What the collection holds.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

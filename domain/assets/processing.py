@@ -111,7 +111,9 @@ def _process_image(ctx: JobContext, asset: Asset, local: IO[bytes]) -> dict[str,
             oriented = ImageOps.exif_transpose(image)
             # Dimensions as a viewer sees them: orientations 5 to 8 turn the picture a quarter.
             quarter_turn = metadata["orientation"] in (5, 6, 7, 8)
-            metadata["width"], metadata["height"] = (height, width) if quarter_turn else (width, height)
+            metadata["width"], metadata["height"] = (
+                (height, width) if quarter_turn else (width, height)
+            )
             ctx.check_cancelled()
             _store_rendition(asset, oriented, THUMBNAIL)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -165,7 +167,9 @@ def _finish(asset: Asset, *, sha256: str, content_type: str, metadata: dict[str,
     asset.metadata = metadata
     asset.failure = None
     asset.state = AssetState.READY
-    asset.save(update_fields=["sha256", "content_type", "metadata", "failure", "state", "updated_at"])
+    asset.save(
+        update_fields=["sha256", "content_type", "metadata", "failure", "state", "updated_at"]
+    )
     events.record(asset.workspace_id, "asset.ready", asset_event_payload(asset))
 
 

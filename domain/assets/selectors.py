@@ -19,7 +19,9 @@ def collection_get_for(*, actor: Actor, collection_id: int) -> Collection:
 
 
 def asset_list_for(*, actor: Actor) -> QuerySet[Asset]:
-    return Asset.objects.filter(workspace_id__in=actor.workspace_ids()).order_by("-created_at", "-pk")
+    return Asset.objects.filter(workspace_id__in=actor.workspace_ids()).order_by(
+        "-created_at", "-pk"
+    )
 
 
 def asset_get_for(*, actor: Actor, asset_id: int) -> Asset:

@@ -51,14 +51,17 @@ def _public_s3_client() -> Any:
     from botocore.config import Config
 
     options = settings.STORAGES["default"]["OPTIONS"]
-    return boto3.client(
+    client: Any = boto3.client(
         "s3",
-        endpoint_url=settings.DEPOT_S3_PUBLIC_ENDPOINT_URL,
+        endpoint_url=str(settings.DEPOT_S3_PUBLIC_ENDPOINT_URL or "") or None,
         aws_access_key_id=options["access_key"],
         aws_secret_access_key=options["secret_key"],
         region_name=options["region_name"],
-        config=Config(signature_version="s3v4", s3={"addressing_style": options["addressing_style"]}),
+        config=Config(
+            signature_version="s3v4", s3={"addressing_style": options["addressing_style"]}
+        ),
     )
+    return client
 
 
 def presign_upload(*, key: str, content_type: str, size: int) -> UploadTarget:
@@ -98,7 +101,8 @@ def object_size(key: str) -> int | None:
 
 def open_file(key: str) -> IO[bytes]:
     """An open handle for reading; the caller closes it."""
-    return _storage().open(key, "rb")  # type: ignore[return-value]
+    handle: IO[bytes] = _storage().open(key, "rb")
+    return handle
 
 
 @contextmanager

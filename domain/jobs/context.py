@@ -46,18 +46,25 @@ class JobContext:
         ):
             return
         updated = self._mine().update(
-            progress_done=done, progress_total=total, progress_stage=stage, updated_at=timezone.now()
+            progress_done=done,
+            progress_total=total,
+            progress_stage=stage,
+            updated_at=timezone.now(),
         )
         if not updated:
             self.lease_lost = True
             raise LeaseLost(f"job {self.job.pk} is no longer ours")
         self._last_progress_write = now
         self._last_stage = stage
-        self.job.progress_done, self.job.progress_total, self.job.progress_stage = done, total, stage
+        self.job.progress_done, self.job.progress_total, self.job.progress_stage = (
+            done,
+            total,
+            stage,
+        )
         publish.publish_job_progress(self.job.pk)
 
     def check_cancelled(self) -> None:
-        """Raise JobCancelled if a cancel was requested (reads the ledger at most twice a second)."""
+        """Raise JobCancelled if a cancel was requested; reads the ledger twice a second at most."""
         if self.lease_lost:
             raise LeaseLost(f"job {self.job.pk} is no longer ours")
         now = time.monotonic()

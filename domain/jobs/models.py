@@ -26,7 +26,8 @@ class Lane(models.TextChoices):
 
     @property
     def queue(self) -> str:
-        return f"depot.{self.value}"
+        # The prefix lets several deployments (or test runs) share one broker.
+        return f"{settings.DEPOT_QUEUE_PREFIX}.{self.value}"
 
 
 class Job(models.Model):
@@ -52,7 +53,8 @@ class Job(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not "", for "no key": the unique constraint must ignore jobs without one.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -95,6 +97,9 @@ class EventCounter(models.Model):
     workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, primary_key=True)
     last_sequence = models.BigIntegerField(default=0)
     pruned_through = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}@{self.last_sequence}"
 
 
 class Event(models.Model):

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -36,16 +36,13 @@ def claim(job_id: int) -> tuple[Job, str] | None:
     now = timezone.now()
     token = uuid.uuid4().hex
     claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, lease_expires_at__lt=now)
-    taken = (
-        Job.objects.filter(claimable, pk=job_id)
-        .update(
-            state=JobState.RUNNING,
-            lease_token=token,
-            lease_expires_at=now + _lease(),
-            attempts=F("attempts") + 1,
-            started_at=now,
-            updated_at=now,
-        )
+    taken = Job.objects.filter(claimable, pk=job_id).update(
+        state=JobState.RUNNING,
+        lease_token=token,
+        lease_expires_at=now + _lease(),
+        attempts=F("attempts") + 1,
+        started_at=now,
+        updated_at=now,
     )
     if not taken:
         return None
@@ -99,7 +96,9 @@ class LeaseKeeper:
     def __init__(self, context: JobContext) -> None:
         self.context = context
         self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"lease-{context.job.pk}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"lease-{context.job.pk}", daemon=True
+        )
 
     def __enter__(self) -> LeaseKeeper:
         self.thread.start()
@@ -128,7 +127,7 @@ class LeaseKeeper:
 
 
 def execute(job_id: int) -> None:
-    close_old_connections()
+    # Connection hygiene around tasks is Celery's Django fix-up's job, not ours.
     claimed = claim(job_id)
     if claimed is None:
         logger.info("job %s: nothing to do (finished, running elsewhere, or missing)", job_id)

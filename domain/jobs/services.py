@@ -14,11 +14,11 @@ from django.utils import timezone
 from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
+from domain.common.errors import InvalidState
 from domain.common.ids import global_id
 from domain.jobs import dispatch, events, registry
 from domain.jobs.errors import IdempotencyConflict
 from domain.jobs.models import Event, EventCounter, Job, JobState
-from domain.common.errors import InvalidState
 
 logger = logging.getLogger(__name__)
 
@@ -154,14 +154,18 @@ def events_prune(*, now: Any) -> int:
     cutoff = now - timedelta(days=settings.DEPOT_EVENT_RETENTION_DAYS)
     pruned = 0
     for workspace_id in (
-        Event.objects.filter(created_at__lt=cutoff).values_list("workspace_id", flat=True).distinct()
+        Event.objects.filter(created_at__lt=cutoff)
+        .values_list("workspace_id", flat=True)
+        .distinct()
     ):
         with transaction.atomic():
             old = Event.objects.filter(workspace_id=workspace_id, created_at__lt=cutoff)
             last = old.order_by("-sequence").values_list("sequence", flat=True).first()
             if last is None:
                 continue
-            pruned += Event.objects.filter(workspace_id=workspace_id, sequence__lte=last).delete()[0]
+            pruned += Event.objects.filter(workspace_id=workspace_id, sequence__lte=last).delete()[
+                0
+            ]
             EventCounter.objects.filter(workspace_id=workspace_id, pruned_through__lt=last).update(
                 pruned_through=last
             )

@@ -31,7 +31,9 @@ class AssetUploadStartInput:
     filename: str = strawberry.field(description="The file's name (kept for display only).")
     content_type: str = strawberry.field(description="The content type the client believes.")
     size: BigInt = strawberry.field(description="The exact size in bytes.")
-    title: str | None = strawberry.field(default=None, description="A title; the file name if unset.")
+    title: str | None = strawberry.field(
+        default=None, description="A title; the file name if unset."
+    )
 
 
 @strawberry.type(description="The result of assetUploadStart.")

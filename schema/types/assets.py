@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 import strawberry_django
@@ -41,9 +41,7 @@ class RenditionType(relay.Node):
     height: int = strawberry_django.field(description="Height in pixels.")
     size: BigInt = strawberry_django.field(description="Size in bytes.")
 
-    @strawberry_django.field(
-        description="A download link that expires.", only=["storage_key"]
-    )
+    @strawberry_django.field(description="A download link that expires.", only=["storage_key"])
     def url(self, info: Info) -> str:
         return _absolute(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
 
@@ -82,11 +80,11 @@ class AssetType(relay.Node):
 
     @strawberry_django.field(description="Where the asset is in its life.", only=["state"])
     def state(self) -> AssetStateEnum:
-        return AssetStateEnum(self.state)  # type: ignore[attr-defined]
+        return AssetStateEnum(self.state)
 
     @strawberry_django.field(description="Why processing failed, if it did.", only=["failure"])
     def failure(self) -> AssetFailure | None:
-        failure: dict[str, Any] | None = self.failure  # type: ignore[attr-defined]
+        failure: dict[str, Any] | None = self.failure
         if not failure:
             return None
         return AssetFailure(code=failure["code"], message=failure["message"])
@@ -96,7 +94,7 @@ class AssetType(relay.Node):
         only=["storage_key", "state"],
     )
     def download_url(self, info: Info) -> str | None:
-        if self.state == AssetState.AWAITING_UPLOAD:  # type: ignore[attr-defined]
+        if self.state == AssetState.AWAITING_UPLOAD:
             return None
         return _absolute(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
 
@@ -111,7 +109,9 @@ class CollectionType(relay.Node):
     )
 
 
-@strawberry.type(description="How to post the file: a multipart form with these fields, then `file`.")
+@strawberry.type(
+    description="How to post the file: a multipart form with these fields, then `file`."
+)
 class UploadTarget:
     url: str = strawberry.field(description="Where to POST the form.")
     fields: JSON = strawberry.field(description="Form fields to send before the file, as given.")
@@ -119,4 +119,5 @@ class UploadTarget:
 
     @classmethod
     def from_domain(cls, info: Info, target: storage.UploadTarget) -> UploadTarget:
-        return cls(url=_absolute(info, target.url), fields=target.fields, expires_at=target.expires_at)
+        fields = cast(JSON, dict(target.fields))
+        return cls(url=_absolute(info, target.url), fields=fields, expires_at=target.expires_at)

@@ -13,7 +13,9 @@ from domain.jobs.models import Event, Job
 from schema.scalars import BigInt
 
 
-@strawberry.enum(name="JobState", description="Where a job is: QUEUED, RUNNING, then a final state.")
+@strawberry.enum(
+    name="JobState", description="Where a job is: QUEUED, RUNNING, then a final state."
+)
 class JobStateEnum(Enum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
@@ -62,11 +64,11 @@ class JobType(relay.Node):
 
     @strawberry_django.field(description="Where the job is.", only=["state"])
     def state(self) -> JobStateEnum:
-        return JobStateEnum(self.state)  # type: ignore[attr-defined]
+        return JobStateEnum(self.state)
 
     @strawberry_django.field(description="The queue it runs on.", only=["lane"])
     def lane(self) -> LaneEnum:
-        return LaneEnum(self.lane)  # type: ignore[attr-defined]
+        return LaneEnum(self.lane)
 
     @strawberry_django.field(
         description="How far it has got.",
@@ -80,7 +82,7 @@ class JobType(relay.Node):
 
     @strawberry_django.field(description="Why it failed, if it did.", only=["error"])
     def error(self) -> JobError | None:
-        error: dict[str, Any] | None = self.error  # type: ignore[attr-defined]
+        error: dict[str, Any] | None = self.error
         if not error:
             return None
         return JobError(code=error["code"], message=error["message"])

@@ -91,8 +91,8 @@ class TransportWS:
         )
         return sub_id
 
-    async def receive(self, sub_id: str, timeout: float = 20) -> dict[str, Any]:
-        return await asyncio.wait_for(self.inbox[sub_id].get(), timeout)
+    async def receive(self, sub_id: str, wait: float = 20) -> dict[str, Any]:
+        return await asyncio.wait_for(self.inbox[sub_id].get(), wait)
 
     async def complete(self, sub_id: str) -> None:
         await self.ws.send(json.dumps({"id": sub_id, "type": "complete"}))

@@ -6,86 +6,220 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Collection',
+            name="Collection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text="The collection's name, unique in its workspace.", max_length=200)),
-                ('description', models.TextField(blank=True, help_text='What the collection holds.')),
-                ('created_at', models.DateTimeField(auto_now_add=True, help_text='When it was created.')),
-                ('updated_at', models.DateTimeField(auto_now=True, help_text='When it last changed.')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='collections', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="The collection's name, unique in its workspace.", max_length=200
+                    ),
+                ),
+                (
+                    "description",
+                    models.TextField(blank=True, help_text="What the collection holds."),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, help_text="When it was created."),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(auto_now=True, help_text="When it last changed."),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="collections",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'pk'],
+                "ordering": ["name", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Asset',
+            name="Asset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(help_text='A display title.', max_length=300)),
-                ('tags', models.JSONField(blank=True, default=list, help_text='Free-form labels.')),
-                ('original_filename', models.CharField(help_text='The name it was uploaded as.', max_length=255)),
-                ('storage_key', models.CharField(max_length=300, unique=True)),
-                ('declared_content_type', models.CharField(help_text='The content type the client announced.', max_length=120)),
-                ('content_type', models.CharField(blank=True, help_text='The content type sniffed from the bytes.', max_length=120)),
-                ('size', models.BigIntegerField(help_text='Size in bytes, as announced and then verified.')),
-                ('sha256', models.CharField(blank=True, help_text='SHA-256 of the bytes, hex.', max_length=64)),
-                ('state', models.CharField(choices=[('AWAITING_UPLOAD', 'Awaiting Upload'), ('UPLOADED', 'Uploaded'), ('PROCESSING', 'Processing'), ('READY', 'Ready'), ('FAILED', 'Failed')], default='AWAITING_UPLOAD', help_text='Where the asset is in its life.', max_length=20)),
-                ('metadata', models.JSONField(blank=True, default=dict, help_text='What processing found.')),
-                ('failure', models.JSONField(blank=True, help_text='Why processing failed.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, help_text='When it was created.')),
-                ('updated_at', models.DateTimeField(auto_now=True, help_text='When it last changed.')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assets', to='accounts.workspace')),
-                ('collection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assets', to='assets.collection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(help_text="A display title.", max_length=300)),
+                ("tags", models.JSONField(blank=True, default=list, help_text="Free-form labels.")),
+                (
+                    "original_filename",
+                    models.CharField(help_text="The name it was uploaded as.", max_length=255),
+                ),
+                ("storage_key", models.CharField(max_length=300, unique=True)),
+                (
+                    "declared_content_type",
+                    models.CharField(
+                        help_text="The content type the client announced.", max_length=120
+                    ),
+                ),
+                (
+                    "content_type",
+                    models.CharField(
+                        blank=True,
+                        help_text="The content type sniffed from the bytes.",
+                        max_length=120,
+                    ),
+                ),
+                (
+                    "size",
+                    models.BigIntegerField(
+                        help_text="Size in bytes, as announced and then verified."
+                    ),
+                ),
+                (
+                    "sha256",
+                    models.CharField(
+                        blank=True, help_text="SHA-256 of the bytes, hex.", max_length=64
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("AWAITING_UPLOAD", "Awaiting Upload"),
+                            ("UPLOADED", "Uploaded"),
+                            ("PROCESSING", "Processing"),
+                            ("READY", "Ready"),
+                            ("FAILED", "Failed"),
+                        ],
+                        default="AWAITING_UPLOAD",
+                        help_text="Where the asset is in its life.",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "metadata",
+                    models.JSONField(blank=True, default=dict, help_text="What processing found."),
+                ),
+                (
+                    "failure",
+                    models.JSONField(blank=True, help_text="Why processing failed.", null=True),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, help_text="When it was created."),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(auto_now=True, help_text="When it last changed."),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assets",
+                        to="accounts.workspace",
+                    ),
+                ),
+                (
+                    "collection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assets",
+                        to="assets.collection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='Rendition',
+            name="Rendition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('preset', models.CharField(help_text='The preset that made it, e.g. thumb-256.', max_length=64)),
-                ('format', models.CharField(help_text='Image format, e.g. jpeg.', max_length=16)),
-                ('width', models.PositiveIntegerField(help_text='Width in pixels.')),
-                ('height', models.PositiveIntegerField(help_text='Height in pixels.')),
-                ('size', models.BigIntegerField(help_text='Size in bytes.')),
-                ('storage_key', models.CharField(max_length=300, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('asset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='renditions', to='assets.asset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "preset",
+                    models.CharField(
+                        help_text="The preset that made it, e.g. thumb-256.", max_length=64
+                    ),
+                ),
+                ("format", models.CharField(help_text="Image format, e.g. jpeg.", max_length=16)),
+                ("width", models.PositiveIntegerField(help_text="Width in pixels.")),
+                ("height", models.PositiveIntegerField(help_text="Height in pixels.")),
+                ("size", models.BigIntegerField(help_text="Size in bytes.")),
+                ("storage_key", models.CharField(max_length=300, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="renditions",
+                        to="assets.asset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['preset'],
+                "ordering": ["preset"],
             },
         ),
         migrations.AddConstraint(
-            model_name='collection',
-            constraint=models.UniqueConstraint(fields=('workspace', 'name'), name='collection_unique_name'),
+            model_name="collection",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "name"), name="collection_unique_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='asset',
-            index=models.Index(fields=['collection', '-created_at'], name='asset_collection_created'),
+            model_name="asset",
+            index=models.Index(
+                fields=["collection", "-created_at"], name="asset_collection_created"
+            ),
         ),
         migrations.AddIndex(
-            model_name='asset',
-            index=models.Index(fields=['workspace', 'sha256'], name='asset_ws_sha256'),
+            model_name="asset",
+            index=models.Index(fields=["workspace", "sha256"], name="asset_ws_sha256"),
         ),
         migrations.AddConstraint(
-            model_name='rendition',
-            constraint=models.UniqueConstraint(fields=('asset', 'preset'), name='rendition_unique_preset'),
+            model_name="rendition",
+            constraint=models.UniqueConstraint(
+                fields=("asset", "preset"), name="rendition_unique_preset"
+            ),
         ),
     ]

@@ -6,69 +6,211 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EventCounter',
+            name="EventCounter",
             fields=[
-                ('workspace', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, serialize=False, to='accounts.workspace')),
-                ('last_sequence', models.BigIntegerField(default=0)),
-                ('pruned_through', models.BigIntegerField(default=0)),
+                (
+                    "workspace",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        serialize=False,
+                        to="accounts.workspace",
+                    ),
+                ),
+                ("last_sequence", models.BigIntegerField(default=0)),
+                ("pruned_through", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sequence', models.BigIntegerField(help_text='Increases in commit order within a workspace.')),
-                ('type', models.CharField(help_text='What happened, e.g. job.succeeded.', max_length=64)),
-                ('payload', models.JSONField(default=dict, help_text='Ids and details of what happened.')),
-                ('created_at', models.DateTimeField(auto_now_add=True, help_text='When it was recorded.')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "sequence",
+                    models.BigIntegerField(
+                        help_text="Increases in commit order within a workspace."
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(help_text="What happened, e.g. job.succeeded.", max_length=64),
+                ),
+                (
+                    "payload",
+                    models.JSONField(default=dict, help_text="Ids and details of what happened."),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, help_text="When it was recorded."),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'sequence'), name='event_unique_sequence')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workspace", "sequence"), name="event_unique_sequence"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(help_text='What the job does, e.g. asset.process.', max_length=64)),
-                ('lane', models.CharField(choices=[('interactive', 'Interactive'), ('bulk', 'Bulk'), ('maintenance', 'Maintenance')], help_text='The queue it runs on.', max_length=16)),
-                ('state', models.CharField(choices=[('QUEUED', 'Queued'), ('RUNNING', 'Running'), ('SUCCEEDED', 'Succeeded'), ('FAILED', 'Failed'), ('CANCELLED', 'Cancelled')], default='QUEUED', help_text='Where it is.', max_length=16)),
-                ('parameters', models.JSONField(default=dict, help_text="The job's input.")),
-                ('result', models.JSONField(blank=True, help_text='What it produced, once done.', null=True)),
-                ('error', models.JSONField(blank=True, help_text='Code and message if it failed.', null=True)),
-                ('progress_done', models.BigIntegerField(default=0, help_text='Units of work done.')),
-                ('progress_total', models.BigIntegerField(blank=True, help_text='Units in all.', null=True)),
-                ('progress_stage', models.CharField(blank=True, help_text='The current step.', max_length=64)),
-                ('attempts', models.PositiveIntegerField(default=0, help_text='How many times it was claimed.')),
-                ('max_attempts', models.PositiveIntegerField(default=3)),
-                ('lease_token', models.CharField(blank=True, max_length=36)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('cancel_requested', models.BooleanField(default=False, help_text='A cancel is pending.')),
-                ('idempotency_key', models.CharField(blank=True, max_length=200, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, help_text='When it was queued.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, help_text='When it last started.', null=True)),
-                ('finished_at', models.DateTimeField(blank=True, help_text='When it ended.', null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='children', to='jobs.job')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        help_text="What the job does, e.g. asset.process.", max_length=64
+                    ),
+                ),
+                (
+                    "lane",
+                    models.CharField(
+                        choices=[
+                            ("interactive", "Interactive"),
+                            ("bulk", "Bulk"),
+                            ("maintenance", "Maintenance"),
+                        ],
+                        help_text="The queue it runs on.",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("QUEUED", "Queued"),
+                            ("RUNNING", "Running"),
+                            ("SUCCEEDED", "Succeeded"),
+                            ("FAILED", "Failed"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        default="QUEUED",
+                        help_text="Where it is.",
+                        max_length=16,
+                    ),
+                ),
+                ("parameters", models.JSONField(default=dict, help_text="The job's input.")),
+                (
+                    "result",
+                    models.JSONField(
+                        blank=True, help_text="What it produced, once done.", null=True
+                    ),
+                ),
+                (
+                    "error",
+                    models.JSONField(
+                        blank=True, help_text="Code and message if it failed.", null=True
+                    ),
+                ),
+                (
+                    "progress_done",
+                    models.BigIntegerField(default=0, help_text="Units of work done."),
+                ),
+                (
+                    "progress_total",
+                    models.BigIntegerField(blank=True, help_text="Units in all.", null=True),
+                ),
+                (
+                    "progress_stage",
+                    models.CharField(blank=True, help_text="The current step.", max_length=64),
+                ),
+                (
+                    "attempts",
+                    models.PositiveIntegerField(
+                        default=0, help_text="How many times it was claimed."
+                    ),
+                ),
+                ("max_attempts", models.PositiveIntegerField(default=3)),
+                ("lease_token", models.CharField(blank=True, max_length=36)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "cancel_requested",
+                    models.BooleanField(default=False, help_text="A cancel is pending."),
+                ),
+                ("idempotency_key", models.CharField(blank=True, max_length=200, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, help_text="When it was queued."),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "started_at",
+                    models.DateTimeField(blank=True, help_text="When it last started.", null=True),
+                ),
+                (
+                    "finished_at",
+                    models.DateTimeField(blank=True, help_text="When it ended.", null=True),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="children",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="jobs",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
-                'indexes': [models.Index(fields=['workspace', '-created_at'], name='job_ws_created'), models.Index(fields=['state', 'dispatched_at'], name='job_state_dispatched'), models.Index(fields=['state', 'lease_expires_at'], name='job_state_lease')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False)), fields=('workspace', 'idempotency_key'), name='job_unique_idempotency_key')],
+                "ordering": ["-created_at", "-pk"],
+                "indexes": [
+                    models.Index(fields=["workspace", "-created_at"], name="job_ws_created"),
+                    models.Index(fields=["state", "dispatched_at"], name="job_state_dispatched"),
+                    models.Index(fields=["state", "lease_expires_at"], name="job_state_lease"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("idempotency_key__isnull", False)),
+                        fields=("workspace", "idempotency_key"),
+                        name="job_unique_idempotency_key",
+                    )
+                ],
             },
         ),
     ]

@@ -5,13 +5,13 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from domain.accounts.actor import Actor
 from domain.accounts.models import ApiToken, TokenScope, User, Workspace
 from domain.accounts.services import api_token_create, workspace_create
 from domain.assets.models import Collection
 from domain.assets.services import collection_create
-from domain.accounts.actor import Actor
 
-DEMO_TOKEN_NAME = "demo (make run)"
+DEMO_TOKEN_NAME = "demo (make run)"  # noqa: S105 (a label)
 
 
 class Command(BaseCommand):

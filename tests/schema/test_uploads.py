@@ -1,0 +1,270 @@
+"""The upload flow through GraphQL, against the real object store (SeaweedFS in the suite).
+
+The job that assetUploadComplete queues is run in-process here (runner.execute); the same flow
+through a separate worker process is in tests/e2e.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import httpx
+import pytest
+
+from domain.accounts.models import Workspace
+from domain.assets import storage
+from domain.assets.models import Asset, AssetState, Collection, Rendition
+from domain.common.ids import global_id
+from domain.jobs import runner
+from domain.jobs.models import Job, JobState
+from tests import media
+from tests.conftest import GQL
+
+START = """mutation($i: AssetUploadStartInput!) {
+  assetUploadStart(input: $i) {
+    asset { id state } upload { url fields expiresAt } errors { code message path }
+  }
+}"""
+COMPLETE = """mutation($i: AssetUploadCompleteInput!) {
+  assetUploadComplete(input: $i) {
+    asset { id state } job { id state kind } errors { code message }
+  }
+}"""
+ASSET = """query($id: ID!) {
+  asset(id: $id) {
+    state contentType sha256 size metadata failure { code message } downloadUrl
+    renditions { preset format width height size url }
+  }
+}"""
+
+
+@pytest.fixture
+def collection(workspace: Workspace) -> Collection:
+    return Collection.objects.create(workspace=workspace, name="Photos")
+
+
+def _post(upload: dict[str, Any], content: bytes, content_type: str) -> httpx.Response:
+    url = upload["url"]
+    if url.startswith("http://testserver"):
+        pytest.skip("local-storage uploads are covered by the embedded-mode test")
+    return httpx.post(
+        url, data=upload["fields"], files={"file": ("f", content, content_type)}, timeout=30
+    )
+
+
+def upload(
+    gql: GQL,
+    token: str,
+    collection: Collection,
+    content: bytes,
+    *,
+    content_type: str = "image/jpeg",
+    announced: int | None = None,
+) -> tuple[str, dict[str, Any]]:
+    started = gql(
+        START,
+        {
+            "i": {
+                "collectionId": global_id("Collection", collection.pk),
+                "filename": "photo.jpg",
+                "contentType": content_type,
+                "size": announced if announced is not None else len(content),
+            }
+        },
+        token,
+    )["data"]["assetUploadStart"]
+    assert started["errors"] == []
+    return started["asset"]["id"], started["upload"]
+
+
+def complete(gql: GQL, token: str, asset_id: str, captured: Any) -> dict[str, Any]:
+    with mock.patch("domain.jobs.dispatch.send") as send, captured(execute=True):
+        result = gql(COMPLETE, {"i": {"assetId": asset_id}}, token)["data"]["assetUploadComplete"]
+    if result["job"] is not None:
+        job = Job.objects.get(pk=send.call_args.args[0])
+        runner.execute(job.pk)
+    return dict(result)
+
+
+@pytest.mark.django_db
+def test_an_image_is_uploaded_to_s3_processed_and_readable(
+    gql: GQL, token: str, collection: Collection, django_capture_on_commit_callbacks: Any
+) -> None:
+    content = media.jpeg(1200, 800)
+    asset_id, target = upload(gql, token, collection, content)
+    assert target["fields"]["Content-Type"] == "image/jpeg"
+    assert _post(target, content, "image/jpeg").status_code in (200, 201, 204)
+
+    result = complete(gql, token, asset_id, django_capture_on_commit_callbacks)
+    assert result["errors"] == []
+    assert result["job"]["kind"] == "asset.process"
+
+    asset = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert asset["state"] == "READY"
+    assert asset["contentType"] == "image/jpeg"
+    import hashlib
+
+    assert asset["sha256"] == hashlib.sha256(content).hexdigest()
+    assert (asset["metadata"]["width"], asset["metadata"]["height"]) == (1200, 800)
+    [thumbnail] = asset["renditions"]
+    assert (thumbnail["preset"], thumbnail["width"], thumbnail["height"]) == ("thumb-256", 256, 171)
+    downloaded = httpx.get(thumbnail["url"], timeout=30)
+    assert downloaded.status_code == 200
+    assert downloaded.content[:3] == b"\xff\xd8\xff"
+    assert len(downloaded.content) == thumbnail["size"]
+    original = httpx.get(asset["downloadUrl"], timeout=30)
+    assert original.content == content
+
+
+@pytest.mark.django_db
+def test_completing_twice_returns_the_same_job(
+    gql: GQL, token: str, collection: Collection, django_capture_on_commit_callbacks: Any
+) -> None:
+    content = media.png()
+    asset_id, target = upload(gql, token, collection, content, content_type="image/png")
+    _post(target, content, "image/png")
+    first = complete(gql, token, asset_id, django_capture_on_commit_callbacks)
+    again = gql(COMPLETE, {"i": {"assetId": asset_id}}, token)["data"]["assetUploadComplete"]
+    assert again["job"]["id"] == first["job"]["id"]
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_exif_orientation_is_applied(
+    gql: GQL, token: str, collection: Collection, django_capture_on_commit_callbacks: Any
+) -> None:
+    content = media.jpeg(600, 300, orientation=6)
+    asset_id, target = upload(gql, token, collection, content)
+    _post(target, content, "image/jpeg")
+    complete(gql, token, asset_id, django_capture_on_commit_callbacks)
+    asset = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert (asset["metadata"]["width"], asset["metadata"]["height"]) == (300, 600)
+    assert (asset["renditions"][0]["width"], asset["renditions"][0]["height"]) == (128, 256)
+
+
+@pytest.mark.django_db
+def test_completing_before_uploading_is_refused_and_changes_nothing(
+    gql: GQL, token: str, collection: Collection
+) -> None:
+    asset_id, _ = upload(gql, token, collection, media.png())
+    result = gql(COMPLETE, {"i": {"assetId": asset_id}}, token)["data"]["assetUploadComplete"]
+    assert result["errors"][0]["code"] == "UPLOAD_NOT_FOUND"
+    assert Asset.objects.get().state == AssetState.AWAITING_UPLOAD
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_upload_larger_than_announced_never_gets_processed(
+    gql: GQL, token: str, collection: Collection
+) -> None:
+    content = media.jpeg()
+    asset_id, target = upload(gql, token, collection, content, announced=len(content) - 100)
+    posted = _post(target, content, "image/jpeg")
+    # The presigned policy pins the size; whether or not the store enforces it, the
+    # completion check does, and removes the wrong bytes so the client can upload again.
+    result = gql(COMPLETE, {"i": {"assetId": asset_id}}, token)["data"]["assetUploadComplete"]
+    if posted.status_code >= 400:
+        assert result["errors"][0]["code"] == "UPLOAD_NOT_FOUND"
+    else:
+        assert result["errors"][0]["code"] == "UPLOAD_SIZE_MISMATCH"
+    asset = Asset.objects.get()
+    assert asset.state == AssetState.AWAITING_UPLOAD
+    assert storage.object_size(asset.storage_key) is None
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_upload_over_the_limit_is_refused_at_start(
+    gql: GQL, token: str, collection: Collection, settings: Any
+) -> None:
+    settings.DEPOT_MAX_UPLOAD_BYTES = 1000
+    result = gql(
+        START,
+        {
+            "i": {
+                "collectionId": global_id("Collection", collection.pk),
+                "filename": "big.bin",
+                "contentType": "application/octet-stream",
+                "size": 1001,
+            }
+        },
+        token,
+    )["data"]["assetUploadStart"]
+    assert result["errors"] == [
+        {
+            "code": "ASSET_TOO_LARGE",
+            "message": "Uploads are limited to 1000 bytes.",
+            "path": ["size"],
+        }
+    ]
+    assert not Asset.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("content", "declared", "code"),
+    [
+        (media.truncated(media.jpeg(800, 600)), "image/jpeg", "CORRUPT_FILE"),
+        (media.HTML_POSING_AS_PNG, "image/png", "CONTENT_TYPE_MISMATCH"),
+    ],
+    ids=["truncated-jpeg", "html-as-png"],
+)
+def test_a_file_that_is_not_what_it_claims_fails_with_a_reason(
+    gql: GQL,
+    token: str,
+    collection: Collection,
+    django_capture_on_commit_callbacks: Any,
+    content: bytes,
+    declared: str,
+    code: str,
+) -> None:
+    asset_id, target = upload(gql, token, collection, content, content_type=declared)
+    _post(target, content, declared)
+    result = complete(gql, token, asset_id, django_capture_on_commit_callbacks)
+    asset = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert asset["state"] == "FAILED"
+    assert asset["failure"]["code"] == code
+    job = Job.objects.get()
+    assert job.state == JobState.FAILED
+    assert job.error is not None
+    assert job.error["code"] == code
+    assert not Rendition.objects.exists()
+    assert result["errors"] == []
+
+
+@pytest.mark.django_db
+def test_a_decompression_bomb_is_refused_before_decoding(
+    gql: GQL,
+    token: str,
+    collection: Collection,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    settings.DEPOT_MAX_IMAGE_PIXELS = 100 * 100
+    content = media.png(200, 200, mode="L")
+    asset_id, target = upload(gql, token, collection, content, content_type="image/png")
+    _post(target, content, "image/png")
+    complete(gql, token, asset_id, django_capture_on_commit_callbacks)
+    assert Asset.objects.get().failure["code"] == "IMAGE_TOO_LARGE"  # type: ignore[index]
+
+
+@pytest.mark.django_db
+def test_uploading_into_another_workspace_is_not_found(
+    gql: GQL, token: str, other_workspace: Workspace
+) -> None:
+    foreign = Collection.objects.create(workspace=other_workspace, name="Theirs")
+    result = gql(
+        START,
+        {
+            "i": {
+                "collectionId": global_id("Collection", foreign.pk),
+                "filename": "x.png",
+                "contentType": "image/png",
+                "size": 10,
+            }
+        },
+        token,
+    )["data"]["assetUploadStart"]
+    assert result["errors"][0]["code"] == "NOT_FOUND"
+    assert not Asset.objects.exists()
