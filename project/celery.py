@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
-from celery import Celery, signals
+from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -14,16 +16,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 @app.on_after_configure.connect
 def _wire(sender: Celery, **kwargs: object) -> None:
-    from tasks.lanes import QUEUES
+    # Celery logs and swallows exceptions in signal handlers: these imports must not need
+    # Django's app registry (they run while the configuration loads).
+    from tasks.lanes import queues
     from tasks.schedule import beat_schedule
 
-    sender.conf.task_queues = QUEUES
+    sender.conf.task_queues = queues()
     sender.conf.beat_schedule = beat_schedule()
 
 
-@signals.user_preload_options.connect
-def _check_settings(**kwargs: object) -> None:
-    """Fail at start with the variable's name, not with a stack trace in the first task."""
-    from project.boot import setup_django_or_exit
+if Path(sys.argv[0]).name == "celery":
+    # The celery program reads its configuration while parsing options: load it first, so a
+    # wrong setting ends the program with the variable's name rather than a stack trace.
+    from project.boot import load_settings_or_exit
 
-    setup_django_or_exit("celery")
+    load_settings_or_exit("celery")

@@ -14,7 +14,7 @@ from celery.beat import EmbeddedService
 from celery.worker import WorkController
 
 from project.celery import app
-from tasks.lanes import QUEUES
+from tasks.lanes import queues
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def start_embedded_worker(concurrency: int = 2) -> None:
         hostname="embedded@depot",
         pool_cls="threads",
         concurrency=concurrency,
-        queues=[queue.name for queue in QUEUES],
+        queues=[queue.name for queue in queues()],
         without_heartbeat=True,
         without_mingle=True,
         without_gossip=True,

@@ -2,6 +2,8 @@
 
 from kombu import Queue
 
-from domain.jobs.models import Lane
+from domain.jobs.lanes import Lane
 
-QUEUES = [Queue(lane.queue) for lane in Lane]
+
+def queues() -> list[Queue]:
+    return [Queue(lane.queue) for lane in Lane]

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
-from domain.jobs.models import Lane
+from domain.jobs.lanes import Lane
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:

@@ -84,6 +84,7 @@ def _download(ctx: JobContext, asset: Asset, local: IO[bytes]) -> tuple[str, byt
             ctx.check_cancelled()
     if done != asset.size:
         _fail(asset, "UPLOAD_SIZE_MISMATCH", f"Stored {done} bytes, expected {asset.size}.")
+    failpoint("asset.process.after_download")
     local.seek(0)
     return digest.hexdigest(), head
 

@@ -4,6 +4,9 @@ from django.conf import settings
 from django.db import models
 
 from domain.accounts.models import Workspace
+from domain.jobs.lanes import Lane
+
+__all__ = ["FINAL_STATES", "Event", "EventCounter", "Job", "JobState", "Lane"]
 
 
 class JobState(models.TextChoices):
@@ -15,19 +18,6 @@ class JobState(models.TextChoices):
 
 
 FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-
-
-class Lane(models.TextChoices):
-    """Each lane is its own broker queue, so bulk work never delays interactive work."""
-
-    INTERACTIVE = "interactive"
-    BULK = "bulk"
-    MAINTENANCE = "maintenance"
-
-    @property
-    def queue(self) -> str:
-        # The prefix lets several deployments (or test runs) share one broker.
-        return f"{settings.DEPOT_QUEUE_PREFIX}.{self.value}"
 
 
 class Job(models.Model):

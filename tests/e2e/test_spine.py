@@ -1,0 +1,166 @@
+"""The spine end to end: uvicorn and a separate celery worker on Postgres, Redis (or
+RabbitMQ) and SeaweedFS; the test is a client with an API token."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from domain.assets import storage
+from domain.assets.models import Asset, AssetState, Rendition
+from domain.common.ids import global_id
+from domain.jobs.models import Event, Job, JobState
+from tests import media
+from tests.e2e.conftest import Tenant, purge_queues
+from tests.e2e.flow import COMPLETE, EVENTS, download, read_asset, start_upload, upload_and_watch
+from tests.support.client import GraphQLClient
+from tests.support.processes import ManagedProcess, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+BROKERS = {
+    "redis": lambda: os.environ["REDIS_URL"],
+    "rabbitmq": lambda: os.environ["TEST_RABBITMQ_URL"],
+}
+
+
+@pytest.mark.parametrize("broker", sorted(BROKERS))
+def test_an_upload_is_processed_by_a_worker_and_watched_live(
+    broker: str,
+    tenant: Tenant,
+    start_web: Callable[..., str],
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    broker_url = BROKERS[broker]()
+    # A pause after the download keeps the job RUNNING long enough to be watched mid-way.
+    start_worker(
+        CELERY_BROKER_URL=broker_url, DEPOT_FAILPOINTS="asset.process.after_download=sleep:1.5"
+    )
+    client = GraphQLClient(start_web(CELERY_BROKER_URL=broker_url), tenant.token)
+    content = media.jpeg(1600, 1200)
+    try:
+        watched = asyncio.run(
+            upload_and_watch(
+                client,
+                global_id("Workspace", tenant.workspace.pk),
+                global_id("Collection", tenant.collection.pk),
+                content,
+            )
+        )
+    finally:
+        if broker == "rabbitmq":
+            purge_queues(broker_url)
+
+    assert watched.job_events == ["job.queued", "job.started", "job.succeeded"]
+    states = [update["state"] for update in watched.job_updates]
+    assert states[0] in {"QUEUED", "RUNNING"}
+    assert states[-1] == "SUCCEEDED"
+    running = [u for u in watched.job_updates if u["state"] == "RUNNING"]
+    assert running, watched.job_updates
+    assert any(u["progress"]["stage"] == "downloading" for u in running)
+    assert (
+        watched.job_updates[-1]["progress"]["done"] == watched.job_updates[-1]["progress"]["total"]
+    )
+
+    asset = read_asset(client, watched.asset_id)
+    assert asset["state"] == "READY"
+    assert asset["sha256"] == hashlib.sha256(content).hexdigest()
+    assert asset["contentType"] == "image/jpeg"
+    assert (asset["metadata"]["width"], asset["metadata"]["height"]) == (1600, 1200)
+    [thumbnail] = asset["renditions"]
+    assert (thumbnail["width"], thumbnail["height"]) == (256, 192)
+    thumb = download(thumbnail["url"])
+    assert thumb[:3] == b"\xff\xd8\xff"
+    assert len(thumb) == thumbnail["size"]
+
+
+def test_a_job_whose_worker_is_killed_finishes_once_on_another_worker(
+    tenant: Tenant,
+    start_web: Callable[..., str],
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    # The first worker stops right after storing the rendition, before the job can finish:
+    # the worst moment to die, since a side effect is already done.
+    doomed = start_worker(beat=False, DEPOT_FAILPOINTS="asset.process.after_rendition=sleep:120")
+    client = GraphQLClient(start_web(), tenant.token)
+    asset_id = start_upload(
+        client, global_id("Collection", tenant.collection.pk), media.png(900, 700), "image/png"
+    )
+    job_id = client.data(COMPLETE, {"i": {"assetId": asset_id}})["assetUploadComplete"]["job"]["id"]
+    asset = Asset.objects.get()
+    wait_for(
+        lambda: Rendition.objects.filter(asset=asset).exists(),
+        30,
+        what="the rendition",
+        process=doomed,
+    )
+    doomed.kill(signal.SIGKILL)
+    doomed.wait(10)
+    assert Job.objects.get().state == JobState.RUNNING
+
+    start_worker(beat=True)
+    wait_for(lambda: Job.objects.get().state != JobState.RUNNING, 60, what="the takeover")
+
+    job = Job.objects.get()
+    assert job.state == JobState.SUCCEEDED
+    assert job.attempts == 2
+    asset.refresh_from_db()
+    assert asset.state == AssetState.READY
+    assert Rendition.objects.filter(asset=asset).count() == 1
+    prefix = f"{asset.workspace_id}/{asset.pk}/renditions"
+    assert storage.list_keys(prefix) == [f"{prefix}/thumb-256.jpeg"]
+    types = list(Event.objects.filter(payload__jobId=job_id).values_list("type", flat=True))
+    assert types.count("job.succeeded") == 1
+    assert types.count("job.started") == 2
+    assert Event.objects.filter(type="asset.ready").count() == 1
+
+
+def test_a_subscriber_that_reconnects_with_its_cursor_misses_nothing(
+    tenant: Tenant,
+    start_web: Callable[..., str],
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    client = GraphQLClient(start_web(), tenant.token)
+    workspace = global_id("Workspace", tenant.workspace.pk)
+    create = """mutation($i: CollectionCreateInput!) {
+      collectionCreate(input: $i) { errors { code } }
+    }"""
+
+    def produce(prefix: str, count: int) -> None:
+        for n in range(count):
+            result = client.data(create, {"i": {"workspaceId": workspace, "name": f"{prefix}-{n}"}})
+            assert result["collectionCreate"]["errors"] == []
+
+    async def receive(ws: Any, sub: str, count: int) -> list[int]:
+        sequences = []
+        for _ in range(count):
+            message = await ws.receive(sub, 30)
+            assert message["type"] == "next", message
+            sequences.append(message["payload"]["data"]["events"]["sequence"])
+        return sequences
+
+    async def scenario() -> list[int]:
+        async with client.websocket() as ws:
+            sub = await ws.subscribe(EVENTS, {"w": workspace})
+            await asyncio.sleep(0.3)  # the subscription is live once it has joined its group
+            await asyncio.to_thread(produce, "before", 5)
+            first = await receive(ws, sub, 5)
+        # Disconnected: events keep being committed, some before and some during the resume.
+        await asyncio.to_thread(produce, "while-away", 20)
+        producer = threading.Thread(target=produce, args=("during-resume", 20))
+        producer.start()
+        async with client.websocket() as ws:
+            sub = await ws.subscribe(EVENTS, {"w": workspace, "after": first[-1]})
+            second = await receive(ws, sub, 40)
+        producer.join()
+        return first + second
+
+    sequences = asyncio.run(scenario())
+    assert sequences == list(range(sequences[0], sequences[0] + 45))
