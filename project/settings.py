@@ -217,12 +217,14 @@ else:
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
-STATICFILES_DIRS = [d for d in [BASE_DIR / "frontend" / "dist"] if d.is_dir()]
+# The dashboard's build; listed even before it exists, so a build needs no restart.
+STATICFILES_DIRS = [BASE_DIR / "frontend" / "dist"]
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 
 # --- GraphQL ----------------------------------------------------------------------------------
 DEPOT_GRAPHIQL = env.bool("DEPOT_GRAPHIQL", default=not PRODUCTION)
@@ -252,3 +254,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("DEPOT_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+SILENCED_SYSTEM_CHECKS = ["staticfiles.W004"]  # frontend/dist appears with the first build

@@ -1,8 +1,9 @@
 """The GraphQL websocket endpoint: graphql-transport-ws only, authenticated in connection_init.
 
 An API token goes in the connection_init payload as {"authToken": "dpt_..."}. Without one, the
-session cookie counts, but only from an allowed Origin (a page of another site must not ride a
-user's cookie). No ack is sent before authentication; a bad or missing credential closes 4403.
+session cookie counts. A browser page of another origin cannot ride a user's cookie: strawberry
+refuses a cross-origin handshake (HTTP 403) unless DEPOT_WS_ALLOWED_ORIGINS lists the origin.
+No ack is sent before authentication; a bad or missing credential closes 4403.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http.request import validate_host
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -25,17 +24,6 @@ from domain.accounts.selectors import actor_from_bearer
 from schema.context import DepotContext
 
 
-def origin_allowed(scope: dict[str, Any]) -> bool:
-    headers = dict(scope.get("headers") or [])
-    origin = headers.get(b"origin", b"").decode("latin-1")
-    if not origin:
-        return False
-    if origin in settings.DEPOT_WS_ALLOWED_ORIGINS:
-        return True
-    host = urlsplit(origin).netloc
-    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
-
-
 class DepotWSConsumer(GraphQLWSConsumer):
     def __init__(self, schema: Any) -> None:
         super().__init__(
@@ -43,6 +31,7 @@ class DepotWSConsumer(GraphQLWSConsumer):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=5),
             max_subscriptions_per_connection=20,
+            allowed_origins=settings.DEPOT_WS_ALLOWED_ORIGINS,
         )
 
     async def get_context(self, request: Any, response: Any) -> DepotContext:  # type: ignore[override]
@@ -64,7 +53,7 @@ class DepotWSConsumer(GraphQLWSConsumer):
                 raise ConnectionRejectionError() from None
         else:
             user = self.scope.get("user")
-            if user is None or not user.is_authenticated or not origin_allowed(self.scope):
+            if user is None or not user.is_authenticated:
                 raise ConnectionRejectionError()
             actor = Actor(user=user)
         context.actor = actor

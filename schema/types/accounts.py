@@ -8,7 +8,9 @@ from strawberry import relay
 from strawberry_django.relay import DjangoListConnection
 
 from domain.accounts.models import Membership, Permission, User, Workspace
+from domain.jobs.selectors import event_cursor_state
 from schema.context import Info, actor_of
+from schema.scalars import BigInt
 from schema.types.assets import CollectionType
 
 
@@ -27,6 +29,14 @@ class WorkspaceType(relay.Node):
     collections: DjangoListConnection[CollectionType] = strawberry_django.connection(
         description="The workspace's collections, by name."
     )
+
+    @strawberry_django.field(
+        description="The sequence of the workspace's latest durable event: subscribe to "
+        "`events` with `after` set to it to get everything from this moment on.",
+    )
+    def event_sequence(self) -> BigInt:
+        last, _ = event_cursor_state(workspace_id=self.pk)  # type: ignore[attr-defined]
+        return BigInt(last)
 
     @strawberry_django.field(description="What you may do here, through this session or token.")
     def permission(self, info: Info) -> PermissionEnum:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from domain.accounts.models import TokenScope, User, Workspace
@@ -56,6 +57,8 @@ def service_env(transactional_db: None, tmp_path: Path) -> dict[str, str]:
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
             "REDIS_URL": os.environ["REDIS_URL"],
             "DEPOT_VAR_DIR": str(tmp_path / "var"),
+            # Like every process of one deployment, they share the secret (sessions, signed links).
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
             # Short enough that a lost worker is noticed within a test, long enough to renew.
             "DEPOT_JOB_LEASE_SECONDS": "3",
             "DEPOT_SWEEP_INTERVAL_SECONDS": "0.5",

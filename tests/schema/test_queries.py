@@ -1,0 +1,101 @@
+"""Reads: connections, filters, and a constant number of SQL queries for list queries."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from domain.accounts.models import Workspace
+from domain.assets.models import Asset, Collection, Rendition
+from domain.common.ids import global_id
+from domain.jobs.models import Job, JobState
+from domain.jobs.services import job_create
+from tests.conftest import GQL
+
+DASHBOARD = """query($w: ID!) {
+  collections(workspaceId: $w, first: 20) {
+    totalCount
+    edges { node { id name assets(first: 10) {
+      totalCount edges { node { id title state size renditions { preset width url } } }
+    } } }
+  }
+}"""
+
+
+def _seed(workspace: Workspace, collections: int, assets: int) -> None:
+    for c in range(collections):
+        collection = Collection.objects.create(workspace=workspace, name=f"c{c:02}")
+        for a in range(assets):
+            asset = Asset.objects.create(
+                workspace=workspace,
+                collection=collection,
+                title=f"a{a}",
+                original_filename="x.jpg",
+                storage_key=f"{workspace.pk}/{c}/{a}",
+                declared_content_type="image/jpeg",
+                size=3_000_000_000 + a,
+            )
+            Rendition.objects.create(
+                asset=asset,
+                preset="thumb-256",
+                format="jpeg",
+                width=256,
+                height=192,
+                size=1000,
+                storage_key=f"{workspace.pk}/{c}/{a}/thumb",
+            )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("collections", "assets"), [(2, 2), (6, 5)])
+def test_the_dashboard_query_costs_the_same_sql_at_any_size(
+    gql: GQL, token: str, workspace: Workspace, collections: int, assets: int
+) -> None:
+    _seed(workspace, collections, assets)
+    with CaptureQueriesContext(connection) as queries:
+        body = gql(DASHBOARD, {"w": global_id("Workspace", workspace.pk)}, token)
+    data = body["data"]["collections"]
+    assert data["totalCount"] == collections
+    first = data["edges"][0]["node"]["assets"]
+    assert first["totalCount"] == assets
+    assert first["edges"][0]["node"]["size"] > 2**31  # BigInt, beyond GraphQL's Int
+    # token lookup, membership, collections + count, assets + counts, renditions
+    assert len(queries) <= 8, [q["sql"] for q in queries]
+
+
+@pytest.mark.django_db
+def test_jobs_filter_by_state_and_kind(gql: GQL, token: str, workspace: Workspace) -> None:
+    with mock.patch("domain.jobs.dispatch.send"):
+        queued = job_create(
+            workspace_id=workspace.pk,
+            kind="asset.process",
+            parameters={"asset_id": 1},
+            created_by_id=None,
+        )
+        failed = job_create(
+            workspace_id=workspace.pk,
+            kind="asset.process",
+            parameters={"asset_id": 2},
+            created_by_id=None,
+        )
+    Job.objects.filter(pk=failed.pk).update(
+        state=JobState.FAILED, error={"code": "X", "message": "m"}
+    )
+    query = """query($f: JobFilter) { jobs(filters: $f) {
+      totalCount edges { node { id state kind lane error { code } } } } }"""
+
+    def ids(filters: dict[str, Any]) -> list[str]:
+        result = gql(query, {"f": filters}, token)["data"]["jobs"]
+        return [edge["node"]["id"] for edge in result["edges"]]
+
+    assert ids({"state": "FAILED"}) == [global_id("Job", failed.pk)]
+    assert ids({"state": "QUEUED", "kind": "asset.process"}) == [global_id("Job", queued.pk)]
+    assert ids({"kind": "nothing.like.it"}) == []
+    assert ids({"lane": "INTERACTIVE"}) == [
+        global_id("Job", failed.pk),
+        global_id("Job", queued.pk),
+    ]
