@@ -12,6 +12,7 @@ import websockets
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
+from websockets.typing import Subprotocol
 
 from domain.accounts.services import workspace_create
 from domain.common.ids import global_id
@@ -32,8 +33,8 @@ async def _handshake(
     """What the server does after connection_init: ("ack", None) or ("closed", code)."""
     async with websockets.connect(
         url,
-        subprotocols=[protocol],
-        additional_headers=headers or {},  # type: ignore[list-item]
+        subprotocols=[Subprotocol(protocol)],
+        additional_headers=headers or {},
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         try:

@@ -11,6 +11,7 @@ from urllib.parse import urljoin
 
 import httpx
 import websockets
+from websockets.typing import Subprotocol
 
 
 class GraphQLClient:
@@ -50,7 +51,9 @@ class GraphQLClient:
         self, *, token: str | None = None, payload: dict[str, Any] | None = None
     ) -> AsyncIterator[TransportWS]:
         init = payload if payload is not None else {"authToken": token or self.token}
-        async with websockets.connect(self.ws_url(), subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        async with websockets.connect(
+            self.ws_url(), subprotocols=[Subprotocol("graphql-transport-ws")]
+        ) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": init}))
             ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert ack["type"] == "connection_ack", ack
