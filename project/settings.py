@@ -173,6 +173,8 @@ DEPOT_SWEEP_INTERVAL_SECONDS = env.float("DEPOT_SWEEP_INTERVAL_SECONDS", 15.0)
 DEPOT_DISPATCH_GRACE_SECONDS = env.int("DEPOT_DISPATCH_GRACE_SECONDS", 30, minimum=1)
 DEPOT_PROGRESS_MIN_INTERVAL = env.float("DEPOT_PROGRESS_MIN_INTERVAL", 0.25)
 DEPOT_EVENT_RETENTION_DAYS = env.int("DEPOT_EVENT_RETENTION_DAYS", 7, minimum=1)
+# Idempotency keys are honoured at least this long (clients retry within a day).
+DEPOT_IDEMPOTENCY_TTL_HOURS = env.int("DEPOT_IDEMPOTENCY_TTL_HOURS", 48, minimum=24)
 # Test-only fault injection, e.g. "asset.process.after_rendition=sleep:30" (see domain/common).
 DEPOT_FAILPOINTS = env.str("DEPOT_FAILPOINTS")
 

@@ -48,6 +48,11 @@ def _send(group: str, message: dict[str, Any]) -> None:
         logger.warning("publish to %s failed; subscribers will catch up", group, exc_info=True)
 
 
+def publish_events(messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        publish_event(message)
+
+
 def publish_event(message: dict[str, Any]) -> None:
     _send(groups.workspace_events(message["workspace_id"]), message)
     job_id = message.get("job_id")

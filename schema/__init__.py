@@ -10,7 +10,9 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from schema.errors import MaskUnexpectedErrors
+from schema.mutations.accounts import AccountMutations
 from schema.mutations.assets import AssetMutations
+from schema.mutations.bulk import BulkMutations
 from schema.mutations.jobs import JobMutations
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
@@ -18,7 +20,7 @@ from schema.subscriptions import Subscription
 
 
 @strawberry.type(description="Changes. Each returns a payload with `errors` for expected failures.")
-class Mutation(AssetMutations, JobMutations):
+class Mutation(AccountMutations, AssetMutations, BulkMutations, JobMutations):
     pass
 
 
@@ -45,6 +47,9 @@ _FILTER_OPERATORS = {
     "NOT": "Exclude what this filter matches.",
     "DISTINCT": "Drop duplicate rows from the result.",
 }
+_ordering = schema._schema.type_map.get("Ordering")
+if _ordering is not None and not _ordering.description:
+    _ordering.description = "A sort direction, with where nulls go."
 for _type in schema._schema.type_map.values():
     if _type.name.endswith("Filter") and hasattr(_type, "fields"):
         for _name, _field in _type.fields.items():

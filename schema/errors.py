@@ -40,6 +40,9 @@ class ErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     CURSOR_EXPIRED = "CURSOR_EXPIRED"
     JOB_FAILED = "JOB_FAILED"
+    INVALID_INPUT = "INVALID_INPUT"
+    LAST_OWNER = "LAST_OWNER"
+    USER_NOT_FOUND = "USER_NOT_FOUND"
 
 
 @strawberry.type(description="An expected failure of a mutation, with a stable code.")

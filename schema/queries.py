@@ -15,11 +15,19 @@ from domain.assets.models import Asset, Collection
 from domain.common.errors import NotFound
 from domain.jobs import selectors as jobs
 from domain.jobs.models import Job
+from domain.jobs.stats import job_stats
 from schema.context import Info, actor_of
 from schema.errors import as_graphql_errors, decode_id
 from schema.types.accounts import ViewerType, WorkspaceType
-from schema.types.assets import AssetFilter, AssetType, CollectionType
-from schema.types.jobs import EventType, JobFilter, JobType
+from schema.types.assets import (
+    AssetFilter,
+    AssetOrder,
+    AssetType,
+    CollectionFilter,
+    CollectionOrder,
+    CollectionType,
+)
+from schema.types.jobs import EventType, JobFilter, JobOrder, JobStatsType, JobType
 
 
 def _in_workspace(info: Info, workspace_id: relay.GlobalID | None) -> int | None:
@@ -30,8 +38,24 @@ def _in_workspace(info: Info, workspace_id: relay.GlobalID | None) -> int | None
     return pk
 
 
+def _pk_or_none(global_id: relay.GlobalID, type_name: str) -> int:
+    """The primary key; for a malformed id or one of another type, a key no row has, so the
+    lookup finds nothing, exactly as for an id that does not exist."""
+    try:
+        return decode_id(global_id, type_name)
+    except NotFound:
+        return 0
+
+
 @strawberry.type(description="Reads. Everything is scoped to the caller's workspaces.")
 class Query:
+    node: relay.Node | None = strawberry_django.node(
+        description="Any object by its global id; null if you cannot see it."
+    )
+    nodes: list[relay.Node | None] = strawberry_django.node(
+        description="Objects by their global ids, in the same order; null where you cannot see one."
+    )
+
     @strawberry_django.field(description="The caller: null when not signed in.")
     def viewer(self, info: Info) -> ViewerType | None:
         user: User | None = actor_of(info).user
@@ -43,8 +67,21 @@ class Query:
     def workspaces(self, info: Info) -> Iterable[Workspace]:
         return accounts.workspace_list_for(actor=actor_of(info))
 
+    @strawberry_django.field(description="One workspace, or null if you cannot see it.")
+    def workspace(self, info: Info, id: relay.GlobalID) -> WorkspaceType | None:
+        return (
+            accounts.workspace_list_for(actor=actor_of(info))
+            .filter(  # type: ignore[return-value]
+                pk=_pk_or_none(id, "Workspace")
+            )
+            .first()
+        )
+
     @strawberry_django.connection(
-        DjangoListConnection[CollectionType], description="Collections you can see, by name."
+        DjangoListConnection[CollectionType],
+        description="Collections you can see, by name unless ordered otherwise.",
+        filters=CollectionFilter,
+        ordering=CollectionOrder,
     )
     def collections(
         self, info: Info, workspace_id: relay.GlobalID | None = None
@@ -66,8 +103,9 @@ class Query:
 
     @strawberry_django.connection(
         DjangoListConnection[AssetType],
-        description="Assets you can see, newest first.",
+        description="Assets you can see, newest first unless ordered otherwise.",
         filters=AssetFilter,
+        ordering=AssetOrder,
     )
     def assets(
         self,
@@ -96,8 +134,9 @@ class Query:
 
     @strawberry_django.connection(
         DjangoListConnection[JobType],
-        description="Jobs you can see, newest first.",
+        description="Jobs you can see, newest first unless ordered otherwise.",
         filters=JobFilter,
+        ordering=JobOrder,
     )
     def jobs(self, info: Info, workspace_id: relay.GlobalID | None = None) -> Iterable[Job]:
         with as_graphql_errors():
@@ -115,6 +154,19 @@ class Query:
             .first()
         )
 
+    @strawberry_django.field(
+        description="Jobs per state and lane, and finished jobs per minute over the last "
+        "`windowMinutes` (at most 60), for dashboards."
+    )
+    def job_stats(
+        self, info: Info, workspace_id: relay.GlobalID, window_minutes: int = 15
+    ) -> JobStatsType:
+        with as_graphql_errors():
+            pk = _in_workspace(info, workspace_id)
+        assert pk is not None
+        window = max(1, min(window_minutes, 60))
+        return JobStatsType.from_domain(job_stats(workspace_id=pk, window_minutes=window))
+
     @strawberry.field(description="Durable events after a cursor, oldest first (at most 500).")
     async def events(
         self, info: Info, workspace_id: relay.GlobalID, after: int = 0, first: int = 100
@@ -126,12 +178,3 @@ class Query:
             workspace_id=pk, after=after, limit=max(1, min(first, 500))
         )
         return [EventType.from_model(event) for event in page]
-
-
-def _pk_or_none(global_id: relay.GlobalID, type_name: str) -> int:
-    """The primary key; for a malformed id or one of another type, a key no row has, so the
-    lookup finds nothing, exactly as for an id that does not exist."""
-    try:
-        return decode_id(global_id, type_name)
-    except NotFound:
-        return 0

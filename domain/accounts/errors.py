@@ -9,3 +9,13 @@ class InvalidToken(DomainError):
 
 class SlugTaken(DomainError):
     code = "SLUG_TAKEN"
+
+
+class LastOwner(DomainError):
+    """A workspace must keep at least one owner."""
+
+    code = "LAST_OWNER"
+
+
+class UserNotFound(DomainError):
+    code = "USER_NOT_FOUND"

@@ -21,3 +21,7 @@ class UploadSizeMismatch(DomainError):
 
 class InvalidUpload(DomainError):
     code = "INVALID_UPLOAD"
+
+
+class InvalidAssetInput(DomainError):
+    code = "INVALID_INPUT"

@@ -36,6 +36,7 @@ class AssetState(models.TextChoices):
     PROCESSING = "PROCESSING"
     READY = "READY"
     FAILED = "FAILED"
+    DELETING = "DELETING"
 
 
 class Asset(models.Model):
@@ -45,6 +46,10 @@ class Asset(models.Model):
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="assets")
     title = models.CharField(max_length=300, help_text="A display title.")
     tags = models.JSONField(default=list, blank=True, help_text="Free-form labels.")
+    description = models.TextField(blank=True, help_text="A longer description.")
+    custom_metadata = models.JSONField(
+        default=dict, blank=True, help_text="Integrators' own fields, as a JSON object."
+    )
     original_filename = models.CharField(max_length=255, help_text="The name it was uploaded as.")
     storage_key = models.CharField(max_length=300, unique=True)
     declared_content_type = models.CharField(
@@ -74,6 +79,7 @@ class Asset(models.Model):
         indexes = [
             models.Index(fields=["collection", "-created_at"], name="asset_collection_created"),
             models.Index(fields=["workspace", "sha256"], name="asset_ws_sha256"),
+            models.Index(fields=["workspace", "-created_at"], name="asset_ws_created"),
         ]
 
     def __str__(self) -> str:

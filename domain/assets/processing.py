@@ -49,6 +49,8 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
         raise JobFailed("The asset no longer exists.", code="NOT_FOUND")
     if asset.state == AssetState.READY:
         return {"assetId": asset.pk, "alreadyReady": True}
+    if asset.state == AssetState.DELETING:
+        raise JobFailed("The asset is being deleted.", code="ASSET_DELETED")
     _set_state(asset, AssetState.PROCESSING)
     with tempfile.TemporaryFile() as local:
         sha256, head = _download(ctx, asset, local)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import json
+
+from django.db import connection
+from django.db.models import Q, QuerySet
 
 from domain.accounts.actor import Actor
 from domain.assets.models import Asset, Collection, Rendition
@@ -33,3 +36,11 @@ def asset_get_for(*, actor: Actor, asset_id: int) -> Asset:
 
 def rendition_list_for(*, actor: Actor) -> QuerySet[Rendition]:
     return Rendition.objects.filter(asset__workspace_id__in=actor.workspace_ids())
+
+
+def tag_lookup(tag: str, *, prefix: str = "") -> Q:
+    """Assets whose tags include `tag`. Postgres matches the JSON array exactly; SQLite has no
+    JSON containment, so there it matches the quoted tag inside the stored array."""
+    if connection.vendor == "postgresql":
+        return Q(**{f"{prefix}tags__contains": [tag]})
+    return Q(**{f"{prefix}tags__icontains": json.dumps(tag)})

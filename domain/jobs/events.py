@@ -16,20 +16,21 @@ from domain.jobs.models import Event, EventCounter
 from realtime import publish
 
 
-def _next_sequence(workspace_id: int) -> int:
+def _take_sequences(workspace_id: int, count: int = 1) -> int:
+    """Reserve `count` sequence numbers; returns the last one. Locks the counter till commit."""
     table = EventCounter._meta.db_table
     sql = (
-        f"UPDATE {table} SET last_sequence = last_sequence + 1 "  # noqa: S608 (a model's table)
+        f"UPDATE {table} SET last_sequence = last_sequence + %s "  # noqa: S608 (a model's table)
         "WHERE workspace_id = %s RETURNING last_sequence"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [workspace_id])
+        cursor.execute(sql, [count, workspace_id])
         row = cursor.fetchone()
         if row is None:
             EventCounter.objects.bulk_create(
                 [EventCounter(workspace_id=workspace_id)], ignore_conflicts=True
             )
-            cursor.execute(sql, [workspace_id])
+            cursor.execute(sql, [count, workspace_id])
             row = cursor.fetchone()
     assert row is not None
     return int(row[0])
@@ -46,17 +47,42 @@ def record(
         raise RuntimeError("events.record must run inside the transaction of the change")
     event = Event.objects.create(
         workspace_id=workspace_id,
-        sequence=_next_sequence(workspace_id),
+        sequence=_take_sequences(workspace_id),
         type=type,
         payload=payload,
     )
-    message = publish.event_message(
-        workspace_id=workspace_id,
-        sequence=event.sequence,
-        type=type,
-        payload=payload,
-        created_at=event.created_at.isoformat(),
-        job_id=job_id,
-    )
-    transaction.on_commit(lambda: publish.publish_event(message))
+    _publish_after_commit([event], job_id=job_id)
     return event
+
+
+def record_many(workspace_id: int, type: str, payloads: list[dict[str, Any]]) -> list[Event]:
+    """Write many events of one type in one round trip each for sequences and rows (bulk edits)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("events.record_many must run inside the transaction of the change")
+    if not payloads:
+        return []
+    last = _take_sequences(workspace_id, len(payloads))
+    first = last - len(payloads) + 1
+    created = Event.objects.bulk_create(
+        [
+            Event(workspace_id=workspace_id, sequence=first + n, type=type, payload=payload)
+            for n, payload in enumerate(payloads)
+        ]
+    )
+    _publish_after_commit(created)
+    return created
+
+
+def _publish_after_commit(created: list[Event], job_id: int | None = None) -> None:
+    messages = [
+        publish.event_message(
+            workspace_id=event.workspace_id,
+            sequence=event.sequence,
+            type=event.type,
+            payload=event.payload,
+            created_at=event.created_at.isoformat(),
+            job_id=job_id,
+        )
+        for event in created
+    ]
+    transaction.on_commit(lambda: publish.publish_events(messages))

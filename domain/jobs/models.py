@@ -6,7 +6,7 @@ from django.db import models
 from domain.accounts.models import Workspace
 from domain.jobs.lanes import Lane
 
-__all__ = ["FINAL_STATES", "Event", "EventCounter", "Job", "JobState", "Lane"]
+__all__ = ["FINAL_STATES", "Event", "EventCounter", "IdempotencyKey", "Job", "JobState", "Lane"]
 
 
 class JobState(models.TextChoices):
@@ -112,3 +112,23 @@ class Event(models.Model):
     @property
     def topic(self) -> str:
         return self.type.partition(".")[0]
+
+
+class IdempotencyKey(models.Model):
+    """A client's idempotency key: the request it first came with, and what that returned."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    operation = models.CharField(max_length=64)
+    fingerprint = models.CharField(max_length=64)
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_unique_key")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.operation}:{self.key}"

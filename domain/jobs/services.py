@@ -18,6 +18,7 @@ from domain.common.errors import InvalidState
 from domain.common.ids import global_id
 from domain.jobs import dispatch, events, registry
 from domain.jobs.errors import IdempotencyConflict
+from domain.jobs.idempotency import idempotency_keys_prune
 from domain.jobs.models import Event, EventCounter, Job, JobState
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ def jobs_sweep() -> dict[str, int]:
             dispatch.send(job_id, lane)
             redispatched += 1
     pruned = events_prune(now=now)
+    idempotency_keys_prune()
     if redispatched:
         logger.info("sweeper re-dispatched %d job(s)", redispatched)
     return {"redispatched": redispatched, "pruned": pruned}

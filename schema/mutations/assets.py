@@ -1,15 +1,32 @@
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry import relay
+from strawberry.scalars import JSON
 
-from domain.assets import selectors, services
+from domain.assets import deletion, editing, selectors, services
+from domain.assets.models import Asset, Collection
+from domain.jobs.models import Job
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
-from schema.mutations import attempt
+from schema.mutations import Once, attempt, attempt_once, request_of
 from schema.scalars import BigInt
 from schema.types.assets import AssetType, CollectionType, UploadTarget
 from schema.types.jobs import JobType
+
+IDEMPOTENCY_HELP = "Repeat-safe: the same key with the same input returns the first result."
+
+
+def _collection(info: Info, id: relay.GlobalID, path: str = "collectionId") -> Collection:
+    pk = decode_id(id, "Collection", path=path)
+    return selectors.collection_get_for(actor=actor_of(info), collection_id=pk)
+
+
+def _asset(info: Info, id: relay.GlobalID, path: str = "assetId") -> Asset:
+    pk = decode_id(id, "Asset", path=path)
+    return selectors.asset_get_for(actor=actor_of(info), asset_id=pk)
 
 
 @strawberry.input(description="A new collection.")
@@ -19,9 +36,16 @@ class CollectionCreateInput:
     description: str = strawberry.field(default="", description="What it will hold.")
 
 
-@strawberry.type(description="The result of collectionCreate.")
-class CollectionCreatePayload:
-    collection: CollectionType | None = strawberry.field(description="The new collection.")
+@strawberry.input(description="Changes to a collection; omitted fields stay as they are.")
+class CollectionUpdateInput:
+    id: relay.GlobalID = strawberry.field(description="The collection.")
+    name: str | None = strawberry.field(default=None, description="A new name.")
+    description: str | None = strawberry.field(default=None, description="A new description.")
+
+
+@strawberry.type(description="The result of a mutation on a collection.")
+class CollectionPayload:
+    collection: CollectionType | None = strawberry.field(description="The collection.")
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
@@ -46,13 +70,73 @@ class AssetUploadStartPayload:
 @strawberry.input(description="An upload the client finished posting.")
 class AssetUploadCompleteInput:
     asset_id: relay.GlobalID = strawberry.field(description="The asset from assetUploadStart.")
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_HELP)
 
 
-@strawberry.type(description="The result of assetUploadComplete.")
-class AssetUploadCompletePayload:
-    asset: AssetType | None = strawberry.field(description="The asset, now UPLOADED.")
-    job: JobType | None = strawberry.field(description="The job that processes it.")
+@strawberry.type(description="The result of a mutation that starts a job on an asset.")
+class AssetJobPayload:
+    asset: AssetType | None = strawberry.field(description="The asset.")
+    job: JobType | None = strawberry.field(description="The job it started.")
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.input(description="Changes to an asset; omitted fields stay as they are.")
+class AssetUpdateInput:
+    id: relay.GlobalID = strawberry.field(description="The asset.")
+    title: str | None = strawberry.field(default=None, description="A new title.")
+    tags: list[str] | None = strawberry.field(default=None, description="The new set of tags.")
+    description: str | None = strawberry.field(default=None, description="A new description.")
+    custom_metadata: JSON | None = strawberry.field(
+        default=None, description="Replaces the custom metadata (a JSON object)."
+    )
+
+
+@strawberry.type(description="The result of assetUpdate.")
+class AssetPayload:
+    asset: AssetType | None = strawberry.field(description="The asset after the change.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.input(description="Assets to move into another collection of the same workspace.")
+class AssetMoveInput:
+    asset_ids: list[relay.GlobalID] = strawberry.field(description="The assets (at most 1000).")
+    collection_id: relay.GlobalID = strawberry.field(description="Where they go.")
+
+
+@strawberry.type(description="The result of assetMove.")
+class AssetMovePayload:
+    assets: list[AssetType] | None = strawberry.field(description="The moved assets.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.input(description="An asset or collection to delete, with its files.")
+class DeleteInput:
+    id: relay.GlobalID = strawberry.field(description="The asset or collection.")
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_HELP)
+
+
+@strawberry.type(description="The result of a deletion: the job that removes the files.")
+class DeletePayload:
+    job: JobType | None = strawberry.field(description="The deleting job.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+def changes_of(input: AssetUpdateInput) -> editing.AssetChanges:
+    custom: Any = input.custom_metadata
+    return editing.AssetChanges(
+        title=input.title, tags=input.tags, description=input.description, custom_metadata=custom
+    )
+
+
+def _job_once(operation: str, input: Any, workspace_of: Any) -> Once:
+    return Once(
+        key=input.idempotency_key,
+        operation=operation,
+        request=request_of(input),
+        workspace_of=workspace_of,
+        remember=lambda job: {"job": job.pk},
+        recall=lambda ref: Job.objects.get(pk=ref["job"]),
+    )
 
 
 @strawberry.type
@@ -60,18 +144,47 @@ class AssetMutations:
     @strawberry.mutation(description="Create a collection (needs write permission).")
     async def collection_create(
         self, info: Info, input: CollectionCreateInput
-    ) -> CollectionCreatePayload:
-        def call() -> object:
-            actor = actor_of(info)
+    ) -> CollectionPayload:
+        def call() -> Collection:
             return services.collection_create(
                 workspace_id=decode_id(input.workspace_id, "Workspace", path="workspaceId"),
                 name=input.name,
                 description=input.description,
-                actor=actor,
+                actor=actor_of(info),
             )
 
         collection, errors = await attempt(info, call)
-        return CollectionCreatePayload(collection=collection, errors=errors)  # type: ignore[arg-type]
+        return CollectionPayload(collection=collection, errors=errors)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Rename a collection or change its description.")
+    async def collection_update(
+        self, info: Info, input: CollectionUpdateInput
+    ) -> CollectionPayload:
+        def call() -> Collection:
+            return editing.collection_update(
+                collection=_collection(info, input.id, path="id"),
+                name=input.name,
+                description=input.description,
+                actor=actor_of(info),
+            )
+
+        collection, errors = await attempt(info, call)
+        return CollectionPayload(collection=collection, errors=errors)  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="Delete a collection with all its assets and their files, through a job "
+        "in the bulk lane."
+    )
+    async def collection_delete(self, info: Info, input: DeleteInput) -> DeletePayload:
+        def call() -> Job:
+            collection = _collection(info, input.id, path="id")
+            return deletion.collection_delete(collection=collection, actor=actor_of(info))
+
+        once = _job_once(
+            "collectionDelete", input, lambda: _collection(info, input.id, "id").workspace_id
+        )
+        job, errors = await attempt_once(info, once, call)
+        return DeletePayload(job=job, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="Start an upload: creates the asset and returns a presigned form for the "
@@ -81,18 +194,13 @@ class AssetMutations:
         self, info: Info, input: AssetUploadStartInput
     ) -> AssetUploadStartPayload:
         def call() -> services.UploadStarted:
-            actor = actor_of(info)
-            collection = selectors.collection_get_for(
-                actor=actor,
-                collection_id=decode_id(input.collection_id, "Collection", path="collectionId"),
-            )
             return services.asset_upload_start(
-                collection=collection,
+                collection=_collection(info, input.collection_id),
                 filename=input.filename,
                 content_type=input.content_type,
                 size=int(input.size),
                 title=input.title,
-                actor=actor,
+                actor=actor_of(info),
             )
 
         started, errors = await attempt(info, call)
@@ -110,19 +218,64 @@ class AssetMutations:
     )
     async def asset_upload_complete(
         self, info: Info, input: AssetUploadCompleteInput
-    ) -> AssetUploadCompletePayload:
+    ) -> AssetJobPayload:
         def call() -> services.UploadCompleted:
-            actor = actor_of(info)
-            asset = selectors.asset_get_for(
-                actor=actor, asset_id=decode_id(input.asset_id, "Asset", path="assetId")
-            )
-            return services.asset_upload_complete(asset=asset, actor=actor)
+            asset = _asset(info, input.asset_id)
+            return services.asset_upload_complete(asset=asset, actor=actor_of(info))
 
-        completed, errors = await attempt(info, call)
+        once = Once(
+            key=input.idempotency_key,
+            operation="assetUploadComplete",
+            request=request_of(input),
+            workspace_of=lambda: _asset(info, input.asset_id).workspace_id,
+            remember=lambda done: {"asset": done.asset.pk, "job": done.job.pk},
+            recall=lambda ref: services.UploadCompleted(
+                asset=Asset.objects.get(pk=ref["asset"]), job=Job.objects.get(pk=ref["job"])
+            ),
+        )
+        completed, errors = await attempt_once(info, once, call)
         if completed is None:
-            return AssetUploadCompletePayload(asset=None, job=None, errors=errors)
-        return AssetUploadCompletePayload(
+            return AssetJobPayload(asset=None, job=None, errors=errors)
+        return AssetJobPayload(
             asset=completed.asset,  # type: ignore[arg-type]
             job=completed.job,  # type: ignore[arg-type]
             errors=[],
         )
+
+    @strawberry.mutation(description="Change an asset's title, tags, description or metadata.")
+    async def asset_update(self, info: Info, input: AssetUpdateInput) -> AssetPayload:
+        def call() -> Asset:
+            asset = _asset(info, input.id, path="id")
+            return editing.asset_update(
+                asset=asset, changes=changes_of(input), actor=actor_of(info)
+            )
+
+        asset, errors = await attempt(info, call)
+        return AssetPayload(asset=asset, errors=errors)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Move assets into another collection of their workspace.")
+    async def asset_move(self, info: Info, input: AssetMoveInput) -> AssetMovePayload:
+        def call() -> list[Asset]:
+            if len(input.asset_ids) > 1000:
+                raise editing.InvalidAssetInput("At most 1000 assets per call.", path=["assetIds"])
+            assets = [_asset(info, asset_id, path="assetIds") for asset_id in input.asset_ids]
+            return editing.asset_move(
+                assets=assets,
+                collection=_collection(info, input.collection_id),
+                actor=actor_of(info),
+            )
+
+        assets, errors = await attempt(info, call)
+        return AssetMovePayload(assets=assets, errors=errors)  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="Delete an asset: it is marked DELETING at once, and a job removes its "
+        "original and renditions from storage, then the asset."
+    )
+    async def asset_delete(self, info: Info, input: DeleteInput) -> DeletePayload:
+        def call() -> Job:
+            return deletion.asset_delete(asset=_asset(info, input.id, "id"), actor=actor_of(info))
+
+        once = _job_once("assetDelete", input, lambda: _asset(info, input.id, "id").workspace_id)
+        job, errors = await attempt_once(info, once, call)
+        return DeletePayload(job=job, errors=errors)  # type: ignore[arg-type]

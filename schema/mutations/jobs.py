@@ -7,7 +7,7 @@ from domain.jobs import selectors, services
 from domain.jobs.models import Job
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
-from schema.mutations import attempt
+from schema.mutations import Once, attempt, attempt_once
 from schema.types.jobs import JobType
 
 
@@ -15,6 +15,21 @@ from schema.types.jobs import JobType
 class JobPayload:
     job: JobType | None = strawberry.field(description="The job after the change.")
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+def _job(info: Info, id: relay.GlobalID) -> Job:
+    return selectors.job_get_for(actor=actor_of(info), job_id=decode_id(id, "Job"))
+
+
+def job_once(info: Info, operation: str, key: str | None, request: object, job: object) -> Once:
+    return Once(
+        key=key,
+        operation=operation,
+        request=request,
+        workspace_of=lambda: _job(info, job).workspace_id,  # type: ignore[arg-type]
+        remember=lambda result: {"job": result.pk},
+        recall=lambda ref: Job.objects.get(pk=ref["job"]),
+    )
 
 
 @strawberry.type
@@ -25,19 +40,21 @@ class JobMutations:
     )
     async def job_cancel(self, info: Info, id: relay.GlobalID) -> JobPayload:
         def call() -> Job:
-            actor = actor_of(info)
-            job = selectors.job_get_for(actor=actor, job_id=decode_id(id, "Job"))
-            return services.job_cancel(job=job, actor=actor)
+            return services.job_cancel(job=_job(info, id), actor=actor_of(info))
 
         job, errors = await attempt(info, call)
         return JobPayload(job=job, errors=errors)  # type: ignore[arg-type]
 
-    @strawberry.mutation(description="Run a failed or cancelled job again.")
-    async def job_retry(self, info: Info, id: relay.GlobalID) -> JobPayload:
+    @strawberry.mutation(
+        description="Run a failed or cancelled job again. With an idempotency key, a repeat "
+        "returns the same job and retries nothing."
+    )
+    async def job_retry(
+        self, info: Info, id: relay.GlobalID, idempotency_key: str | None = None
+    ) -> JobPayload:
         def call() -> Job:
-            actor = actor_of(info)
-            job = selectors.job_get_for(actor=actor, job_id=decode_id(id, "Job"))
-            return services.job_retry(job=job, actor=actor)
+            return services.job_retry(job=_job(info, id), actor=actor_of(info))
 
-        job, errors = await attempt(info, call)
+        once = job_once(info, "jobRetry", idempotency_key, {"id": str(id)}, id)
+        job, errors = await attempt_once(info, once, call)
         return JobPayload(job=job, errors=errors)  # type: ignore[arg-type]

@@ -1,17 +1,22 @@
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 import strawberry_django
+from django.db.models import QuerySet
 from strawberry import relay
 from strawberry_django.relay import DjangoListConnection
 
-from domain.accounts.models import Membership, Permission, User, Workspace
+from domain.accounts.models import ApiToken, Membership, Permission, User, Workspace
+from domain.accounts.tokens_service import token_list_for, visible_tokens
 from domain.jobs.selectors import event_cursor_state
 from schema.context import Info, actor_of
 from schema.scalars import BigInt
-from schema.types.assets import CollectionType
+from schema.types.assets import CollectionFilter, CollectionOrder, CollectionType
+from schema.types.scoping import scoped_to_workspaces
 
 
 @strawberry.enum(name="Permission", description="What the caller may do in a workspace.")
@@ -21,14 +26,85 @@ class PermissionEnum(Enum):
     ADMIN = "ADMIN"
 
 
+@strawberry.enum(name="Role", description="A member's role: owner (admin), editor (write), viewer.")
+class RoleEnum(Enum):
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+@strawberry.enum(name="TokenScope", description="What a token may do, capped by its user's role.")
+class TokenScopeEnum(Enum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+@strawberry_django.type(User, name="User", description="A person, as other members see them.")
+class UserType(relay.Node):
+    username: str = strawberry_django.field(description="Their login name.")
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+        # Only people who share a workspace with the caller.
+        ids = actor_of(info).workspace_ids()
+        return queryset.filter(memberships__workspace_id__in=ids).distinct()
+
+
+@strawberry_django.type(Membership, name="Membership", description="A user's role in a workspace.")
+class MembershipType:
+    user: UserType = strawberry_django.field(description="The member.")
+    workspace: WorkspaceType = strawberry_django.field(description="The workspace.")
+    created_at: datetime = strawberry_django.field(description="When they joined.")
+
+    get_queryset = scoped_to_workspaces("workspace_id")
+
+    @strawberry_django.field(description="Their role.", only=["role"])
+    def role(self) -> RoleEnum:
+        return RoleEnum(self.role)
+
+
+@strawberry_django.type(ApiToken, name="ApiToken", description="An API token (never its secret).")
+class ApiTokenType(relay.Node):
+    name: str = strawberry_django.field(description="What the token is for.")
+    prefix: str = strawberry_django.field(description="Its first characters, to recognise it.")
+    expires_at: datetime | None = strawberry_django.field(description="When it stops working.")
+    last_used_at: datetime | None = strawberry_django.field(description="When it was last used.")
+    revoked_at: datetime | None = strawberry_django.field(description="When it was revoked.")
+    created_at: datetime = strawberry_django.field(description="When it was made.")
+    user: UserType = strawberry_django.field(description="Whom it acts for.")
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+        return queryset.filter(visible_tokens(actor_of(info)))
+
+    @strawberry_django.field(description="Its scopes.", only=["scopes"])
+    def scopes(self) -> list[TokenScopeEnum]:
+        return [TokenScopeEnum(scope) for scope in self.scopes]
+
+
 @strawberry_django.type(Workspace, name="Workspace", description="A tenant: it owns everything.")
 class WorkspaceType(relay.Node):
     name: str = strawberry_django.field(description="The workspace's display name.")
     slug: str = strawberry_django.field(description="A short unique handle.")
-    created_at: strawberry.auto = strawberry_django.field(description="When it was created.")
+    created_at: datetime = strawberry_django.field(description="When it was created.")
     collections: DjangoListConnection[CollectionType] = strawberry_django.connection(
-        description="The workspace's collections, by name."
+        description="The workspace's collections, by name unless ordered otherwise.",
+        filters=CollectionFilter,
+        ordering=CollectionOrder,
     )
+    memberships: list[MembershipType] = strawberry_django.field(
+        description="Its members and their roles."
+    )
+
+    get_queryset = scoped_to_workspaces("pk")
+
+    @strawberry_django.connection(
+        DjangoListConnection[ApiTokenType],
+        description="API tokens: all of them for owners, your own for others.",
+    )
+    def api_tokens(self, info: Info) -> list[ApiToken]:
+        return token_list_for(actor=actor_of(info), workspace_id=self.pk)  # type: ignore[attr-defined,return-value]
 
     @strawberry_django.field(
         description="The sequence of the workspace's latest durable event: subscribe to "
@@ -44,12 +120,6 @@ class WorkspaceType(relay.Node):
         return PermissionEnum[Permission(granted).name]
 
 
-@strawberry_django.type(Membership, name="Membership", description="A user's role in a workspace.")
-class MembershipType:
-    role: str = strawberry_django.field(description="owner, editor or viewer.")
-    workspace: WorkspaceType = strawberry_django.field(description="The workspace.")
-
-
 @strawberry_django.type(User, name="Viewer", description="The signed-in user or token owner.")
 class ViewerType:
     username: str = strawberry_django.field(description="The user's login name.")
@@ -60,6 +130,9 @@ class ViewerType:
     )
     def memberships(self, info: Info) -> list[MembershipType]:
         ids = actor_of(info).workspace_ids()
-        return Membership.objects.filter(user=self, workspace_id__in=ids).select_related(  # type: ignore[return-value,misc]
-            "workspace"
-        )
+        memberships = Membership.objects.filter(user_id=self.pk, workspace_id__in=ids)  # type: ignore[attr-defined]
+        return memberships.select_related("workspace")  # type: ignore[return-value]
+
+    @strawberry_django.field(description="The token this request uses, if any.")
+    def token(self, info: Info) -> ApiTokenType | None:
+        return actor_of(info).token  # type: ignore[return-value]

@@ -6,14 +6,17 @@ from typing import Any, cast
 
 import strawberry
 import strawberry_django
+from django.db.models import Q
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry_django.relay import DjangoListConnection
 
 from domain.assets import storage
 from domain.assets.models import Asset, AssetState, Collection, Rendition
+from domain.assets.selectors import tag_lookup
 from schema.context import Info
 from schema.scalars import BigInt
+from schema.types.scoping import scoped_to_workspaces
 
 
 @strawberry.enum(name="AssetState", description="Where an asset is in its life.")
@@ -23,6 +26,7 @@ class AssetStateEnum(Enum):
     PROCESSING = "PROCESSING"
     READY = "READY"
     FAILED = "FAILED"
+    DELETING = "DELETING"
 
 
 def _absolute(info: Info, url: str) -> str:
@@ -41,6 +45,8 @@ class RenditionType(relay.Node):
     height: int = strawberry_django.field(description="Height in pixels.")
     size: BigInt = strawberry_django.field(description="Size in bytes.")
 
+    get_queryset = scoped_to_workspaces("asset__workspace_id")
+
     @strawberry_django.field(description="A download link that expires.", only=["storage_key"])
     def url(self, info: Info) -> str:
         return _absolute(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
@@ -55,12 +61,64 @@ class AssetFailure:
 @strawberry_django.filter_type(Asset)
 class AssetFilter:
     state: AssetStateEnum | None = strawberry_django.filter_field(description="Only this state.")
+    content_type: str | None = strawberry_django.filter_field(
+        description="Only this sniffed content type (e.g. image/png)."
+    )
+
+    @strawberry_django.filter_field(description="Only assets of this collection.")
+    def collection_id(self, value: relay.GlobalID, prefix: str) -> Q:
+        pk = (
+            int(value.node_id) if value.type_name == "Collection" and value.node_id.isdigit() else 0
+        )
+        return Q(**{f"{prefix}collection_id": pk})
+
+    @strawberry_django.filter_field(
+        description="Only content types starting with this, e.g. image/."
+    )
+    def content_type_prefix(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}content_type__startswith": value})
+
+    @strawberry_django.filter_field(description="Only assets with this tag.")
+    def tag(self, value: str, prefix: str) -> Q:
+        return tag_lookup(value, prefix=prefix)
+
+    @strawberry_django.filter_field(description="Only titles containing this text (any case).")
+    def title_contains(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}title__icontains": value})
+
+    @strawberry_django.filter_field(description="Only assets of at least this many bytes.")
+    def size_min(self, value: BigInt, prefix: str) -> Q:
+        return Q(**{f"{prefix}size__gte": value})
+
+    @strawberry_django.filter_field(description="Only assets of at most this many bytes.")
+    def size_max(self, value: BigInt, prefix: str) -> Q:
+        return Q(**{f"{prefix}size__lte": value})
+
+    @strawberry_django.filter_field(description="Only assets created at or after this time.")
+    def created_after(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}created_at__gte": value})
+
+    @strawberry_django.filter_field(description="Only assets created before this time.")
+    def created_before(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}created_at__lt": value})
+
+
+@strawberry_django.order_type(Asset, description="How to order assets.")
+class AssetOrder:
+    created_at: strawberry.auto = strawberry_django.order_field(description="By creation time.")
+    updated_at: strawberry.auto = strawberry_django.order_field(description="By last change.")
+    title: strawberry.auto = strawberry_django.order_field(description="By title.")
+    size: strawberry.auto = strawberry_django.order_field(description="By size.")
 
 
 @strawberry_django.type(Asset, name="Asset", description="A file and what Depot learnt from it.")
 class AssetType(relay.Node):
     title: str = strawberry_django.field(description="A display title.")
     tags: list[str] = strawberry_django.field(description="Free-form labels.")
+    description: str = strawberry_django.field(description="A longer description.")
+    custom_metadata: JSON = strawberry_django.field(
+        description="Integrators' own fields, as a JSON object."
+    )
     original_filename: str = strawberry_django.field(description="The name it was uploaded as.")
     declared_content_type: str = strawberry_django.field(
         description="The content type the client announced."
@@ -78,6 +136,8 @@ class AssetType(relay.Node):
         description="Thumbnails and previews made from it."
     )
 
+    get_queryset = scoped_to_workspaces("workspace_id")
+
     @strawberry_django.field(description="Where the asset is in its life.", only=["state"])
     def state(self) -> AssetStateEnum:
         return AssetStateEnum(self.state)
@@ -94,9 +154,22 @@ class AssetType(relay.Node):
         only=["storage_key", "state"],
     )
     def download_url(self, info: Info) -> str | None:
-        if self.state == AssetState.AWAITING_UPLOAD:
+        if self.state in (AssetState.AWAITING_UPLOAD, AssetState.DELETING):
             return None
         return _absolute(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
+
+
+@strawberry_django.filter_type(Collection)
+class CollectionFilter:
+    @strawberry_django.filter_field(description="Only names containing this text (any case).")
+    def name_contains(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}name__icontains": value})
+
+
+@strawberry_django.order_type(Collection, description="How to order collections.")
+class CollectionOrder:
+    name: strawberry.auto = strawberry_django.order_field(description="By name.")
+    created_at: strawberry.auto = strawberry_django.order_field(description="By creation time.")
 
 
 @strawberry_django.type(Collection, name="Collection", description="A named group of assets.")
@@ -104,9 +177,18 @@ class CollectionType(relay.Node):
     name: str = strawberry_django.field(description="The collection's name.")
     description: str = strawberry_django.field(description="What the collection holds.")
     created_at: datetime = strawberry_django.field(description="When it was created.")
+    updated_at: datetime = strawberry_django.field(description="When it last changed.")
     assets: DjangoListConnection[AssetType] = strawberry_django.connection(
-        description="Its assets, newest first.", filters=AssetFilter
+        description="Its assets, newest first unless ordered otherwise.",
+        filters=AssetFilter,
+        ordering=AssetOrder,
     )
+
+    get_queryset = scoped_to_workspaces("workspace_id")
+
+    @strawberry_django.field(description="The workspace it belongs to.", only=["workspace_id"])
+    def workspace_id(self) -> relay.GlobalID:
+        return relay.GlobalID("Workspace", str(self.workspace_id))
 
 
 @strawberry.type(

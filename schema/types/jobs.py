@@ -6,11 +6,15 @@ from typing import Any
 
 import strawberry
 import strawberry_django
+from django.db.models import Q
 from strawberry import relay
 from strawberry.scalars import JSON
+from strawberry_django.relay import DjangoListConnection
 
 from domain.jobs.models import Event, Job
+from domain.jobs.stats import JobStats
 from schema.scalars import BigInt
+from schema.types.scoping import scoped_to_workspaces
 
 
 @strawberry.enum(
@@ -50,6 +54,33 @@ class JobFilter:
     kind: str | None = strawberry_django.filter_field(description="Only this kind.")
     lane: LaneEnum | None = strawberry_django.filter_field(description="Only this lane.")
 
+    @strawberry_django.filter_field(description="Only jobs in one of these states.")
+    def state_in(self, value: list[JobStateEnum], prefix: str) -> Q:
+        return Q(**{f"{prefix}state__in": [state.value for state in value]})
+
+    @strawberry_django.filter_field(description="Only jobs started by this user.")
+    def created_by(self, value: relay.GlobalID, prefix: str) -> Q:
+        pk = int(value.node_id) if value.type_name == "User" and value.node_id.isdigit() else 0
+        return Q(**{f"{prefix}created_by_id": pk})
+
+    @strawberry_django.filter_field(description="Only jobs queued at or after this time.")
+    def created_after(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}created_at__gte": value})
+
+    @strawberry_django.filter_field(description="Only jobs queued before this time.")
+    def created_before(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}created_at__lt": value})
+
+    @strawberry_django.filter_field(description="Only top-level jobs (true) or only children.")
+    def top_level(self, value: bool, prefix: str) -> Q:
+        return Q(**{f"{prefix}parent__isnull": value})
+
+
+@strawberry_django.order_type(Job, description="How to order jobs.")
+class JobOrder:
+    created_at: strawberry.auto = strawberry_django.order_field(description="By queue time.")
+    finished_at: strawberry.auto = strawberry_django.order_field(description="By end time.")
+
 
 @strawberry_django.type(Job, name="Job", description="Slow work, run by a worker, watched live.")
 class JobType(relay.Node):
@@ -61,6 +92,17 @@ class JobType(relay.Node):
     created_at: datetime = strawberry_django.field(description="When it was queued.")
     started_at: datetime | None = strawberry_django.field(description="When it last started.")
     finished_at: datetime | None = strawberry_django.field(description="When it ended.")
+    parent: JobType | None = strawberry_django.field(description="The batch job it belongs to.")
+    children: DjangoListConnection[JobType] = strawberry_django.connection(
+        description="Its child jobs, for a batch.", filters=JobFilter
+    )
+
+    get_queryset = scoped_to_workspaces("workspace_id")
+
+    @strawberry_django.field(description="Who started it.", only=["created_by_id"])
+    def created_by(self) -> relay.GlobalID | None:
+        pk = self.created_by_id  # type: ignore[attr-defined]
+        return None if pk is None else relay.GlobalID("User", str(pk))
 
     @strawberry_django.field(description="Where the job is.", only=["state"])
     def state(self) -> JobStateEnum:
@@ -116,4 +158,41 @@ class EventType:
             topic=message["event_type"].partition(".")[0],
             payload=message["payload"],
             created_at=datetime.fromisoformat(message["created_at"]),
+        )
+
+
+@strawberry.type(description="How many jobs are in one state on one lane.")
+class JobCount:
+    state: JobStateEnum = strawberry.field(description="The state.")
+    lane: LaneEnum = strawberry.field(description="The lane.")
+    count: int = strawberry.field(description="How many jobs.")
+
+
+@strawberry.type(description="Jobs that ended in one minute.")
+class JobThroughput:
+    minute: datetime = strawberry.field(description="The minute's start.")
+    succeeded: int = strawberry.field(description="Jobs that succeeded in it.")
+    failed: int = strawberry.field(description="Jobs that failed in it.")
+
+
+@strawberry.type(description="A workspace's jobs at a glance, for dashboards.")
+class JobStatsType:
+    counts: list[JobCount] = strawberry.field(description="Jobs per state and lane.")
+    throughput: list[JobThroughput] = strawberry.field(
+        description="Finished jobs per minute over the window (minutes with none are left out)."
+    )
+    window_minutes: int = strawberry.field(description="The throughput window.")
+
+    @classmethod
+    def from_domain(cls, stats: JobStats) -> JobStatsType:
+        return cls(
+            counts=[
+                JobCount(state=JobStateEnum(state), lane=LaneEnum(lane), count=n)
+                for state, lane, n in stats.by_state_and_lane
+            ],
+            throughput=[
+                JobThroughput(minute=minute, succeeded=ok, failed=failed)
+                for minute, ok, failed in stats.finished_per_minute
+            ],
+            window_minutes=stats.window_minutes,
         )

@@ -86,12 +86,12 @@ def test_sequences_are_per_workspace(workspace: Workspace, other_workspace: Work
 def test_an_event_is_published_only_after_its_transaction_commits(
     workspace: Workspace, django_capture_on_commit_callbacks: Any
 ) -> None:
-    with mock.patch("realtime.publish.publish_event") as publish:
+    with mock.patch("realtime.publish.publish_events") as publish:
         with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
             events.record(workspace.pk, "test.x", {"k": 1})
             assert publish.call_count == 0
         assert publish.call_count == 1
-    message = publish.call_args.args[0]
+    [message] = publish.call_args.args[0]
     assert message["event_type"] == "test.x"
     assert message["workspace_id"] == workspace.pk
 

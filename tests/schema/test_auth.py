@@ -32,7 +32,7 @@ def test_a_token_acts_for_its_user_in_its_workspace(gql: GQL, token: str) -> Non
     body = gql(VIEWER, token=token)
     assert body["data"]["viewer"] == {
         "username": "owner",
-        "memberships": [{"role": "owner", "workspace": {"name": "Acme", "permission": "WRITE"}}],
+        "memberships": [{"role": "OWNER", "workspace": {"name": "Acme", "permission": "WRITE"}}],
     }
 
 

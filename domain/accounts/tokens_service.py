@@ -1,0 +1,82 @@
+"""API tokens through the API: created (secret shown once), listed, revoked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from domain.accounts.actor import Actor
+from domain.accounts.models import ApiToken, Permission, TokenScope, Workspace
+from domain.accounts.selectors import require_permission
+from domain.accounts.services import api_token_create
+from domain.common.errors import DomainError, Forbidden, InvalidState, NotFound
+from domain.common.ids import global_id
+from domain.jobs import events
+
+
+def _may_manage_tokens(actor: Actor, workspace_id: int) -> None:
+    # A session user manages their own tokens; a token needs the admin scope to make others,
+    # so a leaked read or write token cannot mint more.
+    needed = Permission.ADMIN if actor.token is not None else Permission.READ
+    require_permission(actor=actor, workspace_id=workspace_id, needed=needed)
+    if actor.user is None:
+        raise Forbidden("Sign in to manage tokens.")
+
+
+def token_issue(
+    *,
+    workspace: Workspace,
+    name: str,
+    scopes: list[TokenScope],
+    expires_at: datetime | None,
+    actor: Actor,
+) -> tuple[ApiToken, str]:
+    _may_manage_tokens(actor, workspace.pk)
+    if not name.strip():
+        raise DomainError("A token needs a name.", code="INVALID_INPUT", path=["name"])
+    if expires_at is not None and expires_at <= timezone.now():
+        raise DomainError("The expiry is in the past.", code="INVALID_INPUT", path=["expiresAt"])
+    assert actor.user is not None
+    return api_token_create(
+        workspace=workspace,
+        user=actor.user,
+        name=name.strip(),
+        scopes=scopes,
+        expires_at=expires_at,
+    )
+
+
+def visible_tokens(actor: Actor) -> Q:
+    """Owners see every token of their workspaces; members see their own."""
+    return Q(workspace_id__in=actor.workspace_ids(Permission.ADMIN)) | Q(
+        user_id=actor.user.pk if actor.user else None, workspace_id__in=actor.workspace_ids()
+    )
+
+
+def token_list_for(*, actor: Actor, workspace_id: int) -> QuerySet[ApiToken]:
+    require_permission(actor=actor, workspace_id=workspace_id, needed=Permission.READ)
+    return ApiToken.objects.filter(visible_tokens(actor), workspace_id=workspace_id).order_by(
+        "-created_at", "-pk"
+    )
+
+
+def token_get_for(*, actor: Actor, token_id: int) -> ApiToken:
+    token = ApiToken.objects.filter(visible_tokens(actor), pk=token_id).first()
+    if token is None:
+        raise NotFound("No such token.", path=["id"])
+    return token
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
+    _may_manage_tokens(actor, token.workspace_id)
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        raise InvalidState("The token is already revoked.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    events.record(token.workspace_id, "token.revoked", {"tokenId": global_id("ApiToken", token.pk)})
+    return token

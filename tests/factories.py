@@ -1,0 +1,44 @@
+"""Rows for tests, made directly (the services are tested on their own)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from domain.accounts.models import Workspace
+from domain.assets.models import Asset, AssetState, Collection, Rendition
+
+_counter = itertools.count(1)
+
+
+def collection(workspace: Workspace, name: str | None = None) -> Collection:
+    return Collection.objects.create(workspace=workspace, name=name or f"c{next(_counter)}")
+
+
+def asset(in_collection: Collection, **fields: Any) -> Asset:
+    n = next(_counter)
+    values: dict[str, Any] = {
+        "workspace_id": in_collection.workspace_id,
+        "collection": in_collection,
+        "title": f"asset {n}",
+        "original_filename": f"a{n}.jpg",
+        "storage_key": f"{in_collection.workspace_id}/test/{n}",
+        "declared_content_type": "image/jpeg",
+        "content_type": "image/jpeg",
+        "size": 1000 + n,
+        "state": AssetState.READY,
+    }
+    values.update(fields)
+    return Asset.objects.create(**values)
+
+
+def rendition(of: Asset, preset: str = "thumb-256") -> Rendition:
+    return Rendition.objects.create(
+        asset=of,
+        preset=preset,
+        format="jpeg",
+        width=256,
+        height=192,
+        size=999,
+        storage_key=f"{of.storage_key}/{preset}",
+    )
