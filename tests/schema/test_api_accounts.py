@@ -66,7 +66,8 @@ def test_owners_manage_members_and_one_owner_always_remains(
     assert Membership.objects.filter(workspace=workspace).count() == 2
 
     change = """mutation($w: ID!, $u: ID!, $r: Role!) {
-      memberRoleChange(workspaceId: $w, userId: $u, role: $r) { membership { role } errors { code } } }"""
+      memberRoleChange(workspaceId: $w, userId: $u, role: $r) {
+        membership { role } errors { code } } }"""
     demote_self = as_owner(change, {"w": ws, "u": global_id("User", owner.pk), "r": "EDITOR"})
     assert demote_self["data"]["memberRoleChange"]["errors"] == [{"code": "LAST_OWNER"}]
     promote = as_owner(change, {"w": ws, "u": global_id("User", alice.pk), "r": "OWNER"})
