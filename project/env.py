@@ -76,6 +76,20 @@ class Env:
         return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def parse_rate(variable: str, raw: str) -> tuple[int, int]:
+    """ "600/60" -> (600, 60): at most 600 in any 60-second window."""
+    count, _, seconds = raw.partition("/")
+    try:
+        parsed = int(count), int(seconds)
+    except ValueError:
+        raise ConfigError(
+            variable, f"expected <count>/<seconds>, like 600/60, got {raw!r}"
+        ) from None
+    if parsed[0] < 1 or parsed[1] < 1:
+        raise ConfigError(variable, f"both numbers must be at least 1, got {raw!r}")
+    return parsed
+
+
 def parse_database_url(variable: str, url: str) -> dict[str, object]:
     """Turn postgres://user:pass@host:port/name?sslmode=... into Django's DATABASES entry."""
     parts = urlsplit(url)

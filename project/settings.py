@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from project.env import ConfigError, Env, check_url_scheme, parse_database_url
+from project.env import ConfigError, Env, check_url_scheme, parse_database_url, parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env(os.environ)
@@ -236,6 +236,32 @@ STRAWBERRY_DJANGO = {
     "MAP_AUTO_ID_AS_GLOBAL_ID": True,
 }
 DEPOT_WS_ALLOWED_ORIGINS = env.list("DEPOT_WS_ALLOWED_ORIGINS", [])
+# Abuse limits: an operation over any of them is refused before a resolver runs.
+DEPOT_GRAPHQL_INTROSPECTION = env.bool("DEPOT_GRAPHQL_INTROSPECTION", default=not PRODUCTION)
+DEPOT_GRAPHQL_MAX_DEPTH = env.int("DEPOT_GRAPHQL_MAX_DEPTH", 10, minimum=2)
+DEPOT_GRAPHQL_MAX_ALIASES = env.int("DEPOT_GRAPHQL_MAX_ALIASES", 15, minimum=1)
+DEPOT_GRAPHQL_MAX_TOKENS = env.int("DEPOT_GRAPHQL_MAX_TOKENS", 2000, minimum=100)
+DEPOT_GRAPHQL_MAX_PAGE_SIZE = env.int("DEPOT_GRAPHQL_MAX_PAGE_SIZE", 100, minimum=1)
+DEPOT_GRAPHQL_MAX_COST = env.int("DEPOT_GRAPHQL_MAX_COST", 20_000, minimum=10)
+DEPOT_GRAPHQL_MAX_BATCH = env.int("DEPOT_GRAPHQL_MAX_BATCH", 10, minimum=1)
+DEPOT_PERSISTED_QUERY_TTL_SECONDS = env.int("DEPOT_PERSISTED_QUERY_TTL_SECONDS", 86_400 * 7)
+# Rate limits, "<requests>/<seconds>": per API token, and per client IP for every request.
+DEPOT_RATE_LIMIT_TOKEN = parse_rate(
+    "DEPOT_RATE_LIMIT_TOKEN", env.str("DEPOT_RATE_LIMIT_TOKEN", "1200/60")
+)
+DEPOT_RATE_LIMIT_IP = parse_rate("DEPOT_RATE_LIMIT_IP", env.str("DEPOT_RATE_LIMIT_IP", "2400/60"))
+DEPOT_LOGIN_FAILURES = parse_rate("DEPOT_LOGIN_FAILURES", env.str("DEPOT_LOGIN_FAILURES", "5/900"))
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- the rest ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -18,7 +18,7 @@ urlpatterns = [
     path("uploads/local/", files.local_upload, name="local-upload"),
     path("files/<str:token>/", files.local_download, name="local-download"),
     path("healthz/", views.health, name="health"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", views.ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
 ]

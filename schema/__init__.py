@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from django.conf import settings
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from schema.errors import MaskUnexpectedErrors
+from schema.limits import QueryLimits
 from schema.mutations.accounts import AccountMutations
 from schema.mutations.assets import AssetMutations
 from schema.mutations.bulk import BulkMutations
 from schema.mutations.jobs import JobMutations
+from schema.persisted import PersistedQueries
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
 from schema.subscriptions import Subscription
@@ -24,19 +35,38 @@ class Mutation(AccountMutations, AssetMutations, BulkMutations, JobMutations):
     pass
 
 
+def _extensions() -> list[Any]:
+    # Factories: a fresh extension per operation. The parser and validation caches live at
+    # module level in strawberry, so they are shared across requests all the same.
+    extensions: list[Any] = [
+        PersistedQueries,
+        lambda: MaxTokensLimiter(max_token_count=settings.DEPOT_GRAPHQL_MAX_TOKENS),
+        lambda: QueryDepthLimiter(max_depth=settings.DEPOT_GRAPHQL_MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.DEPOT_GRAPHQL_MAX_ALIASES),
+    ]
+    if not settings.DEPOT_GRAPHQL_INTROSPECTION:
+        extensions.append(DisableIntrospection)
+    extensions += [
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        QueryLimits,
+        DjangoOptimizerExtension,
+        MaskUnexpectedErrors,
+    ]
+    return extensions
+
+
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    # Factories: a fresh extension per operation. The parser and validation caches live at
-    # module level in strawberry, so they are shared across requests all the same.
-    extensions=[
-        DjangoOptimizerExtension,
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        MaskUnexpectedErrors,
-    ],
-    config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    extensions=_extensions(),
+    config=StrawberryConfig(
+        scalar_map=SCALAR_MAP,
+        relay_max_results=settings.DEPOT_GRAPHQL_MAX_PAGE_SIZE,
+        disable_field_suggestions=not settings.DEPOT_GRAPHQL_INTROSPECTION,
+        batching_config={"max_operations": settings.DEPOT_GRAPHQL_MAX_BATCH},
+    ),
 )
 
 # strawberry-django adds these operators to every filter input without descriptions; the SDL is

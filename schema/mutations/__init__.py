@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 
-from domain.common.errors import DomainError
+from domain.accounts.models import Permission
+from domain.common.errors import DomainError, Forbidden
 from domain.jobs import idempotency
 from schema.context import Info, actor_of
 from schema.errors import UserError, require_authenticated
@@ -20,7 +21,11 @@ async def attempt(info: Info, call: Callable[[], T]) -> tuple[T | None, list[Use
     """Run a service call in Django's sync world; an expected failure becomes a UserError."""
 
     def guarded() -> T:
-        require_authenticated(actor_of(info))
+        actor = actor_of(info)
+        require_authenticated(actor)
+        if actor.token is not None and actor.token.permission < Permission.WRITE:
+            # Checked here once for every mutation, so no service can forget it.
+            raise Forbidden("This token is read-only.")
         return call()
 
     try:

@@ -125,7 +125,7 @@ def test_members_see_only_their_own_tokens(
     make_token("read")  # the owner's
     mine = make_token("read", user=viewer_user)
     listing = gql(
-        """query { workspaces { edges { node { apiTokens { edges { node {
+        """query { workspaces(first: 5) { edges { node { apiTokens(first: 10) { edges { node {
       user { username } } } } } } } }""",
         token=mine,
     )

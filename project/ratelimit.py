@@ -1,0 +1,56 @@
+"""Fixed-window rate limits in Django's cache (Redis in services mode, memory when embedded)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.http import HttpRequest, JsonResponse
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after: int
+
+
+def hit(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
+    """Count one request of `identity` against `rate` (count per seconds)."""
+    limit, seconds = rate
+    window = int(time.time() // seconds)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    key = f"rate:{scope}:{digest}:{window}"
+    # add() then incr() is atomic in Redis and in the local-memory cache alike.
+    cache.add(key, 0, timeout=seconds + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=seconds + 1)
+        count = 1
+    retry_after = max(1, (window + 1) * seconds - int(time.time()))
+    return Verdict(allowed=count <= limit, retry_after=retry_after)
+
+
+def peek(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
+    """Whether `identity` is over `rate`, without counting (for failed logins)."""
+    limit, seconds = rate
+    window = int(time.time() // seconds)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    count = cache.get(f"rate:{scope}:{digest}:{window}", 0)
+    retry_after = max(1, (window + 1) * seconds - int(time.time()))
+    return Verdict(allowed=count < limit, retry_after=retry_after)
+
+
+def client_ip(request: HttpRequest) -> str:
+    # Behind a proxy, configure it to set REMOTE_ADDR (e.g. uvicorn --proxy-headers).
+    return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+def too_many(verdict: Verdict, message: str) -> JsonResponse:
+    response = JsonResponse(
+        {"errors": [{"message": message, "extensions": {"code": "RATE_LIMITED"}}]}, status=429
+    )
+    response["Retry-After"] = str(verdict.retry_after)
+    return response
