@@ -82,7 +82,7 @@ def test_a_read_only_token_cannot_write(
         "errors": [
             {
                 "code": "FORBIDDEN",
-                "message": "This needs write permission in the workspace.",
+                "message": "This token is read-only.",
                 "path": None,
             }
         ],
