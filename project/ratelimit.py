@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,19 @@ class Verdict:
 
 
 def hit(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
-    """Count one request of `identity` against `rate` (count per seconds)."""
+    """Count one request of `identity` against `rate` (count per seconds).
+
+    If the cache is down the request is allowed: an outage of Redis must not take the API
+    down with it (durable data lives in Postgres), so limits fail open and say so in the log.
+    """
+    try:
+        return _hit(scope, identity, rate)
+    except Exception:
+        logger.warning("rate limit store unavailable; allowing the request", exc_info=True)
+        return Verdict(allowed=True, retry_after=0)
+
+
+def _hit(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
     limit, seconds = rate
     window = int(time.time() // seconds)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -38,7 +53,11 @@ def peek(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
     limit, seconds = rate
     window = int(time.time() // seconds)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    count = cache.get(f"rate:{scope}:{digest}:{window}", 0)
+    try:
+        count = cache.get(f"rate:{scope}:{digest}:{window}", 0)
+    except Exception:
+        logger.warning("rate limit store unavailable; allowing the request", exc_info=True)
+        count = 0
     retry_after = max(1, (window + 1) * seconds - int(time.time()))
     return Verdict(allowed=count < limit, retry_after=retry_after)
 

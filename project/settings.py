@@ -127,7 +127,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # A health check on idle connections lets the layer reconnect by itself after
+                # Redis restarts, instead of failing once per stale pooled connection.
+                "hosts": [{"address": REDIS_URL, "health_check_interval": 2}],
                 "prefix": f"{REDIS_KEY_PREFIX}:asgi",
                 "capacity": env.int("CHANNELS_CAPACITY", 1000, minimum=10),
                 "expiry": 60,
@@ -236,6 +238,13 @@ STRAWBERRY_DJANGO = {
     "MAP_AUTO_ID_AS_GLOBAL_ID": True,
 }
 DEPOT_WS_ALLOWED_ORIGINS = env.list("DEPOT_WS_ALLOWED_ORIGINS", [])
+DEPOT_WS_INIT_TIMEOUT_SECONDS = env.float("DEPOT_WS_INIT_TIMEOUT_SECONDS", 5.0)
+DEPOT_WS_MAX_SUBSCRIPTIONS = env.int("DEPOT_WS_MAX_SUBSCRIPTIONS", 20, minimum=1)
+DEPOT_WS_MAX_SOCKETS_PER_USER = env.int("DEPOT_WS_MAX_SOCKETS_PER_USER", 50, minimum=1)
+# Revoked tokens and removed members lose their sockets at once (a nudge), or by this at worst.
+DEPOT_WS_RECHECK_SECONDS = env.float("DEPOT_WS_RECHECK_SECONDS", 30.0)
+# Live messages buffered per subscription before a slow subscriber is told to resume later.
+DEPOT_WS_BACKLOG = env.int("DEPOT_WS_BACKLOG", 500, minimum=10)
 # Abuse limits: an operation over any of them is refused before a resolver runs.
 DEPOT_GRAPHQL_INTROSPECTION = env.bool("DEPOT_GRAPHQL_INTROSPECTION", default=not PRODUCTION)
 DEPOT_GRAPHQL_MAX_DEPTH = env.int("DEPOT_GRAPHQL_MAX_DEPTH", 10, minimum=2)

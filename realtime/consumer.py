@@ -4,10 +4,17 @@ An API token goes in the connection_init payload as {"authToken": "dpt_..."}. Wi
 session cookie counts. A browser page of another origin cannot ride a user's cookie: strawberry
 refuses a cross-origin handshake (HTTP 403) unless DEPOT_WS_ALLOWED_ORIGINS lists the origin.
 No ack is sent before authentication; a bad or missing credential closes 4403.
+
+While open, the socket's credentials are checked again every DEPOT_WS_RECHECK_SECONDS, and at
+once when a service says the user's tokens or memberships changed: a revoked token, a removed
+membership or a deactivated user closes it with 4403; other changes update its permissions.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -20,8 +27,11 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from domain.accounts.actor import ANONYMOUS, Actor
 from domain.accounts.errors import InvalidToken
-from domain.accounts.selectors import actor_from_bearer
+from domain.accounts.selectors import actor_from_bearer, actor_still_valid
+from realtime import groups, sockets
 from schema.context import DepotContext
+
+logger = logging.getLogger(__name__)
 
 
 class DepotWSConsumer(GraphQLWSConsumer):
@@ -29,19 +39,25 @@ class DepotWSConsumer(GraphQLWSConsumer):
         super().__init__(
             schema,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            connection_init_wait_timeout=timedelta(seconds=5),
-            max_subscriptions_per_connection=20,
+            connection_init_wait_timeout=timedelta(seconds=settings.DEPOT_WS_INIT_TIMEOUT_SECONDS),
+            max_subscriptions_per_connection=settings.DEPOT_WS_MAX_SUBSCRIPTIONS,
             allowed_origins=settings.DEPOT_WS_ALLOWED_ORIGINS,
         )
+        self.bounded_listeners: dict[str, set[Any]] = {}
+        self.depot_context: DepotContext | None = None
+        self.secret: str | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.counted_user: int | None = None
 
     async def get_context(self, request: Any, response: Any) -> DepotContext:  # type: ignore[override]
-        return DepotContext(
+        self.depot_context = DepotContext(
             request=request,
             response=response,
             actor=ANONYMOUS,
             request_id=uuid.uuid4().hex[:16],
             ws=request,
         )
+        return self.depot_context
 
     async def on_ws_connect(self, context: DepotContext) -> None:  # type: ignore[override]
         params = getattr(context, "connection_params", None) or {}
@@ -51,9 +67,64 @@ class DepotWSConsumer(GraphQLWSConsumer):
                 actor: Actor = await sync_to_async(actor_from_bearer)(secret=str(secret))
             except InvalidToken:
                 raise ConnectionRejectionError() from None
+            self.secret = str(secret)
         else:
             user = self.scope.get("user")
             if user is None or not user.is_authenticated:
                 raise ConnectionRejectionError()
             actor = Actor(user=user)
+        assert actor.user is not None
+        if not await sync_to_async(sockets.open_for)(actor.user.pk):
+            # Over the per-user limit: refuse this socket, not the others.
+            raise ConnectionRejectionError({"code": "TOO_MANY_SOCKETS"})
+        self.counted_user = actor.user.pk
+        await sync_to_async(lambda: actor.permissions)()
         context.actor = actor
+        assert self.channel_layer is not None
+        await self.channel_layer.group_add(
+            groups.user_credentials(actor.user.pk), self.channel_name
+        )
+        self.watcher = asyncio.create_task(self._watch_credentials())
+
+    async def disconnect(self, code: int) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
+        if self.counted_user is not None and self.channel_layer is not None:
+            await self.channel_layer.group_discard(
+                groups.user_credentials(self.counted_user), self.channel_name
+            )
+            await sync_to_async(sockets.closed_for)(self.counted_user)
+            self.counted_user = None
+        await super().disconnect(code)
+
+    async def dispatch(self, message: Any) -> None:
+        kind = message.get("type", "")
+        if kind == groups.CREDENTIALS_MESSAGE:
+            await self._recheck()
+            return
+        listeners = self.bounded_listeners.get(kind)
+        if listeners:
+            for listener in list(listeners):
+                listener.deliver(message)
+            return
+        await super().dispatch(message)
+
+    async def _watch_credentials(self) -> None:
+        while True:
+            await asyncio.sleep(settings.DEPOT_WS_RECHECK_SECONDS)
+            await self._recheck()
+            if self.counted_user is not None:
+                await sync_to_async(sockets.still_open)(self.counted_user)
+
+    async def _recheck(self) -> None:
+        context = self.depot_context
+        if context is None or not context.actor.is_authenticated:
+            return
+        fresh = await sync_to_async(actor_still_valid)(actor=context.actor, secret=self.secret)
+        if fresh is None or not set(context.actor.permissions) <= set(fresh.permissions):
+            logger.info("closing a websocket whose credentials were withdrawn")
+            await self.close(code=4403, reason="Forbidden")
+            return
+        context.actor = fresh

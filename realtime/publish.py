@@ -12,6 +12,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 from realtime import groups
 
@@ -57,9 +58,21 @@ def publish_event(message: dict[str, Any]) -> None:
     _send(groups.workspace_events(message["workspace_id"]), message)
     job_id = message.get("job_id")
     if job_id is not None:
-        _send(groups.job_updates(job_id), {"type": groups.JOB_MESSAGE, "job_id": job_id})
+        _nudge_job(job_id, message["workspace_id"])
 
 
-def publish_job_progress(job_id: int) -> None:
+def credentials_changed_after_commit(user_id: int) -> None:
+    """Ask the user's open sockets to check their token and memberships again, now."""
+    message = {"type": groups.CREDENTIALS_MESSAGE}
+    transaction.on_commit(lambda: _send(groups.user_credentials(user_id), message))
+
+
+def publish_job_progress(job_id: int, workspace_id: int) -> None:
     """A live-only nudge: subscribers of the job read its current progress."""
-    _send(groups.job_updates(job_id), {"type": groups.JOB_MESSAGE, "job_id": job_id})
+    _nudge_job(job_id, workspace_id)
+
+
+def _nudge_job(job_id: int, workspace_id: int) -> None:
+    message = {"type": groups.JOB_MESSAGE, "job_id": job_id, "workspace_id": workspace_id}
+    _send(groups.job_updates(job_id), message)
+    _send(groups.workspace_jobs(workspace_id), message)

@@ -43,6 +43,7 @@ class ErrorCode(Enum):
     INVALID_INPUT = "INVALID_INPUT"
     LAST_OWNER = "LAST_OWNER"
     USER_NOT_FOUND = "USER_NOT_FOUND"
+    SUBSCRIBER_TOO_SLOW = "SUBSCRIBER_TOO_SLOW"
 
 
 @strawberry.type(description="An expected failure of a mutation, with a stable code.")

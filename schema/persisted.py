@@ -9,6 +9,7 @@ mode, so every web process shares it).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ from django.conf import settings
 from django.core.cache import cache
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+
+logger = logging.getLogger(__name__)
 
 
 def _error(message: str, code: str) -> GraphQLError:
@@ -32,14 +35,27 @@ class PersistedQueries(SchemaExtension):
                 raise _error("Unsupported persisted query.", "PERSISTED_QUERY_NOT_SUPPORTED")
             key = f"apq:{digest.lower()}"
             if context.query is None:
-                stored = cache.get(key)
+                stored = _cache_get(key)
                 if stored is None:
                     raise _error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
                 context.query = stored
             elif hashlib.sha256(context.query.encode()).hexdigest() != digest.lower():
                 raise _error("The hash does not match the query.", "PERSISTED_QUERY_HASH_MISMATCH")
-            cache.set(key, context.query, timeout=settings.DEPOT_PERSISTED_QUERY_TTL_SECONDS)
+            try:
+                cache.set(key, context.query, timeout=settings.DEPOT_PERSISTED_QUERY_TTL_SECONDS)
+            except Exception:
+                logger.warning("persisted query store unavailable", exc_info=True)
         yield
+
+
+def _cache_get(key: str) -> str | None:
+    try:
+        value = cache.get(key)
+    except Exception:
+        # Without the store the client is asked for the full query, which still works.
+        logger.warning("persisted query store unavailable", exc_info=True)
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _persisted(extensions: Any) -> dict[str, Any] | None:

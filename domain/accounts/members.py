@@ -13,6 +13,7 @@ from domain.accounts.services import workspace_create
 from domain.common.errors import DomainError, Forbidden, NotFound
 from domain.common.ids import global_id
 from domain.jobs import events
+from realtime import publish
 
 
 def workspace_create_for(*, actor: Actor, name: str, slug: str) -> Workspace:
@@ -69,6 +70,7 @@ def member_role_change(*, membership: Membership, role: Role, actor: Actor) -> M
         raise LastOwner("The workspace needs another owner first.", path=["role"])
     membership.role = role
     membership.save(update_fields=["role"])
+    publish.credentials_changed_after_commit(membership.user_id)
     _membership_event(membership, "member.role_changed")
     return membership
 
@@ -84,6 +86,7 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
         raise LastOwner("The last owner cannot leave; make someone else owner first.")
     membership.delete()
     _membership_event(membership, "member.removed")
+    publish.credentials_changed_after_commit(membership.user_id)
 
 
 def membership_get_for(*, actor: Actor, workspace_id: int, user_id: int) -> Membership:

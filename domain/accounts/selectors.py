@@ -33,6 +33,26 @@ def require_permission(*, actor: Actor, workspace_id: int, needed: Permission) -
         raise Forbidden(f"This needs {needed.name.lower()} permission in the workspace.")
 
 
+def actor_still_valid(*, actor: Actor, secret: str | None) -> Actor | None:
+    """A fresh actor for an open connection, or None if its credentials were withdrawn.
+
+    Its permissions are loaded here, so async callers never touch the database lazily."""
+    if actor.user is None:
+        return None
+    if secret is not None:
+        try:
+            fresh = actor_from_bearer(secret=secret)
+        except InvalidToken:
+            return None
+    else:
+        user = type(actor.user).objects.filter(pk=actor.user.pk, is_active=True).first()
+        if user is None:
+            return None
+        fresh = Actor(user=user)
+    fresh.permissions  # noqa: B018 (loads them now)
+    return fresh
+
+
 def actor_from_bearer(*, secret: str) -> Actor:
     """The actor for an API token secret, or InvalidToken. Marks the token as used."""
     if not secret.startswith(TOKEN_PREFIX):

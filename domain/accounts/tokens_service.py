@@ -15,6 +15,7 @@ from domain.accounts.services import api_token_create
 from domain.common.errors import DomainError, Forbidden, InvalidState, NotFound
 from domain.common.ids import global_id
 from domain.jobs import events
+from realtime import publish
 
 
 def _may_manage_tokens(actor: Actor, workspace_id: int) -> None:
@@ -78,5 +79,6 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
         raise InvalidState("The token is already revoked.")
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
+    publish.credentials_changed_after_commit(token.user_id)
     events.record(token.workspace_id, "token.revoked", {"tokenId": global_id("ApiToken", token.pk)})
     return token

@@ -61,7 +61,7 @@ class JobContext:
             total,
             stage,
         )
-        publish.publish_job_progress(self.job.pk)
+        publish.publish_job_progress(self.job.pk, self.job.workspace_id)
 
     def check_cancelled(self) -> None:
         """Raise JobCancelled if a cancel was requested; reads the ledger twice a second at most."""

@@ -48,6 +48,14 @@ def tenant(transactional_db: None) -> Tenant:
 
 
 @pytest.fixture
+def make_user_e2e(transactional_db: None) -> Callable[..., User]:
+    def make(username: str) -> User:
+        return User.objects.create_user(username=username, password="pw-for-tests")
+
+    return make
+
+
+@pytest.fixture
 def service_env(transactional_db: None, tmp_path: Path) -> dict[str, str]:
     """The environment of a services-mode process, pointed at this test's database."""
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}

@@ -69,15 +69,24 @@ class TransportWS:
         self.inbox: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self.reader = asyncio.create_task(self._read())
 
-    async def _read(self) -> None:
-        async for raw in self.ws:
-            message = json.loads(raw)
-            if message["type"] == "ping":
-                await self.ws.send(json.dumps({"type": "pong"}))
-                continue
-            queue = self.inbox.get(message.get("id", ""))
-            if queue is not None:
-                queue.put_nowait(message)
+    async def _read(self) -> int | None:
+        """Route messages to their subscriptions until the socket closes; its close code."""
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw)
+                if message["type"] == "ping":
+                    await self.ws.send(json.dumps({"type": "pong"}))
+                    continue
+                queue = self.inbox.get(message.get("id", ""))
+                if queue is not None:
+                    queue.put_nowait(message)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+        return self.ws.close_code
+
+    async def closed(self, wait: float = 20) -> int | None:
+        """Wait for the server to close the socket; returns the close code."""
+        return await asyncio.wait_for(asyncio.shield(self.reader), wait)
 
     async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
         self.next_id += 1

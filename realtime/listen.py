@@ -1,0 +1,76 @@
+"""Listening to channel-layer groups from a subscription, with a bounded backlog.
+
+Like strawberry's `listen_to_channel` (and sharing its per-group reference counts, so ending one
+subscription never removes the socket from a group a sibling still needs), but each listener's
+queue is bounded: a client too slow to take its messages does not grow the server's memory.
+When the bound is passed the queue is emptied and the listener raises `Lagging`, so the
+subscription can tell the client where to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+
+class Lagging(Exception):
+    """The subscriber fell more than the backlog behind; its buffered messages were dropped."""
+
+
+_OVERFLOW: dict[str, Any] = {"type": "depot.overflow"}
+
+
+class Listener:
+    def __init__(self, backlog: int) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=backlog + 1)
+        self.backlog = backlog
+        self.lagging = False
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        if self.lagging:
+            return
+        if self.queue.qsize() >= self.backlog:
+            # Free the buffer at once; the subscriber catches up from the durable store.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.lagging = True
+            self.queue.put_nowait(_OVERFLOW)
+            return
+        self.queue.put_nowait(message)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        message = await self.queue.get()
+        if message is _OVERFLOW:
+            raise Lagging()
+        return message
+
+
+@contextlib.asynccontextmanager
+async def listen(
+    consumer: Any, message_type: str, groups: Sequence[str], backlog: int
+) -> AsyncIterator[Listener]:
+    listener = Listener(backlog)
+    registry: dict[str, set[Listener]] = consumer.bounded_listeners
+    registry.setdefault(message_type, set()).add(listener)
+    joined: list[str] = []
+    try:
+        for group in groups:
+            async with consumer._group_lock:
+                await consumer.channel_layer.group_add(group, consumer.channel_name)
+                consumer._group_refs[group] += 1
+            joined.append(group)
+        yield listener
+    finally:
+        registry[message_type].discard(listener)
+        for group in joined:
+            async with consumer._group_lock:
+                consumer._group_refs[group] -= 1
+                if consumer._group_refs[group] <= 0:
+                    del consumer._group_refs[group]
+                    with contextlib.suppress(Exception):
+                        await consumer.channel_layer.group_discard(group, consumer.channel_name)

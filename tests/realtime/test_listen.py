@@ -1,0 +1,68 @@
+"""The bounded listener: a slow subscriber is told so, and its buffer is freed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from realtime.listen import Lagging, Listener, listen
+
+
+def test_a_listener_delivers_in_order_within_its_backlog() -> None:
+    async def scenario() -> list[int]:
+        listener = Listener(backlog=5)
+        for n in range(5):
+            listener.deliver({"n": n})
+        return [(await listener.__anext__())["n"] for _ in range(5)]
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
+
+
+def test_passing_the_backlog_frees_the_buffer_and_raises_lagging() -> None:
+    async def scenario() -> tuple[int, bool]:
+        listener = Listener(backlog=3)
+        for n in range(10):
+            listener.deliver({"n": n})
+        size = listener.queue.qsize()
+        with pytest.raises(Lagging):
+            await listener.__anext__()
+        return size, listener.lagging
+
+    size, lagging = asyncio.run(scenario())
+    assert size == 1  # only the overflow marker is left
+    assert lagging
+
+
+class FakeLayer:
+    def __init__(self) -> None:
+        self.groups: Counter[str] = Counter()
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.groups[group] += 1
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        del self.groups[group]
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.bounded_listeners: dict[str, set[Any]] = {}
+        self.channel_layer = FakeLayer()
+        self.channel_name = "c1"
+        self._group_lock = asyncio.Lock()
+        self._group_refs: Counter[str] = Counter()
+
+
+def test_ending_one_listener_keeps_a_siblings_group() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        consumer = FakeConsumer()
+        async with listen(consumer, "t", ["g"], 10):
+            async with listen(consumer, "t", ["g"], 10):
+                pass
+            still_joined = "g" in consumer.channel_layer.groups
+        return still_joined, "g" in consumer.channel_layer.groups
+
+    assert asyncio.run(scenario()) == (True, False)
