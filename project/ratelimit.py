@@ -37,13 +37,13 @@ def _hit(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
     window = int(time.time() // seconds)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
     key = f"rate:{scope}:{digest}:{window}"
-    # add() then incr() is atomic in Redis and in the local-memory cache alike.
-    cache.add(key, 0, timeout=seconds + 1)
+    # incr() is atomic in Redis and the local-memory cache; the first request of a window
+    # creates the key (with its expiry), so the common case is one round trip.
     try:
         count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=seconds + 1)
-        count = 1
+    except ValueError:
+        # add() fails only if another request created the key meanwhile.
+        count = 1 if cache.add(key, 1, timeout=seconds + 1) else cache.incr(key)
     retry_after = max(1, (window + 1) * seconds - int(time.time()))
     return Verdict(allowed=count <= limit, retry_after=retry_after)
 

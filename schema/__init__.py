@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from django.conf import settings
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -35,17 +36,23 @@ class Mutation(AccountMutations, AssetMutations, BulkMutations, JobMutations):
     pass
 
 
+# The limiters' validation rules are built once: the validation cache is keyed on the rule
+# classes, and a limiter made per request would make a new class each time and never hit.
+_LIMIT_RULES = (
+    QueryDepthLimiter(max_depth=settings.DEPOT_GRAPHQL_MAX_DEPTH).validation_rules
+    + MaxAliasesLimiter(max_alias_count=settings.DEPOT_GRAPHQL_MAX_ALIASES).validation_rules
+    + (DisableIntrospection().validation_rules if not settings.DEPOT_GRAPHQL_INTROSPECTION else [])
+)
+
+
 def _extensions() -> list[Any]:
     # Factories: a fresh extension per operation. The parser and validation caches live at
     # module level in strawberry, so they are shared across requests all the same.
     extensions: list[Any] = [
         PersistedQueries,
         lambda: MaxTokensLimiter(max_token_count=settings.DEPOT_GRAPHQL_MAX_TOKENS),
-        lambda: QueryDepthLimiter(max_depth=settings.DEPOT_GRAPHQL_MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.DEPOT_GRAPHQL_MAX_ALIASES),
+        lambda: AddValidationRules(list(_LIMIT_RULES)),
     ]
-    if not settings.DEPOT_GRAPHQL_INTROSPECTION:
-        extensions.append(DisableIntrospection)
     extensions += [
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),

@@ -91,12 +91,17 @@ def _is_mutation(query: str) -> bool:
     )
 
 
-async def resolve_actor(request: HttpRequest) -> Actor | HttpResponseBase:
-    """A bearer token wins; else the session, whose requests must pass Django's CSRF check.
+def admit(request: HttpRequest) -> Actor | HttpResponseBase:
+    """Everything before GraphQL, in one thread hop: rate limits, then who is calling.
 
-    A request with neither is anonymous: it can read nothing and change nothing, so it needs no
-    CSRF token either.
+    A bearer token wins; else the session, whose requests must pass Django's CSRF check. A
+    request with neither is anonymous: it can read nothing and change nothing, so it needs no
+    CSRF token either. The actor's permissions are loaded here too, so resolvers that only
+    read them need no database access of their own.
     """
+    limited = ratelimit.hit("ip", ratelimit.client_ip(request), settings.DEPOT_RATE_LIMIT_IP)
+    if not limited.allowed:
+        return ratelimit.too_many(limited, "Too many requests from this address.")
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")
@@ -106,16 +111,18 @@ async def resolve_actor(request: HttpRequest) -> Actor | HttpResponseBase:
         if not limited.allowed:
             return ratelimit.too_many(limited, "Too many requests for this token.")
         try:
-            return await sync_to_async(actor_from_bearer)(secret=secret.strip())
+            return actor_from_bearer(secret=secret.strip())
         except InvalidToken as error:
             return _unauthorised(error.message, error.code)
-    user = await request.auser()
+    user = request.user
     if not user.is_authenticated:
         return ANONYMOUS
     rejected = _csrf.process_view(request, _no_view, (), {})
     if rejected is not None:
         return rejected
-    return Actor(user=user)
+    actor = Actor(user=user)
+    actor.permissions  # noqa: B018 (loads them in this thread)
+    return actor
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -125,11 +132,6 @@ class DepotGraphQLView(AsyncGraphQLView[DepotContext, None]):
     ) -> Any:
         if self._wants_ide(request):
             return await super().dispatch(request, *args, **kwargs)
-        limited = await sync_to_async(ratelimit.hit)(
-            "ip", ratelimit.client_ip(request), settings.DEPOT_RATE_LIMIT_IP
-        )
-        if not limited.allowed:
-            return ratelimit.too_many(limited, "Too many requests from this address.")
         media_type = negotiate(request.headers.get("Accept", ""))
         if media_type is None:
             return _request_error(406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.", "NOT_ACCEPTABLE")
@@ -141,7 +143,7 @@ class DepotGraphQLView(AsyncGraphQLView[DepotContext, None]):
             refused = _request_error(405, "Send mutations with POST.", "METHOD_NOT_ALLOWED")
             refused["Allow"] = "POST"
             return refused
-        actor = await resolve_actor(request)
+        actor = await sync_to_async(admit)(request)
         if isinstance(actor, HttpResponseBase):
             return actor
         request.depot_actor = actor  # type: ignore[attr-defined]

@@ -34,7 +34,7 @@ def _in_workspace(info: Info, workspace_id: relay.GlobalID | None) -> int | None
     if workspace_id is None:
         return None
     pk = decode_id(workspace_id, "Workspace", path="workspaceId")
-    accounts.workspace_for(actor=actor_of(info), workspace_id=pk, needed=Permission.READ)
+    accounts.require_permission(actor=actor_of(info), workspace_id=pk, needed=Permission.READ)
     return pk
 
 

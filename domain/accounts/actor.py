@@ -44,6 +44,11 @@ class Actor:
             result[workspace_id] = permission
         return result
 
+    def reload(self) -> None:
+        """Load the permissions again (after a change to the caller's own memberships)."""
+        self._permissions = None
+        self._permissions = self._load_permissions()
+
     def workspace_ids(self, needed: Permission = Permission.READ) -> list[int]:
         return [ws for ws, granted in self.permissions.items() if granted >= needed]
 

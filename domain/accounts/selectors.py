@@ -1,11 +1,18 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from domain.accounts.actor import Actor
 from domain.accounts.errors import InvalidToken
-from domain.accounts.models import ApiToken, Membership, Permission, Workspace
+from domain.accounts.models import (
+    ROLE_PERMISSION,
+    ApiToken,
+    Membership,
+    Permission,
+    Role,
+    Workspace,
+)
 from domain.accounts.tokens import TOKEN_PREFIX, hash_secret
 from domain.common.errors import Forbidden, NotFound
 
@@ -57,8 +64,13 @@ def actor_from_bearer(*, secret: str) -> Actor:
     """The actor for an API token secret, or InvalidToken. Marks the token as used."""
     if not secret.startswith(TOKEN_PREFIX):
         raise InvalidToken("The API token is not valid.")
+    # One statement: the token, its user, and the user's role in the token's workspace.
+    role = Membership.objects.filter(
+        user_id=OuterRef("user_id"), workspace_id=OuterRef("workspace_id")
+    ).values("role")[:1]
     token = (
         ApiToken.objects.select_related("user")
+        .annotate(member_role=Subquery(role))
         .filter(secret_hash=hash_secret(secret), revoked_at__isnull=True)
         .first()
     )
@@ -70,4 +82,8 @@ def actor_from_bearer(*, secret: str) -> Actor:
     # Coarse on purpose: one write a minute per token, not one per request.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return Actor(user=token.user, token=token)
+    permissions: dict[int, Permission] = {}
+    member_role = getattr(token, "member_role", None)
+    if member_role is not None:
+        permissions[token.workspace_id] = min(ROLE_PERMISSION[Role(member_role)], token.permission)
+    return Actor(user=token.user, token=token, _permissions=permissions)

@@ -26,7 +26,11 @@ async def attempt(info: Info, call: Callable[[], T]) -> tuple[T | None, list[Use
         if actor.token is not None and actor.token.permission < Permission.WRITE:
             # Checked here once for every mutation, so no service can forget it.
             raise Forbidden("This token is read-only.")
-        return call()
+        result = call()
+        # A mutation may change the caller's own memberships (a new workspace, leaving one);
+        # the payload is resolved with fresh permissions, loaded here in Django's sync world.
+        actor.reload()
+        return result
 
     try:
         return await sync_to_async(guarded)(), []

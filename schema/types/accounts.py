@@ -7,7 +7,6 @@ from typing import Any
 import strawberry
 import strawberry_django
 from django.db.models import QuerySet
-from strawberry import relay
 from strawberry_django.relay import DjangoListConnection
 
 from domain.accounts.models import ApiToken, Membership, Permission, User, Workspace
@@ -16,7 +15,7 @@ from domain.jobs.selectors import event_cursor_state
 from schema.context import Info, actor_of
 from schema.scalars import BigInt
 from schema.types.assets import CollectionFilter, CollectionOrder, CollectionType
-from schema.types.scoping import scoped_to_workspaces
+from schema.types.scoping import DepotNode, scoped_to_workspaces
 
 
 @strawberry.enum(name="Permission", description="What the caller may do in a workspace.")
@@ -41,7 +40,7 @@ class TokenScopeEnum(Enum):
 
 
 @strawberry_django.type(User, name="User", description="A person, as other members see them.")
-class UserType(relay.Node):
+class UserType(DepotNode):
     username: str = strawberry_django.field(description="Their login name.")
 
     @classmethod
@@ -60,12 +59,12 @@ class MembershipType:
     get_queryset = scoped_to_workspaces("workspace_id")
 
     @strawberry_django.field(description="Their role.", only=["role"])
-    def role(self) -> RoleEnum:
+    async def role(self) -> RoleEnum:
         return RoleEnum(self.role)
 
 
 @strawberry_django.type(ApiToken, name="ApiToken", description="An API token (never its secret).")
-class ApiTokenType(relay.Node):
+class ApiTokenType(DepotNode):
     name: str = strawberry_django.field(description="What the token is for.")
     prefix: str = strawberry_django.field(description="Its first characters, to recognise it.")
     expires_at: datetime | None = strawberry_django.field(description="When it stops working.")
@@ -79,12 +78,12 @@ class ApiTokenType(relay.Node):
         return queryset.filter(visible_tokens(actor_of(info)))
 
     @strawberry_django.field(description="Its scopes.", only=["scopes"])
-    def scopes(self) -> list[TokenScopeEnum]:
+    async def scopes(self) -> list[TokenScopeEnum]:
         return [TokenScopeEnum(scope) for scope in self.scopes]
 
 
 @strawberry_django.type(Workspace, name="Workspace", description="A tenant: it owns everything.")
-class WorkspaceType(relay.Node):
+class WorkspaceType(DepotNode):
     name: str = strawberry_django.field(description="The workspace's display name.")
     slug: str = strawberry_django.field(description="A short unique handle.")
     created_at: datetime = strawberry_django.field(description="When it was created.")

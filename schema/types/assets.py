@@ -16,7 +16,7 @@ from domain.assets.models import Asset, AssetState, Collection, Rendition
 from domain.assets.selectors import tag_lookup
 from schema.context import Info
 from schema.scalars import BigInt
-from schema.types.scoping import scoped_to_workspaces
+from schema.types.scoping import DepotNode, scoped_to_workspaces
 
 
 @strawberry.enum(name="AssetState", description="Where an asset is in its life.")
@@ -38,7 +38,7 @@ def _absolute(info: Info, url: str) -> str:
 
 
 @strawberry_django.type(Rendition, name="Rendition", description="A derived image of an asset.")
-class RenditionType(relay.Node):
+class RenditionType(DepotNode):
     preset: str = strawberry_django.field(description="The preset that made it.")
     format: str = strawberry_django.field(description="Image format, e.g. jpeg.")
     width: int = strawberry_django.field(description="Width in pixels.")
@@ -48,7 +48,7 @@ class RenditionType(relay.Node):
     get_queryset = scoped_to_workspaces("asset__workspace_id")
 
     @strawberry_django.field(description="A download link that expires.", only=["storage_key"])
-    def url(self, info: Info) -> str:
+    async def url(self, info: Info) -> str:
         return _absolute(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
 
 
@@ -112,7 +112,7 @@ class AssetOrder:
 
 
 @strawberry_django.type(Asset, name="Asset", description="A file and what Depot learnt from it.")
-class AssetType(relay.Node):
+class AssetType(DepotNode):
     title: str = strawberry_django.field(description="A display title.")
     tags: list[str] = strawberry_django.field(description="Free-form labels.")
     description: str = strawberry_django.field(description="A longer description.")
@@ -139,11 +139,11 @@ class AssetType(relay.Node):
     get_queryset = scoped_to_workspaces("workspace_id")
 
     @strawberry_django.field(description="Where the asset is in its life.", only=["state"])
-    def state(self) -> AssetStateEnum:
+    async def state(self) -> AssetStateEnum:
         return AssetStateEnum(self.state)
 
     @strawberry_django.field(description="Why processing failed, if it did.", only=["failure"])
-    def failure(self) -> AssetFailure | None:
+    async def failure(self) -> AssetFailure | None:
         failure: dict[str, Any] | None = self.failure
         if not failure:
             return None
@@ -153,7 +153,7 @@ class AssetType(relay.Node):
         description="A download link to the original that expires (once uploaded).",
         only=["storage_key", "state"],
     )
-    def download_url(self, info: Info) -> str | None:
+    async def download_url(self, info: Info) -> str | None:
         if self.state in (AssetState.AWAITING_UPLOAD, AssetState.DELETING):
             return None
         return _absolute(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
@@ -173,7 +173,7 @@ class CollectionOrder:
 
 
 @strawberry_django.type(Collection, name="Collection", description="A named group of assets.")
-class CollectionType(relay.Node):
+class CollectionType(DepotNode):
     name: str = strawberry_django.field(description="The collection's name.")
     description: str = strawberry_django.field(description="What the collection holds.")
     created_at: datetime = strawberry_django.field(description="When it was created.")
@@ -187,7 +187,7 @@ class CollectionType(relay.Node):
     get_queryset = scoped_to_workspaces("workspace_id")
 
     @strawberry_django.field(description="The workspace it belongs to.", only=["workspace_id"])
-    def workspace_id(self) -> relay.GlobalID:
+    async def workspace_id(self) -> relay.GlobalID:
         return relay.GlobalID("Workspace", str(self.workspace_id))
 
 

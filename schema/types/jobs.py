@@ -14,7 +14,7 @@ from strawberry_django.relay import DjangoListConnection
 from domain.jobs.models import Event, Job
 from domain.jobs.stats import JobStats
 from schema.scalars import BigInt
-from schema.types.scoping import scoped_to_workspaces
+from schema.types.scoping import DepotNode, scoped_to_workspaces
 
 
 @strawberry.enum(
@@ -83,7 +83,7 @@ class JobOrder:
 
 
 @strawberry_django.type(Job, name="Job", description="Slow work, run by a worker, watched live.")
-class JobType(relay.Node):
+class JobType(DepotNode):
     kind: str = strawberry_django.field(description="What the job does, e.g. asset.process.")
     parameters: JSON = strawberry_django.field(description="The job's input.")
     result: JSON | None = strawberry_django.field(description="What it produced, once done.")
@@ -100,30 +100,30 @@ class JobType(relay.Node):
     get_queryset = scoped_to_workspaces("workspace_id")
 
     @strawberry_django.field(description="Who started it.", only=["created_by_id"])
-    def created_by(self) -> relay.GlobalID | None:
+    async def created_by(self) -> relay.GlobalID | None:
         pk = self.created_by_id  # type: ignore[attr-defined]
         return None if pk is None else relay.GlobalID("User", str(pk))
 
     @strawberry_django.field(description="Where the job is.", only=["state"])
-    def state(self) -> JobStateEnum:
+    async def state(self) -> JobStateEnum:
         return JobStateEnum(self.state)
 
     @strawberry_django.field(description="The queue it runs on.", only=["lane"])
-    def lane(self) -> LaneEnum:
+    async def lane(self) -> LaneEnum:
         return LaneEnum(self.lane)
 
     @strawberry_django.field(
         description="How far it has got.",
         only=["progress_done", "progress_total", "progress_stage"],
     )
-    def progress(self) -> JobProgress:
+    async def progress(self) -> JobProgress:
         job: Any = self
         return JobProgress(
             done=job.progress_done, total=job.progress_total, stage=job.progress_stage
         )
 
     @strawberry_django.field(description="Why it failed, if it did.", only=["error"])
-    def error(self) -> JobError | None:
+    async def error(self) -> JobError | None:
         error: dict[str, Any] | None = self.error
         if not error:
             return None
