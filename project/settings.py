@@ -253,6 +253,8 @@ DEPOT_GRAPHQL_MAX_TOKENS = env.int("DEPOT_GRAPHQL_MAX_TOKENS", 2000, minimum=100
 DEPOT_GRAPHQL_MAX_PAGE_SIZE = env.int("DEPOT_GRAPHQL_MAX_PAGE_SIZE", 100, minimum=1)
 DEPOT_GRAPHQL_MAX_COST = env.int("DEPOT_GRAPHQL_MAX_COST", 20_000, minimum=10)
 DEPOT_GRAPHQL_MAX_BATCH = env.int("DEPOT_GRAPHQL_MAX_BATCH", 10, minimum=1)
+# Asset and collection queries are served from a cache keyed on the event sequences (0: off).
+DEPOT_READ_CACHE_SECONDS = env.int("DEPOT_READ_CACHE_SECONDS", 30)
 DEPOT_PERSISTED_QUERY_TTL_SECONDS = env.int("DEPOT_PERSISTED_QUERY_TTL_SECONDS", 86_400 * 7)
 # Rate limits, "<requests>/<seconds>": per API token, and per client IP for every request.
 DEPOT_RATE_LIMIT_TOKEN = parse_rate(

@@ -29,6 +29,7 @@ from domain.accounts.actor import ANONYMOUS, Actor
 from domain.accounts.errors import InvalidToken
 from domain.accounts.selectors import actor_from_bearer
 from project import ratelimit
+from schema import read_cache
 from schema.context import DepotContext
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -125,6 +126,17 @@ def admit(request: HttpRequest) -> Actor | HttpResponseBase:
     return actor
 
 
+def _admit_and_look_up(
+    request: HttpRequest, material: dict[str, Any] | None
+) -> tuple[Actor | HttpResponseBase, str | None, HttpResponse | None]:
+    """admit(), and for a cacheable read its cache key and any cached response: one hop."""
+    actor = admit(request)
+    if isinstance(actor, HttpResponseBase) or material is None:
+        return actor, None, None
+    key = read_cache.key_for(material, actor)
+    return actor, key, read_cache.lookup(key)
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class DepotGraphQLView(AsyncGraphQLView[DepotContext, None]):
     async def dispatch(  # type: ignore[override]
@@ -143,13 +155,18 @@ class DepotGraphQLView(AsyncGraphQLView[DepotContext, None]):
             refused = _request_error(405, "Send mutations with POST.", "METHOD_NOT_ALLOWED")
             refused["Allow"] = "POST"
             return refused
-        actor = await sync_to_async(admit)(request)
+        material = read_cache.request_material(request)
+        actor, cache_key, cached = await sync_to_async(_admit_and_look_up)(request, material)
         if isinstance(actor, HttpResponseBase):
             return actor
+        if cached is not None:
+            return self._shape(request, cached, media_type)
         request.depot_actor = actor  # type: ignore[attr-defined]
         request.depot_request_id = uuid.uuid4().hex[:16]  # type: ignore[attr-defined]
         request.depot_request_error = False  # type: ignore[attr-defined]
         response = await super().dispatch(request, *args, **kwargs)
+        if cache_key is not None and isinstance(response, HttpResponse):
+            await sync_to_async(read_cache.store)(cache_key, response)
         return self._shape(request, response, media_type)
 
     def _wants_ide(self, request: HttpRequest) -> bool:

@@ -48,6 +48,7 @@ depot 8201 bench.http.settings_depot project.asgi:application
 floor 8202 bench.http.settings_peers bench.http.asgi_peers:application
 strawberry-default 8203 bench.http.settings_peers bench.http.asgi_peers:application
 depot-whatif 8204 bench.http.settings_depot project.asgi:application
+depot-uncached 8205 bench.http.settings_depot project.asgi:application
 "
 
 mkdir -p "$RUN/logs" "$RUN/pids" "$OUT"
@@ -70,7 +71,9 @@ start_one() {
   if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is taken by another process" >&2; return 1; fi
   local whatif=""; [ "$name" = depot-whatif ] && whatif="$WHATIF"
-  ( cd "$ROOT" && BENCH_WHATIF="$whatif" DJANGO_SETTINGS_MODULE="$settings" exec taskset -c "$SERVER_CPU" "$UVICORN" "$app" \
+  # depot-uncached is Depot with its read cache off: every request runs the query.
+  local read_cache="${DEPOT_READ_CACHE_SECONDS:-30}"; [ "$name" = depot-uncached ] && read_cache=0
+  ( cd "$ROOT" && BENCH_WHATIF="$whatif" DEPOT_READ_CACHE_SECONDS="$read_cache" DJANGO_SETTINGS_MODULE="$settings" exec taskset -c "$SERVER_CPU" "$UVICORN" "$app" \
       --host 127.0.0.1 --port "$port" --workers 1 --loop uvloop --http httptools \
       --lifespan off --no-access-log --log-level warning --timeout-keep-alive 30 \
       >"$RUN/logs/$name.log" 2>&1 ) &

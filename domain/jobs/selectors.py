@@ -35,3 +35,15 @@ def event_cursor_state(*, workspace_id: int) -> tuple[int, int]:
         .first()
     )
     return row if row is not None else (0, 0)
+
+
+def event_sequences(*, workspace_ids: list[int]) -> dict[int, int]:
+    """The last event sequence of each workspace (0 for one that has none yet)."""
+    if not workspace_ids:
+        return {}
+    found = dict(
+        EventCounter.objects.filter(workspace_id__in=workspace_ids).values_list(
+            "workspace_id", "last_sequence"
+        )
+    )
+    return {workspace_id: found.get(workspace_id, 0) for workspace_id in workspace_ids}
