@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCacheClient
 from django.http import HttpRequest, JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,53 @@ def hit(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
     except Exception:
         logger.warning("rate limit store unavailable; allowing the request", exc_info=True)
         return Verdict(allowed=True, retry_after=0)
+
+
+def hit_all(checks: list[tuple[str, str, tuple[int, int]]]) -> Verdict:
+    """Count one request against several limits at once; the first one exceeded wins.
+
+    On Redis this is one pipelined round trip for all of them (every API request pays it).
+    """
+    try:
+        counts = _count_pipelined(checks)
+    except Exception:
+        logger.warning("rate limit store unavailable; allowing the request", exc_info=True)
+        return Verdict(allowed=True, retry_after=0)
+    if counts is None:  # not Redis: one at a time
+        for scope, identity, rate in checks:
+            verdict = hit(scope, identity, rate)
+            if not verdict.allowed:
+                return verdict
+        return Verdict(allowed=True, retry_after=0)
+    for (_, _, (limit, seconds)), count in zip(checks, counts, strict=True):
+        if count > limit:
+            return Verdict(allowed=False, retry_after=_retry_after(seconds))
+    return Verdict(allowed=True, retry_after=0)
+
+
+def _count_pipelined(checks: list[tuple[str, str, tuple[int, int]]]) -> list[int] | None:
+    backend = getattr(cache, "_cache", None)
+    if not isinstance(backend, RedisCacheClient):
+        return None
+    client = backend.get_client(write=True)
+    pipeline = client.pipeline(transaction=False)
+    for scope, identity, (_, seconds) in checks:
+        key = cache.make_and_validate_key(_key(scope, identity, seconds))
+        pipeline.incr(key)
+        pipeline.expire(key, seconds + 1, nx=True)
+    replies = pipeline.execute()
+    return [int(count) for count in replies[::2]]
+
+
+def _key(scope: str, identity: str, seconds: int) -> str:
+    window = int(time.time() // seconds)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    return f"rate:{scope}:{digest}:{window}"
+
+
+def _retry_after(seconds: int) -> int:
+    window = int(time.time() // seconds)
+    return max(1, (window + 1) * seconds - int(time.time()))
 
 
 def _hit(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:

@@ -100,19 +100,20 @@ def admit(request: HttpRequest) -> Actor | HttpResponseBase:
     CSRF token either. The actor's permissions are loaded here too, so resolvers that only
     read them need no database access of their own.
     """
-    limited = ratelimit.hit("ip", ratelimit.client_ip(request), settings.DEPOT_RATE_LIMIT_IP)
-    if not limited.allowed:
-        return ratelimit.too_many(limited, "Too many requests from this address.")
     header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    checks = [("ip", ratelimit.client_ip(request), settings.DEPOT_RATE_LIMIT_IP)]
+    if secret:
+        checks.append(("token", secret, settings.DEPOT_RATE_LIMIT_TOKEN))
+    limited = ratelimit.hit_all(checks)
+    if not limited.allowed:
+        return ratelimit.too_many(limited, "Too many requests.")
     if header:
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        if scheme.lower() != "bearer" or not secret:
             return _unauthorised("Use `Authorization: Bearer <token>`.", "INVALID_TOKEN")
-        limited = ratelimit.hit("token", secret.strip(), settings.DEPOT_RATE_LIMIT_TOKEN)
-        if not limited.allowed:
-            return ratelimit.too_many(limited, "Too many requests for this token.")
         try:
-            return actor_from_bearer(secret=secret.strip())
+            return actor_from_bearer(secret=secret)
         except InvalidToken as error:
             return _unauthorised(error.message, error.code)
     user = request.user
