@@ -14,6 +14,11 @@ class Workspace(models.Model):
     name = models.CharField(max_length=120, help_text="The workspace's display name.")
     slug = models.SlugField(max_length=64, unique=True, help_text="A short unique handle.")
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
+    # Only what an owner changed; domain.assets.policy fills in the defaults, so a default
+    # that changes (a setting, the media library's presets) reaches every other workspace.
+    media_settings = models.JSONField(
+        default=dict, blank=True, help_text="Upload and processing settings that differ."
+    )
 
     def __str__(self) -> str:
         return self.slug

@@ -8,4 +8,4 @@ class AssetsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the asset job handlers with the job registry.
-        from domain.assets import deletion, processing  # noqa: F401
+        from domain.assets import deletion, processing, reprocess  # noqa: F401

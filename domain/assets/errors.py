@@ -19,6 +19,22 @@ class UploadSizeMismatch(DomainError):
     code = "UPLOAD_SIZE_MISMATCH"
 
 
+class UploadChecksumMismatch(DomainError):
+    """The stored bytes' SHA-256 is not the one the client announced."""
+
+    code = "UPLOAD_CHECKSUM_MISMATCH"
+
+
+class KindNotAllowed(DomainError):
+    """The workspace's media settings do not accept this kind of file."""
+
+    code = "KIND_NOT_ALLOWED"
+
+
+class InvalidMediaSettings(DomainError):
+    code = "INVALID_INPUT"
+
+
 class InvalidUpload(DomainError):
     code = "INVALID_UPLOAD"
 

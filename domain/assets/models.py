@@ -60,6 +60,12 @@ class Asset(models.Model):
     )
     size = models.BigIntegerField(help_text="Size in bytes, as announced and then verified.")
     sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the bytes, hex.")
+    expected_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="The SHA-256 the client announced, hex, if it did."
+    )
+    # A digest of the settings the asset was processed with (domain.assets.processing): a later
+    # upload of the same bytes reuses its results only under the same settings.
+    processed_with = models.CharField(max_length=64, blank=True)
     state = models.CharField(
         max_length=20,
         choices=AssetState.choices,

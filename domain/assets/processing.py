@@ -1,159 +1,243 @@
-"""The asset.process job: hash and sniff the bytes, read image metadata, make the thumbnail.
+"""The asset.process job: hash the bytes, analyse them with the media library, store the
+renditions of the workspace's presets.
 
-Written to be run twice: a rerun after a worker died writes the same rendition at the same key
-and updates the same row, so nothing is duplicated, and a READY asset is left alone.
+Written to be run twice: a rerun after a worker died writes the same renditions at the same
+keys and updates the same rows, so nothing is duplicated, and a READY asset is left alone
+unless the job says `force` (reprocessing).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 import tempfile
 from dataclasses import dataclass
-from typing import IO, Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import transaction
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from domain.assets import storage
+from domain.assets import media, storage
+from domain.assets.errors import KindNotAllowed, UploadChecksumMismatch
+from domain.assets.media.model import RENDITION_FORMATS
 from domain.assets.models import Asset, AssetState, Rendition
-from domain.assets.services import PROCESS_JOB, asset_event_payload
-from domain.assets.sniff import RASTER_IMAGE_TYPES, SNIFF_BYTES, sniff
+from domain.assets.policy import MediaSettings, media_settings_of
+from domain.assets.services import PROCESS_JOB, asset_event_payload, find_duplicate
 from domain.common.failpoints import failpoint
+from domain.common.ids import global_id
 from domain.jobs import events, registry
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
 from domain.jobs.models import Lane
 
 CHUNK = 1024 * 1024
-# Pillow's own bomb check is a backstop; ours runs first, on the header, with our limit.
-Image.MAX_IMAGE_PIXELS = None
+# The same work in the bulk lane, for reprocessing (domain.assets.reprocess): uploads go on
+# in the interactive lane while a whole workspace is reprocessed.
+REPROCESS_ITEM_JOB = "asset.reprocess.item"
+# Bumped when processing learns something new, so assetsReprocess(olderThanVersion: true)
+# finds the assets processed before (metadata.metadataVersion).
+METADATA_VERSION = 2
 
 
 @dataclass(frozen=True)
-class Preset:
-    name: str
-    max_side: int
-    format: str
-    quality: int = 85
-
-
-THUMBNAIL = Preset(name="thumb-256", max_side=256, format="jpeg")
+class _Outcome:
+    content_type: str
+    metadata: dict[str, Any]
+    made: set[str]  # the presets whose renditions are stored
 
 
 @registry.register(PROCESS_JOB, lane=Lane.INTERACTIVE)
 def process_asset(ctx: JobContext) -> dict[str, Any]:
-    asset = Asset.objects.filter(pk=ctx.parameters["asset_id"]).first()
+    asset = Asset.objects.select_related("workspace").filter(pk=ctx.parameters["asset_id"]).first()
     if asset is None:
         raise JobFailed("The asset no longer exists.", code="NOT_FOUND")
-    if asset.state == AssetState.READY:
+    if asset.state == AssetState.READY and not ctx.parameters.get("force"):
         return {"assetId": asset.pk, "alreadyReady": True}
     if asset.state == AssetState.DELETING:
         raise JobFailed("The asset is being deleted.", code="ASSET_DELETED")
+    policy = media_settings_of(asset.workspace)
+    digest = processing_digest(policy)
     _set_state(asset, AssetState.PROCESSING)
-    with tempfile.TemporaryFile() as local:
-        sha256, head = _download(ctx, asset, local)
-        content_type = sniff(head)
-        metadata: dict[str, Any] = {}
-        if asset.declared_content_type.startswith("image/") or content_type in RASTER_IMAGE_TYPES:
-            if content_type not in RASTER_IMAGE_TYPES:
-                _fail(
-                    asset,
-                    "CONTENT_TYPE_MISMATCH",
-                    f"Declared {asset.declared_content_type}, but the bytes are {content_type}.",
-                )
-            ctx.progress(0, 1, "rendering")
-            metadata = _process_image(ctx, asset, local)
-    _finish(asset, sha256=sha256, content_type=content_type, metadata=metadata)
-    return {"assetId": asset.pk, "contentType": content_type, "sha256": sha256}
+    with tempfile.TemporaryDirectory(prefix="depot-process-") as scratch:
+        # The media library reads from a path; the name on disk is never the client's.
+        path = Path(scratch) / "original"
+        sha256 = _download(ctx, asset, path)
+        _check_checksum(asset, sha256)
+        outcome = _reuse(ctx, asset, sha256, digest) or _process(ctx, asset, path, policy)
+    _remove_stale(asset, outcome.made)
+    failpoint("asset.process.after_rendition")
+    _finish(asset, sha256=sha256, outcome=outcome, digest=digest)
+    return {
+        "assetId": asset.pk,
+        "contentType": outcome.content_type,
+        "sha256": sha256,
+        "duplicateOf": outcome.metadata.get("duplicateOf"),
+    }
 
 
-def _download(ctx: JobContext, asset: Asset, local: IO[bytes]) -> tuple[str, bytes]:
+registry.register(REPROCESS_ITEM_JOB, lane=Lane.BULK)(process_asset)
+
+
+def processing_digest(policy: MediaSettings) -> str:
+    """What the results depend on besides the bytes: equal digests, equal results."""
+    basis = {
+        **policy.as_json(),
+        "maxUploadBytes": None,  # decided before the bytes arrive; changes nothing here
+        "maxPixels": settings.DEPOT_MAX_IMAGE_PIXELS,
+        "metadataVersion": METADATA_VERSION,
+    }
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
+
+
+def _download(ctx: JobContext, asset: Asset, path: Path) -> str:
     """Stream the object to a local temporary file, hashing as it goes; never all in memory."""
     digest = hashlib.sha256()
-    head = b""
     done = 0
     ctx.progress(0, asset.size, "downloading")
-    with storage.open_object(asset.storage_key) as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-            local.write(chunk)
-            if len(head) < SNIFF_BYTES:
-                head += chunk[: SNIFF_BYTES - len(head)]
-            done += len(chunk)
-            ctx.progress(done, asset.size, "downloading")
-            ctx.check_cancelled()
+    try:
+        with storage.open_object(asset.storage_key) as source, path.open("wb") as local:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                local.write(chunk)
+                done += len(chunk)
+                ctx.progress(done, asset.size, "downloading")
+                ctx.check_cancelled()
+    except FileNotFoundError:
+        _fail(asset, "UPLOAD_NOT_FOUND", "The asset's file is no longer in storage.")
     if done != asset.size:
         _fail(asset, "UPLOAD_SIZE_MISMATCH", f"Stored {done} bytes, expected {asset.size}.")
     failpoint("asset.process.after_download")
-    local.seek(0)
-    return digest.hexdigest(), head
+    return digest.hexdigest()
 
 
-def _process_image(ctx: JobContext, asset: Asset, local: IO[bytes]) -> dict[str, Any]:
-    try:
-        with Image.open(local) as image:
-            width, height = image.size
-            if width * height > settings.DEPOT_MAX_IMAGE_PIXELS:
-                _fail(
-                    asset,
-                    "IMAGE_TOO_LARGE",
-                    f"{width}x{height} pixels is over the limit of "
-                    f"{settings.DEPOT_MAX_IMAGE_PIXELS} pixels.",
-                )
-            metadata = {
-                "format": (image.format or "").lower(),
-                "mode": image.mode,
-                "animated": bool(getattr(image, "is_animated", False)),
-                "orientation": image.getexif().get(0x0112, 1),
-            }
-            # JPEG can decode at 1/2, 1/4 or 1/8 scale: far less work for a small thumbnail.
-            image.draft("RGB", (THUMBNAIL.max_side * 2, THUMBNAIL.max_side * 2))
-            image.load()
-            oriented = ImageOps.exif_transpose(image)
-            # Dimensions as a viewer sees them: orientations 5 to 8 turn the picture a quarter.
-            quarter_turn = metadata["orientation"] in (5, 6, 7, 8)
-            metadata["width"], metadata["height"] = (
-                (height, width) if quarter_turn else (width, height)
-            )
-            ctx.check_cancelled()
-            _store_rendition(asset, oriented, THUMBNAIL)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        _fail(asset, "CORRUPT_FILE", f"The image could not be decoded: {error}")
-    failpoint("asset.process.after_rendition")
-    ctx.progress(1, 1, "rendering")
-    return metadata
+def _check_checksum(asset: Asset, sha256: str) -> None:
+    if asset.expected_sha256 and asset.expected_sha256 != sha256:
+        # Not the bytes the client meant to send: remove them, so nobody ever downloads them.
+        storage.delete_object(asset.storage_key)
+        _fail(
+            asset,
+            UploadChecksumMismatch.code,
+            f"The stored bytes have SHA-256 {sha256}, but {asset.expected_sha256} was announced.",
+        )
 
 
-def _store_rendition(asset: Asset, image: Image.Image, preset: Preset) -> None:
-    rendered = image.copy()
-    rendered.thumbnail((preset.max_side, preset.max_side), Image.Resampling.LANCZOS)
-    if rendered.mode in ("RGBA", "LA", "P"):
-        rendered = rendered.convert("RGBA")
-        background = Image.new("RGB", rendered.size, (255, 255, 255))
-        background.paste(rendered, mask=rendered.getchannel("A"))
-        rendered = background
-    elif rendered.mode != "RGB":
-        rendered = rendered.convert("RGB")
-    buffer = io.BytesIO()
-    rendered.save(buffer, format=preset.format.upper(), quality=preset.quality, optimize=True)
-    size = buffer.tell()
-    buffer.seek(0)
-    # A fixed key per asset and preset: a second run overwrites rather than adds.
-    key = f"{asset.workspace_id}/{asset.pk}/renditions/{preset.name}.{preset.format}"
-    storage.write_object(key, buffer, f"image/{preset.format}")
-    Rendition.objects.update_or_create(
-        asset=asset,
-        preset=preset.name,
-        defaults={
-            "format": preset.format,
-            "width": rendered.size[0],
-            "height": rendered.size[1],
-            "size": size,
-            "storage_key": key,
-        },
+def _reuse(ctx: JobContext, asset: Asset, sha256: str, digest: str) -> _Outcome | None:
+    """The same bytes, READY in the workspace and processed under the same settings: copy its
+    results instead of processing them twice. None when there is nothing to copy from."""
+    source = find_duplicate(
+        workspace_id=asset.workspace_id, sha256=sha256, exclude=asset.pk, processed_with=digest
     )
+    if source is None:
+        return None
+    ctx.progress(0, 1, "copying renditions")
+    made: set[str] = set()
+    for rendition in Rendition.objects.filter(asset=source):
+        key = rendition_key(asset, rendition.preset, rendition.format)
+        content_type = RENDITION_FORMATS.get(rendition.format, "application/octet-stream")
+        try:
+            storage.copy_object(rendition.storage_key, key, content_type)
+        except FileNotFoundError:
+            # The source is being deleted under us: process the bytes after all.
+            ctx.log("duplicate %s lost its renditions; processing instead", source.pk)
+            return None
+        values = {
+            "format": rendition.format,
+            "width": rendition.width,
+            "height": rendition.height,
+            "size": rendition.size,
+        }
+        _rendition_row(asset, rendition.preset, key, values)
+        made.add(rendition.preset)
+        ctx.check_cancelled()
+    metadata = {**source.metadata, "duplicateOf": global_id("Asset", source.pk)}
+    return _Outcome(content_type=source.content_type, metadata=metadata, made=made)
+
+
+def _process(ctx: JobContext, asset: Asset, path: Path, policy: MediaSettings) -> _Outcome:
+    ctx.progress(0, 1, "analysing")
+    try:
+        analysis = media.analyse(
+            path,
+            declared_type=asset.declared_content_type,
+            filename=asset.original_filename,
+            max_pixels=settings.DEPOT_MAX_IMAGE_PIXELS,
+            allow_gps=policy.allow_gps,
+        )
+    except media.MediaRejected as rejected:
+        _fail(asset, rejected.code.value, rejected.message)
+    if not policy.allows(analysis.kind):
+        _fail(
+            asset,
+            KindNotAllowed.code,
+            f"This workspace does not accept {analysis.kind.value} files "
+            f"(the bytes are {analysis.content_type}).",
+        )
+    ctx.check_cancelled()
+    made = _render(ctx, asset, analysis, policy)
+    metadata = {
+        **analysis.metadata,
+        "kind": analysis.kind.value,
+        "metadataVersion": METADATA_VERSION,
+    }
+    return _Outcome(content_type=analysis.content_type, metadata=metadata, made=made)
+
+
+def _render(
+    ctx: JobContext, asset: Asset, analysis: media.Analysis, policy: MediaSettings
+) -> set[str]:
+    """Make and store every preset's rendition (a file without a picture has none); returns
+    the presets stored."""
+    ctx.progress(0, 1, "rendering")
+    try:
+        rendered = media.render(analysis, policy.presets)
+    except media.MediaRejected as rejected:
+        _fail(asset, rejected.code.value, rejected.message)
+    ctx.check_cancelled()
+    for done, image in enumerate(rendered):
+        ctx.progress(done, len(rendered), "storing renditions")
+        key = rendition_key(asset, image.preset.name, image.format)
+        storage.write_object(key, image.open(), image.content_type)
+        _rendition_row(
+            asset,
+            image.preset.name,
+            key,
+            {
+                "format": image.format,
+                "width": image.width,
+                "height": image.height,
+                "size": image.size,
+            },
+        )
+        ctx.check_cancelled()
+    return {image.preset.name for image in rendered}
+
+
+def rendition_key(asset: Asset, preset: str, format: str) -> str:
+    # A fixed key per asset and preset: a second run overwrites rather than adds.
+    return f"{asset.workspace_id}/{asset.pk}/renditions/{preset}.{format}"
+
+
+def _rendition_row(asset: Asset, preset: str, key: str, values: dict[str, Any]) -> None:
+    previous = (
+        Rendition.objects.filter(asset=asset, preset=preset)
+        .values_list("storage_key", flat=True)
+        .first()
+    )
+    if previous is not None and previous != key:
+        # The preset changed its format: the object at the old key would be left behind.
+        storage.delete_object(previous)
+    Rendition.objects.update_or_create(
+        asset=asset, preset=preset, defaults={**values, "storage_key": key}
+    )
+
+
+def _remove_stale(asset: Asset, made: set[str]) -> None:
+    """Objects of renditions that no preset makes any more; their rows go in _finish, so a
+    rerun after a crash finds them and removes them again."""
+    stale = Rendition.objects.filter(asset=asset).exclude(preset__in=made)
+    for key in stale.values_list("storage_key", flat=True):
+        storage.delete_object(key)
 
 
 @transaction.atomic
@@ -164,19 +248,35 @@ def _set_state(asset: Asset, state: AssetState) -> None:
 
 
 @transaction.atomic
-def _finish(asset: Asset, *, sha256: str, content_type: str, metadata: dict[str, Any]) -> None:
+def _finish(
+    asset: Asset,
+    *,
+    sha256: str,
+    outcome: _Outcome,
+    digest: str,
+) -> None:
+    Rendition.objects.filter(asset=asset).exclude(preset__in=outcome.made).delete()
     asset.sha256 = sha256
-    asset.content_type = content_type
-    asset.metadata = metadata
+    asset.content_type = outcome.content_type
+    asset.metadata = outcome.metadata
+    asset.processed_with = digest
     asset.failure = None
     asset.state = AssetState.READY
     asset.save(
-        update_fields=["sha256", "content_type", "metadata", "failure", "state", "updated_at"]
+        update_fields=[
+            "sha256",
+            "content_type",
+            "metadata",
+            "processed_with",
+            "failure",
+            "state",
+            "updated_at",
+        ]
     )
     events.record(asset.workspace_id, "asset.ready", asset_event_payload(asset))
 
 
-def _fail(asset: Asset, code: str, message: str) -> None:
+def _fail(asset: Asset, code: str, message: str) -> NoReturn:
     with transaction.atomic():
         asset.state = AssetState.FAILED
         asset.failure = {"code": code, "message": message}

@@ -3,8 +3,8 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from domain.accounts.actor import Actor
@@ -14,11 +14,13 @@ from domain.assets import storage
 from domain.assets.errors import (
     CollectionNameTaken,
     InvalidUpload,
+    KindNotAllowed,
     UploadMissing,
     UploadSizeMismatch,
     UploadTooLarge,
 )
 from domain.assets.models import Asset, AssetState, Collection
+from domain.assets.policy import kind_of, media_settings_for
 from domain.common.errors import InvalidState
 from domain.common.ids import global_id
 from domain.jobs import events
@@ -27,6 +29,7 @@ from domain.jobs.services import job_create
 
 PROCESS_JOB = "asset.process"
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def asset_event_payload(asset: Asset) -> dict[str, object]:
@@ -61,10 +64,36 @@ def collection_create(
     return collection
 
 
+class OnDuplicate(StrEnum):
+    """What assetUploadStart does when the workspace already has a READY asset of these bytes."""
+
+    KEEP_BOTH = "KEEP_BOTH"
+    LINK = "LINK"
+
+
 @dataclass(frozen=True)
 class UploadStarted:
     asset: Asset
-    target: storage.UploadTarget
+    # None when nothing is to be uploaded: the existing asset was linked instead.
+    target: storage.UploadTarget | None
+    duplicate_of: Asset | None = None
+
+
+def find_duplicate(
+    *,
+    workspace_id: int,
+    sha256: str,
+    exclude: int | None = None,
+    processed_with: str | None = None,
+) -> Asset | None:
+    """The oldest READY asset of the workspace with these bytes (processed under these
+    settings, when `processed_with` is given)."""
+    found = Asset.objects.filter(workspace_id=workspace_id, sha256=sha256, state=AssetState.READY)
+    if exclude is not None:
+        found = found.exclude(pk=exclude)
+    if processed_with is not None:
+        found = found.filter(processed_with=processed_with)
+    return found.order_by("pk").first()
 
 
 @transaction.atomic
@@ -76,20 +105,39 @@ def asset_upload_start(
     size: int,
     title: str | None,
     actor: Actor,
+    sha256: str | None = None,
+    on_duplicate: OnDuplicate = OnDuplicate.KEEP_BOTH,
 ) -> UploadStarted:
-    """Create the asset and a presigned form that lets the client post exactly these bytes."""
+    """Create the asset and a presigned form that lets the client post exactly these bytes.
+
+    With `sha256`, the processing job checks the bytes against it, and an asset of the same
+    bytes already READY in the workspace is reported (and with LINK returned instead)."""
     require_permission(actor=actor, workspace_id=collection.workspace_id, needed=Permission.WRITE)
+    policy = media_settings_for(collection.workspace_id)
     if size <= 0:
         raise InvalidUpload("The size must be at least one byte.", path=["size"])
-    if size > settings.DEPOT_MAX_UPLOAD_BYTES:
+    if size > policy.max_upload_bytes:
         raise UploadTooLarge(
-            f"Uploads are limited to {settings.DEPOT_MAX_UPLOAD_BYTES} bytes.", path=["size"]
+            f"Uploads are limited to {policy.max_upload_bytes} bytes.", path=["size"]
         )
     if not filename.strip():
         raise InvalidUpload("A file name is required.", path=["filename"])
     content_type = content_type.strip().lower() or "application/octet-stream"
     if not _CONTENT_TYPE.fullmatch(content_type):
         raise InvalidUpload("The content type must look like type/subtype.", path=["contentType"])
+    kind = kind_of(content_type)
+    if not policy.allows(kind):
+        raise KindNotAllowed(
+            f"This workspace does not accept {kind.value} files.", path=["contentType"]
+        )
+    expected = (sha256 or "").strip().lower()
+    if sha256 is not None and not _SHA256.fullmatch(expected):
+        raise InvalidUpload("The SHA-256 must be 64 hexadecimal digits.", path=["sha256"])
+    duplicate = (
+        find_duplicate(workspace_id=collection.workspace_id, sha256=expected) if expected else None
+    )
+    if duplicate is not None and on_duplicate == OnDuplicate.LINK:
+        return UploadStarted(asset=duplicate, target=None, duplicate_of=duplicate)
     asset = Asset(
         workspace_id=collection.workspace_id,
         collection=collection,
@@ -97,6 +145,7 @@ def asset_upload_start(
         original_filename=filename.strip()[:255],
         declared_content_type=content_type[:120],
         size=size,
+        expected_sha256=expected,
         created_by=actor.user,
         # The key never comes from the file name, so same-name uploads cannot collide.
         storage_key=f"pending/{uuid.uuid4().hex}",
@@ -108,7 +157,7 @@ def asset_upload_start(
     target = storage.presign_upload(
         key=asset.storage_key, content_type=asset.declared_content_type, size=size
     )
-    return UploadStarted(asset=asset, target=target)
+    return UploadStarted(asset=asset, target=target, duplicate_of=duplicate)
 
 
 @dataclass(frozen=True)

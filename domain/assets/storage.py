@@ -131,6 +131,34 @@ def write_object(key: str, source: IO[bytes], content_type: str) -> None:
             raise RuntimeError(f"storage wrote {saved!r} instead of {key!r}")
 
 
+def copy_object(source_key: str, target_key: str, content_type: str) -> None:
+    """Copy an object to exactly `target_key`, replacing what is there; on S3 the copy is made
+    by the store, and no byte passes through this process. FileNotFoundError when there is
+    nothing at `source_key`."""
+    storage = _storage()
+    if _is_s3():
+        from botocore.exceptions import ClientError
+
+        client: Any = storage.connection.meta.client  # type: ignore[attr-defined]
+        try:
+            client.copy_object(
+                Bucket=settings.S3_BUCKET,
+                Key=target_key,
+                CopySource={"Bucket": settings.S3_BUCKET, "Key": source_key},
+                ContentType=content_type,
+                MetadataDirective="REPLACE",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(source_key) from error
+            raise
+        return
+    if not storage.exists(source_key):
+        raise FileNotFoundError(source_key)
+    with open_object(source_key) as source:
+        write_object(target_key, source, content_type)
+
+
 def delete_object(key: str) -> None:
     _storage().delete(key)
 

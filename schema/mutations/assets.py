@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -12,6 +13,7 @@ from domain.jobs.models import Job
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
 from schema.mutations import Once, attempt, attempt_once, request_of
+from schema.mutations.media import MediaMutations
 from schema.scalars import BigInt
 from schema.types.assets import AssetType, CollectionType, UploadTarget
 from schema.types.jobs import JobType
@@ -49,6 +51,18 @@ class CollectionPayload:
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
+@strawberry.enum(
+    description="What assetUploadStart does when the bytes are already in the workspace."
+)
+class OnDuplicate(Enum):
+    KEEP_BOTH = strawberry.enum_value(
+        "KEEP_BOTH", description="Create the new asset anyway; its processing reuses the other's."
+    )
+    LINK = strawberry.enum_value(
+        "LINK", description="Create nothing: return the existing asset, with no upload target."
+    )
+
+
 @strawberry.input(description="A file the client is about to upload.")
 class AssetUploadStartInput:
     collection_id: relay.GlobalID = strawberry.field(description="The collection to add it to.")
@@ -58,12 +72,32 @@ class AssetUploadStartInput:
     title: str | None = strawberry.field(
         default=None, description="A title; the file name if unset."
     )
+    sha256: str | None = strawberry.field(
+        default=None,
+        description="The file's SHA-256 (64 hex digits), if known: processing fails with "
+        "UPLOAD_CHECKSUM_MISMATCH when the stored bytes differ, and an asset of the same bytes "
+        "already in the workspace is found (see onDuplicate).",
+    )
+    on_duplicate: OnDuplicate = strawberry.field(
+        default=OnDuplicate.KEEP_BOTH,
+        description="When `sha256` matches a READY asset of the workspace: KEEP_BOTH (the "
+        "default) or LINK.",
+    )
 
 
 @strawberry.type(description="The result of assetUploadStart.")
 class AssetUploadStartPayload:
-    asset: AssetType | None = strawberry.field(description="The new asset, awaiting its bytes.")
-    upload: UploadTarget | None = strawberry.field(description="Where to post the bytes.")
+    asset: AssetType | None = strawberry.field(
+        description="The new asset, awaiting its bytes; with onDuplicate LINK and a duplicate, "
+        "the existing asset."
+    )
+    upload: UploadTarget | None = strawberry.field(
+        description="Where to post the bytes; null when nothing is to be uploaded (LINK)."
+    )
+    duplicate_of: AssetType | None = strawberry.field(
+        description="A READY asset of the workspace with the same SHA-256, if `sha256` was given "
+        "and one exists."
+    )
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
@@ -139,8 +173,10 @@ def _job_once(operation: str, input: Any, workspace_of: Any) -> Once:
     )
 
 
+# The media mutations (settings, reprocessing) come in through this class: schema/__init__.py
+# composes the root Mutation from the per-domain classes.
 @strawberry.type
-class AssetMutations:
+class AssetMutations(MediaMutations):
     @strawberry.mutation(description="Create a collection (needs write permission).")
     async def collection_create(
         self, info: Info, input: CollectionCreateInput
@@ -188,7 +224,8 @@ class AssetMutations:
 
     @strawberry.mutation(
         description="Start an upload: creates the asset and returns a presigned form for the "
-        "bytes, which go straight to storage. Then call assetUploadComplete."
+        "bytes, which go straight to storage. Then call assetUploadComplete. Refused with "
+        "ASSET_TOO_LARGE or KIND_NOT_ALLOWED by the workspace's media settings."
     )
     async def asset_upload_start(
         self, info: Info, input: AssetUploadStartInput
@@ -201,14 +238,20 @@ class AssetMutations:
                 size=int(input.size),
                 title=input.title,
                 actor=actor_of(info),
+                sha256=input.sha256,
+                on_duplicate=services.OnDuplicate(input.on_duplicate.name),
             )
 
         started, errors = await attempt(info, call)
         if started is None:
-            return AssetUploadStartPayload(asset=None, upload=None, errors=errors)
+            return AssetUploadStartPayload(
+                asset=None, upload=None, duplicate_of=None, errors=errors
+            )
+        target = started.target
         return AssetUploadStartPayload(
             asset=started.asset,  # type: ignore[arg-type]
-            upload=UploadTarget.from_domain(info, started.target),
+            upload=UploadTarget.from_domain(info, target) if target is not None else None,
+            duplicate_of=started.duplicate_of,  # type: ignore[arg-type]
             errors=[],
         )
 

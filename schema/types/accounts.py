@@ -11,10 +11,12 @@ from strawberry_django.relay import DjangoListConnection
 
 from domain.accounts.models import ApiToken, Membership, Permission, User, Workspace
 from domain.accounts.tokens_service import token_list_for, visible_tokens
+from domain.assets.policy import media_settings_of
 from domain.jobs.selectors import event_cursor_state
 from schema.context import Info, actor_of
 from schema.scalars import BigInt
 from schema.types.assets import CollectionFilter, CollectionOrder, CollectionType
+from schema.types.media import MediaSettingsType
 from schema.types.scoping import DepotNode, scoped_to_workspaces
 
 
@@ -112,6 +114,14 @@ class WorkspaceType(DepotNode):
     def event_sequence(self) -> BigInt:
         last, _ = event_cursor_state(workspace_id=self.pk)  # type: ignore[attr-defined]
         return BigInt(last)
+
+    @strawberry_django.field(
+        description="What uploads it accepts and how it processes them (changed by owners "
+        "with workspaceMediaSettingsUpdate).",
+        only=["media_settings"],
+    )
+    async def media_settings(self) -> MediaSettingsType:
+        return MediaSettingsType.from_domain(media_settings_of(self))  # type: ignore[arg-type]
 
     @strawberry_django.field(description="What you may do here, through this session or token.")
     def permission(self, info: Info) -> PermissionEnum:

@@ -58,7 +58,8 @@ def test_the_embedded_server_runs_the_upload_flow_alone(tmp_path: Path) -> None:
         asset = read_asset(client, watched.asset_id)
         assert asset["state"] == "READY"
         assert (asset["metadata"]["width"], asset["metadata"]["height"]) == (900, 600)
-        thumbnail = download(asset["renditions"][0]["url"])
+        [thumb] = [r for r in asset["renditions"] if r["preset"] == "thumb-256"]
+        thumbnail = download(thumb["url"])
         assert thumbnail[:3] == b"\xff\xd8\xff"
     # Everything lives under the var directory it was given: SQLite in WAL mode and the files.
     assert (tmp_path / "var" / "depot.sqlite3-wal").exists() or (

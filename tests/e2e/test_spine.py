@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from domain.assets import storage
+from domain.assets.media import DEFAULT_PRESETS
 from domain.assets.models import Asset, AssetState, Rendition
 from domain.common.ids import global_id
 from domain.jobs.models import Event, Job, JobState
@@ -74,7 +75,7 @@ def test_an_upload_is_processed_by_a_worker_and_watched_live(
     assert asset["sha256"] == hashlib.sha256(content).hexdigest()
     assert asset["contentType"] == "image/jpeg"
     assert (asset["metadata"]["width"], asset["metadata"]["height"]) == (1600, 1200)
-    [thumbnail] = asset["renditions"]
+    [thumbnail] = [r for r in asset["renditions"] if r["preset"] == "thumb-256"]
     assert (thumbnail["width"], thumbnail["height"]) == (256, 192)
     thumb = download(thumbnail["url"])
     assert thumb[:3] == b"\xff\xd8\xff"
@@ -86,7 +87,7 @@ def test_a_job_whose_worker_is_killed_finishes_once_on_another_worker(
     start_web: Callable[..., str],
     start_worker: Callable[..., ManagedProcess],
 ) -> None:
-    # The first worker stops right after storing the rendition, before the job can finish:
+    # The first worker stops right after storing the renditions, before the job can finish:
     # the worst moment to die, since a side effect is already done.
     doomed = start_worker(beat=False, DEPOT_FAILPOINTS="asset.process.after_rendition=sleep:120")
     client = GraphQLClient(start_web(), tenant.token)
@@ -96,9 +97,9 @@ def test_a_job_whose_worker_is_killed_finishes_once_on_another_worker(
     job_id = client.data(COMPLETE, {"i": {"assetId": asset_id}})["assetUploadComplete"]["job"]["id"]
     asset = Asset.objects.get()
     wait_for(
-        lambda: Rendition.objects.filter(asset=asset).exists(),
+        lambda: Rendition.objects.filter(asset=asset).count() == len(DEFAULT_PRESETS),
         30,
-        what="the rendition",
+        what="the renditions",
         process=doomed,
     )
     doomed.kill(signal.SIGKILL)
@@ -113,9 +114,12 @@ def test_a_job_whose_worker_is_killed_finishes_once_on_another_worker(
     assert job.attempts == 2
     asset.refresh_from_db()
     assert asset.state == AssetState.READY
-    assert Rendition.objects.filter(asset=asset).count() == 1
+    presets = list(Rendition.objects.filter(asset=asset).values_list("preset", flat=True))
+    assert sorted(presets) == sorted(preset.name for preset in DEFAULT_PRESETS)
     prefix = f"{asset.workspace_id}/{asset.pk}/renditions"
-    assert storage.list_keys(prefix) == [f"{prefix}/thumb-256.jpeg"]
+    assert storage.list_keys(prefix) == sorted(
+        f"{prefix}/{preset.name}.{preset.format}" for preset in DEFAULT_PRESETS
+    )
     types = list(Event.objects.filter(payload__jobId=job_id).values_list("type", flat=True))
     assert types.count("job.succeeded") == 1
     assert types.count("job.started") == 2

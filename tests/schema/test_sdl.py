@@ -42,3 +42,10 @@ def test_every_domain_error_code_is_in_the_error_code_enum() -> None:
 
     codes = {DomainError.code} | {sub.code for sub in _subclasses(DomainError)}
     assert codes <= {member.value for member in ErrorCode}
+
+
+def test_every_media_verdict_is_in_the_error_code_enum() -> None:
+    # A verdict becomes the code of a failed asset and of its asset.process job.
+    from domain.assets.media import Verdict
+
+    assert {verdict.value for verdict in Verdict} <= {member.value for member in ErrorCode}

@@ -152,6 +152,17 @@ CALLS: dict[str, Call] = {
         title: "q"}]}) { updatedCount rowErrors { index code } errors { code } } }""",
         _id("Asset"),
     ),
+    "workspaceMediaSettingsUpdate": Call(
+        f"""mutation($w: ID!) {{ workspaceMediaSettingsUpdate(input: {{workspaceId: $w,
+        allowGps: true}}) {{ mediaSettings {{ allowGps }} {PAYLOAD} }} }}""",
+        lambda ref: {"w": ref("Workspace")},
+    ),
+    "assetsReprocess": Call(
+        f"""mutation($a: ID!, $c: ID!, $w: ID!) {{ assetsReprocess(input: {{assetIds: [$a],
+        collectionId: $c, workspaceId: $w, idempotencyKey: "k"}})
+        {{ job {{ id }} {PAYLOAD} }} }}""",
+        lambda ref: {"a": ref("Asset"), "c": ref("Collection"), "w": ref("Workspace")},
+    ),
     "jobCancel": Call(
         f"""mutation($id: ID!) {{ jobCancel(id: $id) {{ job {{ id }} {PAYLOAD} }} }}""", _id("Job")
     ),

@@ -61,15 +61,19 @@ def upload(
     *,
     content_type: str = "image/jpeg",
     announced: int | None = None,
+    sha256: str | None = None,
+    filename: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
+    extension = {"image/jpeg": "jpg"}.get(content_type, content_type.rsplit("/", 1)[-1])
     started = gql(
         START,
         {
             "i": {
                 "collectionId": global_id("Collection", collection.pk),
-                "filename": "photo.jpg",
+                "filename": filename or f"photo.{extension}",
                 "contentType": content_type,
                 "size": announced if announced is not None else len(content),
+                **({"sha256": sha256} if sha256 else {}),
             }
         },
         token,
@@ -107,8 +111,14 @@ def test_an_image_is_uploaded_to_s3_processed_and_readable(
 
     assert asset["sha256"] == hashlib.sha256(content).hexdigest()
     assert (asset["metadata"]["width"], asset["metadata"]["height"]) == (1200, 800)
-    [thumbnail] = asset["renditions"]
-    assert (thumbnail["preset"], thumbnail["width"], thumbnail["height"]) == ("thumb-256", 256, 171)
+    renditions = {rendition["preset"]: rendition for rendition in asset["renditions"]}
+    assert sorted(renditions) == ["preview-1024", "preview-1024-webp", "thumb-256"]
+    thumbnail = renditions["thumb-256"]
+    assert (thumbnail["format"], thumbnail["width"], thumbnail["height"]) == ("jpeg", 256, 171)
+    assert (renditions["preview-1024-webp"]["format"], renditions["preview-1024"]["width"]) == (
+        "webp",
+        1024,
+    )
     downloaded = httpx.get(thumbnail["url"], timeout=30)
     assert downloaded.status_code == 200
     assert downloaded.content[:3] == b"\xff\xd8\xff"
@@ -140,7 +150,8 @@ def test_the_exif_orientation_is_applied(
     complete(gql, token, asset_id, django_capture_on_commit_callbacks)
     asset = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
     assert (asset["metadata"]["width"], asset["metadata"]["height"]) == (300, 600)
-    assert (asset["renditions"][0]["width"], asset["renditions"][0]["height"]) == (128, 256)
+    [thumbnail] = [r for r in asset["renditions"] if r["preset"] == "thumb-256"]
+    assert (thumbnail["width"], thumbnail["height"]) == (128, 256)
 
 
 @pytest.mark.django_db
@@ -206,9 +217,10 @@ def test_an_upload_over_the_limit_is_refused_at_start(
     ("content", "declared", "code"),
     [
         (media.truncated(media.jpeg(800, 600)), "image/jpeg", "CORRUPT_FILE"),
-        (media.HTML_POSING_AS_PNG, "image/png", "CONTENT_TYPE_MISMATCH"),
+        (media.HTML_POSING_AS_PNG, "image/png", "ACTIVE_CONTENT"),
+        (media.png(), "image/jpeg", "CONTENT_TYPE_MISMATCH"),
     ],
-    ids=["truncated-jpeg", "html-as-png"],
+    ids=["truncated-jpeg", "html-as-png", "png-as-jpeg"],
 )
 def test_a_file_that_is_not_what_it_claims_fails_with_a_reason(
     gql: GQL,

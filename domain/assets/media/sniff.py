@@ -1,8 +1,8 @@
 """The real content type of a file, from its bytes: never from its name or from what it claims.
 
-Extends domain/assets/sniff.py: more signatures, every ISO-BMFF brand that matters (HEIC, AVIF,
-MP4, MOV, M4A, 3GP), MPEG audio without an ID3 tag, Matroska vs WebM, executables, text in
-legacy encodings, and HTML, XHTML, SVG and scripts recognised the way a browser would.
+Signatures, every ISO-BMFF brand that matters (HEIC, AVIF, MP4, MOV, M4A, 3GP), MPEG audio
+without an ID3 tag, Matroska vs WebM, executables, text in legacy encodings, and HTML, XHTML,
+SVG and scripts recognised the way a browser would.
 """
 
 from __future__ import annotations
