@@ -84,13 +84,18 @@ function dimensions(asset: Asset): string {
   return typeof width === "number" && typeof height === "number" ? `${width}×${height}` : "";
 }
 
+// The smallest rendition that fits a card: the thumbnail preset when the workspace has it.
+function thumbnailOf(asset: Asset): Asset["renditions"][number] | undefined {
+  return asset.renditions.find((r) => r.preset === "thumb-256") ?? [...asset.renditions].sort((a, b) => a.width - b.width)[0];
+}
+
 function cardKey(asset: Asset): string {
-  const thumb = asset.renditions[0];
+  const thumb = thumbnailOf(asset);
   return JSON.stringify([asset.title, asset.state, asset.contentType, asset.size, dimensions(asset), thumb?.preset, thumb?.width, asset.failure]);
 }
 
 function assetCard(asset: Asset): HTMLElement {
-  const thumb = asset.renditions[0];
+  const thumb = thumbnailOf(asset);
   const type = asset.contentType || asset.declaredContentType;
   const picture = thumb
     ? h("img", { src: thumb.url, alt: asset.title, width: thumb.width, height: thumb.height, "data-testid": "asset-thumb" })
