@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class BenchRealtimeConfig(AppConfig):
+    """Installed only by bench/realtime/settings.py: registers the bench's no-op job kind."""
+
+    name = "bench.realtime"
+    label = "bench_realtime"
+    verbose_name = "Realtime benchmark"
+
+    def ready(self) -> None:
+        from bench.realtime import noop  # noqa: F401  (registers bench.noop)

@@ -1,0 +1,515 @@
+"""Markdown for the realtime bench: the fan-out table with Depot/bare ratios, the goals, the
+resume check, the mutation-to-client loop, and a summary of the py-spy profiles."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+GOAL_CPU = 1.2  # server CPU per delivery, Depot / bare
+GOAL_P99_1000 = 1.3  # p99 at 1,000 subscribers, Depot / bare
+GOAL_LOOP_P50, GOAL_LOOP_P99 = 10.0, 20.0  # ms, mutation to client for a job that does nothing
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value != value:  # NaN
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _gc_lines(cases: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| contender | subscribers | GC objects per subscriber | burst: GC s (gen0 / gen1 / gen2) "
+        "| collections (gen0 / gen1 / gen2) | GC share of server CPU | paced: GC share |",
+        "|---|---:|---:|---|---|---:|---:|",
+    ]
+    for c in sorted(cases, key=lambda c: (c["clients"], c["contender"] != "bare")):
+        g = c["burst"].get("server_gc")
+        if not g:
+            continue
+        by = " / ".join(f"{x:.2f}" for x in g["seconds_by_generation"])
+        counts = " / ".join(str(x) for x in g["collections"])
+        lines.append(
+            f"| {c['contender']} | {c['clients']:,} | {_f(c.get('gc_tracked_objects_per_subscriber'), 0)} "
+            f"| {g['seconds']:.2f} ({by}) | {counts} | {_pct(c['burst'].get('server_gc_share_of_cpu'))} "
+            f"| {_pct(c['paced'].get('server_gc_share_of_cpu'))} |"
+        )
+    return lines
+
+
+def case_line(c: dict[str, Any]) -> str:
+    p, b = c["paced"], c["burst"]
+    return (
+        f"{c['contender']:5} N={c['clients']:<5} p50={p['p50_ms']:.1f} p99={p['p99_ms']:.1f} ms "
+        f"rate={b['deliveries_per_s']:.0f}/s cpu={_f(b['server_cpu_us_per_delivery'], 0)}us/d "
+        f"lost={c['lost']} dup={c['duplicated']} ooo={c['out_of_order']} "
+        f"connect={c['connect_s']:.1f}s warm-up={c['warm_up']} log={c.get('server_log')}"
+    )
+
+
+def resume_line(r: dict[str, Any]) -> str:
+    return (
+        f"resume: {r['received_of_offline']}/{r['events_offline']} after "
+        f"{r['disconnected_s']:.1f}s offline (committed at {r['offline_commit_rate_per_s']:.0f}/s), "
+        f"in order once: {r['offline_in_order_once']}; with tail: {r['received_total']} "
+        f"contiguous={r['contiguous']}"
+    )
+
+
+def jobs_line(name: str, j: dict[str, Any]) -> str:
+    return (
+        f"jobs {name}: loop p50={j['loop_ms']['p50']:.1f} p99={j['loop_ms']['p99']:.1f} "
+        f"max={j['loop_ms']['max']:.1f} ms over {j['jobs']} ({j['states']})"
+    )
+
+
+# --- fan-out -------------------------------------------------------------------------------------
+
+
+def _fanout(cases: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| contender | subscribers | p50 ms | p99 ms | last-client p50 ms | events/s fanned out "
+        "| deliveries/s | server CPU µs/delivery (burst) | (burst, net of idle) | (paced) "
+        "| idle server CPU ms/s | GC share of server CPU (burst) "
+        "| lost | dup / out of order | delivered (paced ; burst) | load1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
+    ]
+    order = sorted(cases, key=lambda c: (c["clients"], c["contender"] != "bare"))
+    for c in order:
+        p, b = c["paced"], c["burst"]
+        lines.append(
+            f"| {c['contender']} | {c['clients']:,} | {_f(p['p50_ms'], 2)} | {_f(p['p99_ms'], 2)} "
+            f"| {_f(p['last_client_p50_ms'], 2)} | {_f(b['events_per_s_delivered'], 1)} "
+            f"| {_f(b['deliveries_per_s'], 0)} | {_f(b['server_cpu_us_per_delivery'], 0)} "
+            f"| {_f(b.get('server_cpu_net_of_idle_us_per_delivery'), 0)} "
+            f"| {_f(p['server_cpu_us_per_delivery'], 0)} | {_f(c['idle_server_cpu_ms_per_s'], 1)} "
+            f"| {_pct(b.get('server_gc_share_of_cpu'))} "
+            f"| {c['lost']} | {c['duplicated']} / {c['out_of_order']} "
+            f"| {p['deliveries']:,}/{p['expected']:,} ; {b['deliveries']:,}/{b['expected']:,} "
+            f"| {c.get('load1_at_start', 0):.1f} |"
+        )
+    return lines
+
+
+def _pairs(cases: list[dict[str, Any]]) -> dict[int, dict[str, dict[str, Any]]]:
+    pairs: dict[int, dict[str, dict[str, Any]]] = {}
+    for c in cases:
+        pairs.setdefault(c["clients"], {})[c["contender"]] = c
+    return {n: v for n, v in sorted(pairs.items()) if "depot" in v and "bare" in v}
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def _ratios(cases: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| subscribers | p50 | p99 | last-client p50 | deliveries/s | CPU/delivery (burst) "
+        "| CPU/delivery (paced) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, pair in _pairs(cases).items():
+        d, b = pair["depot"], pair["bare"]
+        cells = [
+            _ratio(d["paced"]["p50_ms"], b["paced"]["p50_ms"]),
+            _ratio(d["paced"]["p99_ms"], b["paced"]["p99_ms"]),
+            _ratio(d["paced"]["last_client_p50_ms"], b["paced"]["last_client_p50_ms"]),
+            _ratio(d["burst"]["deliveries_per_s"], b["burst"]["deliveries_per_s"]),
+            _ratio(d["burst"]["server_cpu_us_per_delivery"], b["burst"]["server_cpu_us_per_delivery"]),
+            _ratio(d["paced"]["server_cpu_us_per_delivery"], b["paced"]["server_cpu_us_per_delivery"]),
+        ]
+        lines.append(f"| {n:,} | " + " | ".join(f"{_f(x, 2)}x" for x in cells) + " |")
+    return lines
+
+
+def _goals(
+    cases: list[dict[str, Any]], resume: dict[str, Any] | None, jobs: dict[str, Any] | None
+) -> list[str]:
+    lines = ["| goal | measured | met |", "|---|---|---|"]
+    pairs = _pairs(cases)
+    for n, pair in pairs.items():
+        r = _ratio(
+            pair["depot"]["burst"]["server_cpu_us_per_delivery"],
+            pair["bare"]["burst"]["server_cpu_us_per_delivery"],
+        )
+        if r is not None:
+            lines.append(
+                f"| server CPU per delivery ≤ {GOAL_CPU}x bare, {n:,} subscribers "
+                f"| {r:.2f}x | {'yes' if r <= GOAL_CPU else 'NO'} |"
+            )
+    if 1000 in pairs:
+        r = _ratio(pairs[1000]["depot"]["paced"]["p99_ms"], pairs[1000]["bare"]["paced"]["p99_ms"])
+        if r is not None:
+            lines.append(
+                f"| p99 at 1,000 subscribers ≤ {GOAL_P99_1000}x bare | {r:.2f}x "
+                f"| {'yes' if r <= GOAL_P99_1000 else 'NO'} |"
+            )
+    if jobs:
+        for name, label in (
+            ("noop", "bench.noop via job_create"),
+            ("collection_delete", "collectionDelete (GraphQL)"),
+        ):
+            if name in jobs:
+                loop = jobs[name]["loop_ms"]
+                ok = loop["p50"] <= GOAL_LOOP_P50 and loop["p99"] <= GOAL_LOOP_P99
+                lines.append(
+                    f"| mutation-to-client p50 ≤ {GOAL_LOOP_P50:.0f} ms, p99 ≤ {GOAL_LOOP_P99:.0f} "
+                    f"ms ({label}) | p50 {loop['p50']:.1f} ms, p99 {loop['p99']:.1f} ms "
+                    f"| {'yes' if ok else 'NO'} |"
+                )
+    depot_lost = sum(c["lost"] + c["duplicated"] + c["out_of_order"] for c in cases if c["contender"] == "depot")
+    bare_lost = sum(c["lost"] + c["duplicated"] + c["out_of_order"] for c in cases if c["contender"] == "bare")
+    if cases:
+        lines.append(
+            f"| no lost event in any run (Depot) | lost+dup+disorder: {depot_lost} "
+            f"(bare: {bare_lost}) | {'yes' if depot_lost == 0 else 'NO'} |"
+        )
+    if resume:
+        ok = resume["offline_in_order_once"] and resume["received_of_offline"] == resume["events_offline"]
+        lines.append(
+            f"| resume: {resume['events_offline']:,} of {resume['events_offline']:,} in order "
+            f"| {resume['received_of_offline']:,} of {resume['events_offline']:,}, in order once: "
+            f"{resume['offline_in_order_once']} | {'yes' if ok else 'NO'} |"
+        )
+    return lines
+
+
+# --- profiles ------------------------------------------------------------------------------------
+
+BUCKETS = [
+    ("strawberry (subscription stream, graphql-transport-ws)", "(strawberry/"),
+    ("graphql-core (execute per event)", "(graphql/"),
+    ("strawberry_django (optimizer extension)", "(strawberry_django/"),
+    ("Depot realtime/, schema/, domain/", ("(realtime/consumer.py", "(realtime/listen.py",
+                                           "(realtime/sockets.py", "(realtime/publish.py",
+                                           "(schema/", "(domain/")),
+    ("Depot socket re-checks (_watch_credentials)", "DepotWSConsumer._watch_credentials"),
+    ("channels (consumer, dispatch)", "(channels/"),
+    ("channels_redis + redis-py (layer receive)", ("(channels_redis/", "(redis/")),
+    ("websockets + uvicorn ws (frame send)", ("(websockets/", "(uvicorn/protocols/")),
+    ("asgiref (sync_to_async thread hops)", "(asgiref/"),
+    ("json", "(json/"),
+]
+
+# Where a sample's own (leaf) time is, by package.
+PACKAGES = [
+    ("strawberry", "(strawberry/"),
+    ("graphql-core", "(graphql/"),
+    ("strawberry_django", "(strawberry_django/"),
+    ("Depot code", ("(realtime/consumer.py", "(realtime/listen.py", "(realtime/sockets.py",
+                    "(realtime/publish.py", "(schema/", "(domain/")),
+    ("channels", "(channels/"),
+    ("channels_redis", "(channels_redis/"),
+    ("redis-py", "(redis/"),
+    ("websockets", "(websockets/"),
+    ("uvicorn", "(uvicorn/"),
+    ("asgiref", "(asgiref/"),
+    ("django", "(django/"),
+    ("psycopg", ("(psycopg/", "(psycopg_pool/")),
+    ("json", "(json/"),
+    ("threads (executor)", ("(concurrent/", "(threading.py")),
+    ("event loop (uvloop C, shown as Runner.run)", "(asyncio/runners.py"),
+    ("asyncio (Python parts)", "(asyncio/"),
+    ("typing/inspect/abc/contextlib (per-event checks)", ("(typing.py", "(inspect.py", "(<frozen abc>", "(contextlib.py")),
+]
+
+# Frames every sample has (the program's entry): left out of the inclusive list.
+ROOTS = ("(click/", "(uvicorn/main.py", "(uvicorn/server.py", "(uvicorn/_compat.py",
+         "(asyncio/runners.py", "(threading.py", "(uvicorn)")
+
+
+def _frames(stack: str) -> list[str]:
+    return [f for f in stack.split(";") if "(" in f]  # drop py-spy's process/thread header
+
+
+def _matches(frame: str, needle: str | tuple[str, ...]) -> bool:
+    needles = needle if isinstance(needle, tuple) else (needle,)
+    return any(n in frame for n in needles)
+
+
+def summarise_profile(path: Path) -> dict[str, Any]:
+    samples = 0
+    leaf: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    buckets: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = _frames(stack)
+        if not frames:
+            continue
+        n = int(count)
+        samples += n
+        leaf[frames[-1]] += n
+        for package, needle in PACKAGES:
+            if _matches(frames[-1], needle):
+                packages[package] += n
+                break
+        else:
+            packages["other"] += n
+        for f in set(frames):
+            if not _matches(f, ROOTS):
+                inclusive[f] += n
+        for name, needle in BUCKETS:
+            if any(_matches(f, needle) for f in frames):
+                buckets[name] += n
+    return {
+        "samples": samples,
+        "leaf": leaf.most_common(15),
+        "inclusive": inclusive.most_common(40),
+        "buckets": [(name, buckets[name]) for name, _ in BUCKETS],
+        "packages": packages.most_common(),
+    }
+
+
+def _short(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    return f"`{name}` ({where})"
+
+
+def _profiles(out: Path, cases: list[dict[str, Any]]) -> list[str]:
+    profiled = [c["profile"] for c in cases if c.get("profile")]
+    if not profiled:
+        return []
+    lines = [
+        "## Profile (py-spy --nonblocking, 250 Hz, during the burst at the largest N)",
+        "",
+        "py-spy cannot see the garbage collector: its time lands on whichever frame allocated "
+        "when a collection started (graphql-core's `execute_fields` and `visit_selection_sets` "
+        "for Depot). The GC table above gives its real share; the `-gctuned` columns are the "
+        "what-if runs, where it is small.",
+        "",
+        "Share of the server's sampled CPU whose stack passes through each layer (a sample can "
+        "count in several rows).",
+        "",
+    ]
+    sums = {}
+    for p in profiled:
+        path = out / p["file"]
+        if path.exists() and path.stat().st_size:
+            sums[p["contender"]] = (p, summarise_profile(path))
+    if not sums:
+        return [*lines, "(no profile written: " + "; ".join(p["py_spy_stderr"] for p in profiled) + ")"]
+    names = list(sums)
+    lines.append("| layer | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---:|" * len(names))
+    for i, (bucket, _) in enumerate(BUCKETS):
+        cells = []
+        for name in names:
+            s = sums[name][1]
+            cells.append(f"{100 * s['buckets'][i][1] / max(1, s['samples']):.0f}%")
+        lines.append(f"| {bucket} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| samples / deliveries in the burst | "
+        + " | ".join(
+            f"{sums[n][1]['samples']:,} / {sums[n][0]['burst']['deliveries']:,}" for n in names
+        )
+        + " |"
+    )
+    lines += ["", "Own (leaf) time by package:", ""]
+    lines.append("| package | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---:|" * len(names))
+    all_packages = [p for p, _ in PACKAGES] + ["other"]
+    for package in all_packages:
+        cells = []
+        for name in names:
+            s = sums[name][1]
+            n = dict(s["packages"]).get(package, 0)
+            cells.append(f"{100 * n / max(1, s['samples']):.0f}%")
+        lines.append(f"| {package} | " + " | ".join(cells) + " |")
+    for name in names:
+        p, s = sums[name]
+        lines += ["", f"**{name}**: top self time (leaf frames), of {s['samples']:,} samples", ""]
+        for frame, n in s["leaf"][:12]:
+            lines.append(f"- {100 * n / s['samples']:.1f}% {_short(frame)}")
+        lines += ["", f"**{name}**: top inclusive frames", ""]
+        for frame, n in s["inclusive"][:30]:
+            lines.append(f"- {100 * n / s['samples']:.0f}% {_short(frame)}")
+    return lines
+
+
+# --- the whole report ----------------------------------------------------------------------------
+
+
+def _load(out: Path, name: str) -> Any:
+    path = out / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def render(out: Path) -> str:
+    fanout = _load(out, "fanout") or {"cases": []}
+    resume = _load(out, "resume")
+    jobs = _load(out, "jobs")
+    whatif = _load(out, "whatif")
+    cases = fanout["cases"]
+    env = (out / "env.txt").read_text().strip() if (out / "env.txt").exists() else ""
+    lines = ["# Realtime bench (issue 4): Depot events() vs a bare Channels consumer", ""]
+    if env:
+        lines += ["```", env, "```", ""]
+    if cases:
+        lines += [
+            "## Fan-out: commit-to-client latency, rate, server CPU, loss",
+            "",
+            "Latency (paced): one event at a time, the next 20 ms after every subscriber got the "
+            "previous one; client receive time minus the producer's COMMIT time. Rate and CPU "
+            "(burst): events committed back to back by one producer process. Net of idle: minus "
+            "the idle rate x the burst's duration. "
+            "Idle: server CPU with N subscribers connected and no events. load1: the machine's "
+            "1-minute load average when the case began (2 cores; above ~2, other work competed).",
+            "",
+            *_fanout(cases),
+            "",
+            "Ratios, Depot / bare (lower is better, except deliveries/s):",
+            "",
+            *_ratios(cases),
+            "",
+        ]
+        lines += [
+            "Garbage collector during the burst (timed in the server with a gc.callbacks hook; "
+            "objects per subscriber: objects the collector tracks, connected minus before):",
+            "",
+            *_gc_lines(cases),
+            "",
+        ]
+        pub = [c["burst"]["commit_to_published_p50_ms"] for c in cases]
+        prod = [c["burst"]["producer_events_per_s"] for c in cases if c["burst"]["producer_events_per_s"]]
+        lines += [
+            f"Producer: COMMIT -> Depot's realtime.publish returned, p50 over the bursts: "
+            f"{min(pub):.1f}-{max(pub):.1f} ms; back-to-back commit rate "
+            f"{min(prod):.0f}-{max(prod):.0f} events/s (one process).",
+            "",
+        ]
+    lines += ["## Goals", "", *_goals(cases, resume, jobs), ""]
+    if resume:
+        lines += [
+            "## Resume",
+            "",
+            f"- One Depot subscriber took 20 live events, closed its socket at cursor "
+            f"{resume['cursor']}, stayed away {resume['disconnected_s']:.1f} s while "
+            f"{resume['events_offline']:,} events were committed at "
+            f"{resume['offline_commit_rate_per_s']:.0f}/s ({resume['producers']} producer "
+            f"processes), then subscribed with `after: {resume['cursor']}`, and "
+            f"{resume['tail_events']} more events were committed right away (live, during the "
+            "replay).",
+            f"- Offline events received after resuming: **{resume['received_of_offline']:,} of "
+            f"{resume['events_offline']:,}**, in order and once: "
+            f"**{resume['offline_in_order_once']}** (all {resume['events_offline']:,} received "
+            f"{_f(resume['replay_received_in_s'], 2)} s after the resubscribe).",
+            f"- With the live tail: {resume['received_total']:,} received, exactly the committed "
+            f"sequence in order: {resume['all_in_order_once']}; contiguous from the cursor: "
+            f"{resume['contiguous']}.",
+            "",
+        ]
+    if jobs:
+        lines += [
+            "## Mutation to client, Celery worker (one prefork child), one subscriber",
+            "",
+            "| start | jobs | loop p50 ms | loop p99 ms | loop max ms | HTTP round trip p50 "
+            "| created -> started p50 | started -> finished p50 | finished -> seen p50 | states |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        labels = {
+            "noop": "bench.noop, POST /bench/noop/ (job_create)",
+            "collection_delete": "collectionDelete of an empty collection (GraphQL mutation)",
+        }
+        for name, j in jobs.items():
+            if name == "publish_cost":
+                continue
+            lines.append(
+                f"| {labels.get(name, name)} | {j['jobs']} | {_f(j['loop_ms']['p50'], 2)} "
+                f"| {_f(j['loop_ms']['p99'], 2)} | {_f(j['loop_ms']['max'], 2)} "
+                f"| {_f(j['http_ms']['p50'], 2)} | {_f(j['queued_to_started_ms']['p50'], 2)} "
+                f"| {_f(j['started_to_finished_ms']['p50'], 2)} "
+                f"| {_f(j['finished_to_seen_ms']['p50'], 2)} | {j['states']} |"
+            )
+        lines.append("")
+        cost = jobs.get("publish_cost")
+        if cost:
+            lines += [
+                "Publishing from a sync caller (a Celery worker or a request thread, as Depot's "
+                "realtime.publish does after commit), ms per call, p50 over 50, to groups with one "
+                "member:",
+                "",
+                "| way | p50 ms | max ms |",
+                "|---|---:|---:|",
+            ]
+            names = {
+                "depot_event": "Depot today, one event (`_send`: async_to_sync per group_send)",
+                "depot_job_event": "Depot today, one job event (3 `_send`: events + 2 job groups)",
+                "one_async_to_sync": "the same 3 group_sends in one async_to_sync",
+                "persistent_loop": "the same 3 group_sends on a long-lived loop thread",
+            }
+            for key, label in names.items():
+                if key in cost:
+                    lines.append(f"| {label} | {cost[key]['p50']:.2f} | {cost[key]['max']:.2f} |")
+            lines.append("")
+    if whatif and whatif.get("cases"):
+        wcases = whatif["cases"]
+        lines += [
+            "## What-if: the server's garbage collector tuned",
+            "",
+            f"After the runs above, the same server process ran `gc.collect(); gc.freeze(); "
+            f"gc.set_threshold({', '.join(str(x) for x in whatif['gc']['threshold'])})` "
+            f"({whatif['gc']['frozen']:,} objects frozen) and both contenders ran again at "
+            f"{wcases[0]['clients']:,} subscribers:",
+            "",
+            *_fanout(wcases),
+            "",
+            *_ratios(wcases),
+            "",
+            *_gc_lines(wcases),
+            "",
+        ]
+        before = {c["contender"]: c for c in cases if c["clients"] == wcases[0]["clients"]}
+        for c in wcases:
+            b = before.get(c["contender"])
+            if b:
+                lines.append(
+                    f"- {c['contender']}: CPU/delivery (burst) "
+                    f"{_f(b['burst']['server_cpu_us_per_delivery'], 0)} -> "
+                    f"{_f(c['burst']['server_cpu_us_per_delivery'], 0)} µs, p99 "
+                    f"{_f(b['paced']['p99_ms'], 0)} -> {_f(c['paced']['p99_ms'], 0)} ms, "
+                    f"deliveries/s {_f(b['burst']['deliveries_per_s'], 0)} -> "
+                    f"{_f(c['burst']['deliveries_per_s'], 0)}"
+                )
+        lines.append("")
+    rechecks = [c["recheck"] for c in cases if c.get("recheck")]
+    if rechecks:
+        r = rechecks[0]
+        lines += [
+            "## Credential re-checks (Depot sockets)",
+            "",
+            f"A credentials nudge to the bench user made all {r['sockets']:,} of its sockets "
+            f"re-check at once: {r['server_cpu_s']:.2f} s of server CPU over {r['seconds']:.1f} s, "
+            f"**{r['us_per_socket']:,.0f} µs per socket** ({r['closed']} sockets closed). With "
+            f"Depot's default DEPOT_WS_RECHECK_SECONDS=30 each socket does this every 30 s (plus a "
+            f"cache touch): {r['steady_ms_per_s_at_30s']:.0f} ms of CPU per second at "
+            f"{r['sockets']:,} sockets, as storms when the sockets connected together. The fan-out "
+            "figures above ran with the periodic re-check parked (3,600 s).",
+            "",
+        ]
+    lines += _profiles(out, cases + (whatif["cases"] if whatif else []))
+    errors = [(c["contender"], c["clients"], c["errors"]) for c in cases if c["errors"]]
+    logged = [(c["contender"], c["clients"], c.get("server_log")) for c in cases if c.get("server_log")]
+    reopened = [(c["contender"], c["clients"], c["warm_up"]["reopened"]) for c in cases if c["warm_up"].get("reopened")]
+    if errors or logged or reopened:
+        lines += ["", "## Errors seen", ""]
+        lines += [f"- subscribers, {k} N={n}: {json.dumps(e)[:400]}" for k, n, e in errors]
+        lines += [f"- server log, {k} N={n}: {json.dumps(e)}" for k, n, e in logged]
+        lines += [f"- deaf after 10 warm-up events and reconnected, {k} N={n}: {r}" for k, n, r in reopened]
+    return "\n".join(lines) + "\n"

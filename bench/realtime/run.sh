@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Issue 4: Depot's realtime path against a bare Channels consumer, side by side in one run.
+# See README.md.
+#
+#   bench/realtime/run.sh            # everything, about 5 minutes: create depot_bench_rt, migrate,
+#                                    # seed, start uvicorn (CPU 0), fan-out 1/100/1000 for both
+#                                    # contenders (+ py-spy) and resume (clients on CPU 1), then a
+#                                    # Celery worker and the mutation-to-client loop;
+#                                    # stop everything, drop the database, delete the Redis keys
+#   CLIENTS=1,100,1000 JOBS=200 PROFILE=1 KEEP_DB=0 bench/realtime/run.sh   # knobs (defaults);
+#                                    # PROFILE=1: py-spy during an extra burst at the largest N
+#   PHASES=fanout,resume bench/realtime/run.sh          # a subset of fanout,resume,jobs,whatif
+#                                    # (whatif: both contenders again at the largest N after
+#                                    # gc.freeze() + a higher gen0 threshold in the server)
+#
+# Pieces, for working by hand:  run.sh setup | start | stop | teardown
+#
+# Needs Postgres on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379, taskset, and
+# Depot's .venv (`uv sync`). py-spy comes from bench/realtime/.venv (created here if missing).
+# Results: results/realtime.md and results/*.json; logs, pids, profiles: .run/ and results/raw/.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PY="$ROOT/.venv/bin/python"
+RUN="${BENCH_RUN_DIR:-$HERE/.run}"
+OUT="${OUT:-$HERE/results}"
+PGH=127.0.0.1; PGP=5432; PGU=postgres
+DB="${BENCH_DB:-depot_bench_rt}"
+PORT="${BENCH_PORT:-8301}"
+SERVER_CPU="${SERVER_CPU:-0}"; CLIENT_CPU="${CLIENT_CPU:-1}"
+PHASES="${PHASES:-fanout,resume,jobs,whatif}"
+
+export BENCH_RUN_DIR="$RUN"
+export DJANGO_SETTINGS_MODULE=bench.realtime.settings
+export DATABASE_URL="postgresql://$PGU@$PGH:$PGP/$DB"
+export REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/13}"
+export REDIS_KEY_PREFIX=depotbenchrt DEPOT_QUEUE_PREFIX=depotbenchrt
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+mkdir -p "$RUN/logs" "$RUN/pids" "$RUN/var" "$OUT/raw"
+ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+
+setup() {
+  dropdb -h "$PGH" -p "$PGP" -U "$PGU" --if-exists "$DB"
+  createdb -h "$PGH" -p "$PGP" -U "$PGU" "$DB"
+  (cd "$ROOT" && "$PY" manage.py migrate -v0 --noinput)
+  (cd "$ROOT" && "$PY" -m bench.realtime.seed "$RUN/seed.json")
+}
+
+teardown() {
+  dropdb -h "$PGH" -p "$PGP" -U "$PGU" --if-exists "$DB" && echo "dropped database $DB"
+  # Only this bench's keys (its own prefix); never FLUSHDB.
+  local keys
+  keys=$(redis-cli -u "$REDIS_URL" --scan --pattern "$REDIS_KEY_PREFIX:*" | wc -l)
+  redis-cli -u "$REDIS_URL" --scan --pattern "$REDIS_KEY_PREFIX:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
+  echo "deleted $keys redis keys under $REDIS_KEY_PREFIX:"
+}
+
+alive() { [ -f "$RUN/pids/$1.pid" ] && kill -0 "$(cat "$RUN/pids/$1.pid")" 2>/dev/null; }
+
+start_server() {
+  if alive server; then echo "server already running"; return; fi
+  if (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    echo "port $PORT is taken by another process" >&2; return 1; fi
+  ( cd "$ROOT" && exec taskset -c "$SERVER_CPU" "$ROOT/.venv/bin/uvicorn" bench.realtime.asgi:application \
+      --host 127.0.0.1 --port "$PORT" --workers 1 --loop uvloop --http httptools \
+      --lifespan off --no-access-log --log-level warning --timeout-graceful-shutdown 5 \
+      --timeout-keep-alive 30 >"$RUN/logs/server.log" 2>&1 ) &
+  echo $! >"$RUN/pids/server.pid"
+  for _ in $(seq 1 1200); do
+    if (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+      echo "started server pid=$(cat "$RUN/pids/server.pid") port=$PORT cpu=$SERVER_CPU"; return; fi
+    alive server || break
+    sleep 0.1
+  done
+  echo "FAILED to start the server, see $RUN/logs/server.log" >&2; cat "$RUN/logs/server.log" >&2; return 1
+}
+
+start_worker() {
+  if alive worker; then echo "worker already running"; return; fi
+  (cd "$ROOT" && "$ROOT/.venv/bin/celery" -A project purge -f >/dev/null 2>&1 || true)
+  # One prefork child, as in the anchors' Celery loop; not pinned (like Postgres and Redis).
+  ( cd "$ROOT" && exec "$ROOT/.venv/bin/celery" -A project worker -P prefork -c 1 --without-gossip \
+      --without-mingle --without-heartbeat -l warning >"$RUN/logs/worker.log" 2>&1 ) &
+  echo $! >"$RUN/pids/worker.pid"
+  echo "started worker pid=$(cat "$RUN/pids/worker.pid")"
+}
+
+stop_one() {
+  local name=$1
+  if alive "$name"; then
+    local pid; pid=$(cat "$RUN/pids/$name.pid")
+    kill "$pid"
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+    echo "stopped $name pid=$pid"
+  fi
+  rm -f "$RUN/pids/$name.pid"
+}
+
+stop() { stop_one worker; stop_one server; }
+
+pyspy() {
+  if [ ! -x "$HERE/.venv/bin/py-spy" ]; then
+    (cd "$HERE" && uv venv -q .venv --python 3.11 && uv pip install -q --python .venv/bin/python py-spy) \
+      || { echo "py-spy unavailable; skipping the profile" >&2; return 1; }
+  fi
+  echo "$HERE/.venv/bin/py-spy"
+}
+
+driver() {
+  (cd "$ROOT" && taskset -c "$CLIENT_CPU" "$PY" -m bench.realtime.clients \
+      --base "ws://127.0.0.1:$PORT" --server-pid "$(cat "$RUN/pids/server.pid")" \
+      --seed "$RUN/seed.json" --out "$OUT" --server-log "$RUN/logs/server.log" "$@")
+}
+
+all() {
+  local t0=$SECONDS
+  trap 'stop; [ "${KEEP_DB:-0}" = 1 ] || teardown' EXIT
+  setup
+  start_server
+  {
+    echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "python: $("$PY" -V)"; echo "postgres: $(psql -h "$PGH" -U "$PGU" -tAc 'show server_version')"
+    echo "redis: $(redis-cli -u "$REDIS_URL" info server | grep redis_version | tr -d '\r')"
+    echo "server: uvicorn --workers 1 --loop uvloop (ws: uvicorn default), taskset CPU $SERVER_CPU; clients and producer: CPU $CLIENT_CPU"
+    "$PY" -c 'import importlib.metadata as m; print(" ".join(f"{p}=={m.version(p)}" for p in ["django","strawberry-graphql","strawberry-graphql-django","channels","channels-redis","celery","uvicorn","websockets","uvloop","redis","psycopg"]))'
+  } >"$OUT/env.txt"
+  local phases=() spy_args=()
+  [[ ",$PHASES," == *",fanout,"* ]] && phases+=(fanout)
+  [[ ",$PHASES," == *",resume,"* ]] && phases+=(resume)
+  if [[ ",$PHASES," == *",fanout,"* || ",$PHASES," == *",whatif,"* ]] && [ "${PROFILE:-1}" = 1 ]; then
+    local spy; if spy=$(pyspy); then spy_args=(--py-spy "$spy"); fi
+  fi
+  if [ ${#phases[@]} -gt 0 ]; then
+    driver --phases "$(IFS=,; echo "${phases[*]}")" --clients "${CLIENTS:-1,100,1000}" "${spy_args[@]}"
+  fi
+  if [[ ",$PHASES," == *",jobs,"* ]]; then
+    start_worker
+    driver --phases jobs --jobs "${JOBS:-200}"
+    stop_one worker
+  fi
+  # Last: it tunes the server's garbage collector in place (gc.freeze + threshold), for good.
+  if [[ ",$PHASES," == *",whatif,"* ]]; then
+    driver --phases whatif --clients "${CLIENTS:-1,100,1000}" "${spy_args[@]}"
+  fi
+  driver --phases report
+  echo "total $((SECONDS - t0)) s; results in $OUT/realtime.md"
+}
+
+case "${1:-all}" in
+  all) all ;;
+  setup) setup ;;
+  start) start_server ;;
+  worker) start_worker ;;
+  stop) stop ;;
+  teardown) teardown ;;
+  driver) shift; driver "$@" ;;
+  *) echo "usage: $0 [all|setup|start|worker|stop|teardown|driver ARGS]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,40 @@
+"""Bench-only HTTP endpoint: start a bench.noop job the way a mutation starts one.
+
+POST /bench/noop/ with `Authorization: Bearer <token>`: the token is checked by Depot's own
+actor_from_bearer, write permission by require_permission, and the job is queued by
+domain.jobs.services.job_create (which records job.queued and dispatches after commit), i.e. the
+service a mutation would call, without GraphQL's parse/validate/execute around it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from bench.realtime.noop import NOOP_JOB
+from domain.accounts.errors import InvalidToken
+from domain.accounts.models import Permission
+from domain.accounts.selectors import actor_from_bearer, require_permission
+from domain.common.errors import DomainError
+from domain.common.ids import global_id
+from domain.jobs.services import job_create
+
+
+@csrf_exempt
+@require_POST
+def noop_start(request: HttpRequest) -> JsonResponse:
+    secret = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    try:
+        actor = actor_from_bearer(secret=secret)
+        workspace_id = int(json.loads(request.body or b"{}")["workspace"])
+        require_permission(actor=actor, workspace_id=workspace_id, needed=Permission.WRITE)
+    except (InvalidToken, DomainError, KeyError, ValueError) as error:
+        return JsonResponse({"error": str(error)}, status=403)
+    assert actor.user is not None
+    job = job_create(
+        workspace_id=workspace_id, kind=NOOP_JOB, parameters={}, created_by_id=actor.user.pk
+    )
+    return JsonResponse({"jobId": global_id("Job", job.pk), "pk": job.pk})
