@@ -275,7 +275,9 @@ def summarise_profile(path: Path) -> dict[str, Any]:
 def _short(frame: str) -> str:
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    # The repository root, however it is checked out, so frames read as repo-relative paths.
+    root = str(Path(__file__).resolve().parents[2]) + "/"
+    for marker in ("site-packages/", root, "python3.11/"):
         if marker in where:
             where = where.split(marker, 1)[1]
             break
