@@ -19,12 +19,11 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.realtime.settings")
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path, re_path  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import path, re_path
 
-from project.asgi import application as depot_application  # noqa: E402  (sets Django up)
-
-from bench.realtime.bare import BareEventsConsumer  # noqa: E402
+from bench.realtime.bare import BareEventsConsumer
+from project.asgi import application as depot_application
 
 _depot = depot_application.application_mapping
 
@@ -69,7 +68,10 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 "tracked": len(gc.get_objects()) if query in (b"objects=1", b"tune=1") else None,
             }
         ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return

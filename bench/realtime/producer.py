@@ -20,6 +20,7 @@ Driven by one JSON command per line on stdin, one JSON answer per line on stdout
                             socket of the user re-checks its credentials at once -> {"t": ...}
   {"cmd": "publish_cost", "count": N}   how long Depot's publish takes from a sync caller (a
                             Celery worker, this process), against alternatives -> {"<way>": ms}
+  {"cmd": "ping"}            -> {"ok": true} once Django is set up
   {"cmd": "quit"}
 """
 
@@ -110,6 +111,8 @@ def main() -> None:
             answer = collections(command["ws"], command["count"])
         elif name == "jobtimes":
             answer = jobtimes(command["pks"])
+        elif name == "ping":
+            answer = {"ok": True}
         elif name == "nudge":
             answer = nudge()
         elif name == "publish_cost":

@@ -37,10 +37,12 @@ def _gc_lines(cases: list[dict[str, Any]]) -> list[str]:
             continue
         by = " / ".join(f"{x:.2f}" for x in g["seconds_by_generation"])
         counts = " / ".join(str(x) for x in g["collections"])
+        per_sub = _f(c.get("gc_tracked_objects_per_subscriber"), 0)
+        share_burst = _pct(c["burst"].get("server_gc_share_of_cpu"))
+        share_paced = _pct(c["paced"].get("server_gc_share_of_cpu"))
         lines.append(
-            f"| {c['contender']} | {c['clients']:,} | {_f(c.get('gc_tracked_objects_per_subscriber'), 0)} "
-            f"| {g['seconds']:.2f} ({by}) | {counts} | {_pct(c['burst'].get('server_gc_share_of_cpu'))} "
-            f"| {_pct(c['paced'].get('server_gc_share_of_cpu'))} |"
+            f"| {c['contender']} | {c['clients']:,} | {per_sub} | {g['seconds']:.2f} ({by}) "
+            f"| {counts} | {share_burst} | {share_paced} |"
         )
     return lines
 
@@ -58,7 +60,8 @@ def case_line(c: dict[str, Any]) -> str:
 def resume_line(r: dict[str, Any]) -> str:
     return (
         f"resume: {r['received_of_offline']}/{r['events_offline']} after "
-        f"{r['disconnected_s']:.1f}s offline (committed at {r['offline_commit_rate_per_s']:.0f}/s), "
+        f"{r['disconnected_s']:.1f}s offline "
+        f"(committed at {r['offline_commit_rate_per_s']:.0f}/s), "
         f"in order once: {r['offline_in_order_once']}; with tail: {r['received_total']} "
         f"contiguous={r['contiguous']}"
     )
@@ -125,8 +128,12 @@ def _ratios(cases: list[dict[str, Any]]) -> list[str]:
             _ratio(d["paced"]["p99_ms"], b["paced"]["p99_ms"]),
             _ratio(d["paced"]["last_client_p50_ms"], b["paced"]["last_client_p50_ms"]),
             _ratio(d["burst"]["deliveries_per_s"], b["burst"]["deliveries_per_s"]),
-            _ratio(d["burst"]["server_cpu_us_per_delivery"], b["burst"]["server_cpu_us_per_delivery"]),
-            _ratio(d["paced"]["server_cpu_us_per_delivery"], b["paced"]["server_cpu_us_per_delivery"]),
+            _ratio(
+                d["burst"]["server_cpu_us_per_delivery"], b["burst"]["server_cpu_us_per_delivery"]
+            ),
+            _ratio(
+                d["paced"]["server_cpu_us_per_delivery"], b["paced"]["server_cpu_us_per_delivery"]
+            ),
         ]
         lines.append(f"| {n:,} | " + " | ".join(f"{_f(x, 2)}x" for x in cells) + " |")
     return lines
@@ -167,15 +174,22 @@ def _goals(
                     f"ms ({label}) | p50 {loop['p50']:.1f} ms, p99 {loop['p99']:.1f} ms "
                     f"| {'yes' if ok else 'NO'} |"
                 )
-    depot_lost = sum(c["lost"] + c["duplicated"] + c["out_of_order"] for c in cases if c["contender"] == "depot")
-    bare_lost = sum(c["lost"] + c["duplicated"] + c["out_of_order"] for c in cases if c["contender"] == "bare")
+    depot_lost = sum(
+        c["lost"] + c["duplicated"] + c["out_of_order"] for c in cases if c["contender"] == "depot"
+    )
+    bare_lost = sum(
+        c["lost"] + c["duplicated"] + c["out_of_order"] for c in cases if c["contender"] == "bare"
+    )
     if cases:
         lines.append(
             f"| no lost event in any run (Depot) | lost+dup+disorder: {depot_lost} "
             f"(bare: {bare_lost}) | {'yes' if depot_lost == 0 else 'NO'} |"
         )
     if resume:
-        ok = resume["offline_in_order_once"] and resume["received_of_offline"] == resume["events_offline"]
+        ok = (
+            resume["offline_in_order_once"]
+            and resume["received_of_offline"] == resume["events_offline"]
+        )
         lines.append(
             f"| resume: {resume['events_offline']:,} of {resume['events_offline']:,} in order "
             f"| {resume['received_of_offline']:,} of {resume['events_offline']:,}, in order once: "
@@ -190,9 +204,17 @@ BUCKETS = [
     ("strawberry (subscription stream, graphql-transport-ws)", "(strawberry/"),
     ("graphql-core (execute per event)", "(graphql/"),
     ("strawberry_django (optimizer extension)", "(strawberry_django/"),
-    ("Depot realtime/, schema/, domain/", ("(realtime/consumer.py", "(realtime/listen.py",
-                                           "(realtime/sockets.py", "(realtime/publish.py",
-                                           "(schema/", "(domain/")),
+    (
+        "Depot realtime/, schema/, domain/",
+        (
+            "(realtime/consumer.py",
+            "(realtime/listen.py",
+            "(realtime/sockets.py",
+            "(realtime/publish.py",
+            "(schema/",
+            "(domain/",
+        ),
+    ),
     ("Depot socket re-checks (_watch_credentials)", "DepotWSConsumer._watch_credentials"),
     ("channels (consumer, dispatch)", "(channels/"),
     ("channels_redis + redis-py (layer receive)", ("(channels_redis/", "(redis/")),
@@ -206,8 +228,17 @@ PACKAGES = [
     ("strawberry", "(strawberry/"),
     ("graphql-core", "(graphql/"),
     ("strawberry_django", "(strawberry_django/"),
-    ("Depot code", ("(realtime/consumer.py", "(realtime/listen.py", "(realtime/sockets.py",
-                    "(realtime/publish.py", "(schema/", "(domain/")),
+    (
+        "Depot code",
+        (
+            "(realtime/consumer.py",
+            "(realtime/listen.py",
+            "(realtime/sockets.py",
+            "(realtime/publish.py",
+            "(schema/",
+            "(domain/",
+        ),
+    ),
     ("channels", "(channels/"),
     ("channels_redis", "(channels_redis/"),
     ("redis-py", "(redis/"),
@@ -220,12 +251,22 @@ PACKAGES = [
     ("threads (executor)", ("(concurrent/", "(threading.py")),
     ("event loop (uvloop C, shown as Runner.run)", "(asyncio/runners.py"),
     ("asyncio (Python parts)", "(asyncio/"),
-    ("typing/inspect/abc/contextlib (per-event checks)", ("(typing.py", "(inspect.py", "(<frozen abc>", "(contextlib.py")),
+    (
+        "typing/inspect/abc/contextlib (per-event checks)",
+        ("(typing.py", "(inspect.py", "(<frozen abc>", "(contextlib.py"),
+    ),
 ]
 
 # Frames every sample has (the program's entry): left out of the inclusive list.
-ROOTS = ("(click/", "(uvicorn/main.py", "(uvicorn/server.py", "(uvicorn/_compat.py",
-         "(asyncio/runners.py", "(threading.py", "(uvicorn)")
+ROOTS = (
+    "(click/",
+    "(uvicorn/main.py",
+    "(uvicorn/server.py",
+    "(uvicorn/_compat.py",
+    "(asyncio/runners.py",
+    "(threading.py",
+    "(uvicorn)",
+)
 
 
 def _frames(stack: str) -> list[str]:
@@ -306,7 +347,10 @@ def _profiles(out: Path, cases: list[dict[str, Any]]) -> list[str]:
         if path.exists() and path.stat().st_size:
             sums[p["contender"]] = (p, summarise_profile(path))
     if not sums:
-        return [*lines, "(no profile written: " + "; ".join(p["py_spy_stderr"] for p in profiled) + ")"]
+        return [
+            *lines,
+            "(no profile written: " + "; ".join(p["py_spy_stderr"] for p in profiled) + ")",
+        ]
     names = list(sums)
     lines.append("| layer | " + " | ".join(names) + " |")
     lines.append("|---|" + "---:|" * len(names))
@@ -389,7 +433,11 @@ def render(out: Path) -> str:
             "",
         ]
         pub = [c["burst"]["commit_to_published_p50_ms"] for c in cases]
-        prod = [c["burst"]["producer_events_per_s"] for c in cases if c["burst"]["producer_events_per_s"]]
+        prod = [
+            c["burst"]["producer_events_per_s"]
+            for c in cases
+            if c["burst"]["producer_events_per_s"]
+        ]
         lines += [
             f"Producer: COMMIT -> Depot's realtime.publish returned, p50 over the bursts: "
             f"{min(pub):.1f}-{max(pub):.1f} ms; back-to-back commit rate "
@@ -507,11 +555,20 @@ def render(out: Path) -> str:
         ]
     lines += _profiles(out, cases + (whatif["cases"] if whatif else []))
     errors = [(c["contender"], c["clients"], c["errors"]) for c in cases if c["errors"]]
-    logged = [(c["contender"], c["clients"], c.get("server_log")) for c in cases if c.get("server_log")]
-    reopened = [(c["contender"], c["clients"], c["warm_up"]["reopened"]) for c in cases if c["warm_up"].get("reopened")]
+    logged = [
+        (c["contender"], c["clients"], c.get("server_log")) for c in cases if c.get("server_log")
+    ]
+    reopened = [
+        (c["contender"], c["clients"], c["warm_up"]["reopened"])
+        for c in cases
+        if c["warm_up"].get("reopened")
+    ]
     if errors or logged or reopened:
         lines += ["", "## Errors seen", ""]
         lines += [f"- subscribers, {k} N={n}: {json.dumps(e)[:400]}" for k, n, e in errors]
         lines += [f"- server log, {k} N={n}: {json.dumps(e)}" for k, n, e in logged]
-        lines += [f"- deaf after 10 warm-up events and reconnected, {k} N={n}: {r}" for k, n, r in reopened]
+        lines += [
+            f"- deaf after 10 warm-up events and reconnected, {k} N={n}: {r}"
+            for k, n, r in reopened
+        ]
     return "\n".join(lines) + "\n"

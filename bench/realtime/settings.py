@@ -5,8 +5,8 @@ defaults before project.settings reads them: its own Postgres database (depot_be
 Redis database (13: the test suite's cache.clear() flushes db 0 while it runs, which wiped the
 channel layer's group memberships mid-run) with its own key prefix and Celery queue prefix,
 production mode, and a per-user socket limit above the 1,000 subscribers one bench user opens.
-It also installs the bench app (the bench.noop job kind) and the bench URLs (one bench-only endpoint in front of
-Depot's own).
+It also installs the bench app (the bench.noop job kind) and the bench URLs (one bench-only
+endpoint in front of Depot's own).
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ ROOT_URLCONF = "bench.realtime.urls"
 #    calls: deaf subscribers and "Exception in ASGI application".
 # Both contenders share the layer, so the comparison is unchanged. BENCH_LAYER_FIXES=0 runs
 # Depot's configuration as it is (and shows both failures).
-if os.environ.get("BENCH_LAYER_FIXES", "1") == "1" and "channels_redis" in CHANNEL_LAYERS["default"]["BACKEND"]:
+if (
+    os.environ.get("BENCH_LAYER_FIXES", "1") == "1"
+    and "channels_redis" in CHANNEL_LAYERS["default"]["BACKEND"]
+):
     for _host in CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]:
         if isinstance(_host, dict):
             _host.setdefault("socket_timeout", 10.0)
