@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import resource
@@ -63,7 +65,7 @@ def pct(values: list[float], p: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[k]
 
 
@@ -221,16 +223,12 @@ class Subscriber:
 
     async def close(self) -> None:
         if self.ws is not None:
-            try:
+            with contextlib.suppress(Exception):  # already closed, or the server went away
                 await asyncio.wait_for(self.ws.close(), 5)
-            except Exception:  # noqa: S110
-                pass
         if self.reader is not None:
             self.reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.reader
-            except (asyncio.CancelledError, Exception):
-                pass
 
 
 async def open_many(
@@ -279,12 +277,14 @@ class Producer:
             # them use both cores (pinned with the clients, four of them cannot reach 100/s).
             os.sched_setaffinity(self.proc.pid, range(os.cpu_count() or 1))
 
-    async def call(self, timeout: float = 120, **command: Any) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+    async def call(self, wait_s: float = 120, **command: Any) -> dict[str, Any]:
+        assert self.proc is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         async with self.lock:
             self.proc.stdin.write((json.dumps(command) + "\n").encode())
             await self.proc.stdin.drain()
-            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            line = await asyncio.wait_for(self.proc.stdout.readline(), wait_s)
         if not line:
             raise RuntimeError("the producer exited")
         return json.loads(line)
@@ -320,10 +320,10 @@ def check_streams(
         got = set(seqs)
         lost += len(wanted - got)
         dup += len(seqs) - len(got)
-        disorder += sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b <= a)
+        disorder += sum(1 for a, b in itertools.pairwise(seqs) if b <= a)
         if whole:
             everything = [s for s, _ in sub.received]
-            disorder += sum(1 for a, b in zip(everything, everything[1:], strict=False) if b <= a)
+            disorder += sum(1 for a, b in itertools.pairwise(everything) if b <= a)
     return {"lost": lost, "duplicated": dup, "out_of_order": disorder}
 
 
@@ -343,7 +343,7 @@ async def warm_up(
     for attempt in range(40):
         await producer.emit(workspace["pk"], 1, 0, "bench.warm")
         end = time.time() + 1.5
-        while time.time() < end and not all(s.received for s in subs):
+        while time.time() < end and not all(s.received for s in subs):  # noqa: ASYNC110 (bounded poll)
             await asyncio.sleep(0.01)
         if all(s.received for s in subs):
             return {"attempts": attempt + 1, "seconds": time.time() - t0, "reopened": reopened}
@@ -504,7 +504,7 @@ async def fanout_case(
 ) -> dict[str, Any]:
     tally = Tally()
     log = ServerLog(a.server_log)
-    load = Path("/proc/loadavg").read_text().split()[0]
+    load = os.getloadavg()[0]
     gc_empty = await server_gc(a.base, objects=True)
     t0 = time.time()
     subs = await open_many(a.base, kind, workspace, n, tally)
@@ -559,7 +559,7 @@ async def fanout_case(
         "clients": n,
         "connect_s": connect_s,
         "warm_up": warm,
-        "load1_at_start": float(load),
+        "load1_at_start": load,
         "gc_tracked_objects_per_subscriber": objects_per_subscriber,
         "idle_server_cpu_ms_per_s": idle_ms_per_s,
         "paced": paced,
@@ -763,26 +763,26 @@ async def run_jobs(a: argparse.Namespace, workspace: dict[str, Any]) -> dict[str
         await sub.open(a.base, workspace, query=JOB_SUB)
         async with httpx.AsyncClient(base_url=http_base, headers=headers, timeout=30) as http:
 
-            async def seen(job: str, timeout: float) -> float:
+            async def seen(job: str, wait_s: float) -> float:
                 if job in succeeded:
                     return succeeded[job]
                 future = asyncio.get_running_loop().create_future()
                 waiting[job] = future
                 try:
-                    return await asyncio.wait_for(future, timeout)
+                    return await asyncio.wait_for(future, wait_s)
                 finally:
                     waiting.pop(job, None)
 
-            async def noop(timeout: float) -> dict[str, Any]:
+            async def noop(wait_s: float) -> dict[str, Any]:
                 t0 = time.time()
                 response = await http.post("/bench/noop/", json={"workspace": workspace["pk"]})
                 t_http = time.time()
                 response.raise_for_status()
                 body = response.json()
-                t_seen = await seen(body["jobId"], timeout)
+                t_seen = await seen(body["jobId"], wait_s)
                 return {"pk": body["pk"], "t0": t0, "http": t_http, "seen": t_seen}
 
-            async def delete(collection: str, timeout: float) -> dict[str, Any]:
+            async def delete(collection: str, wait_s: float) -> dict[str, Any]:
                 t0 = time.time()
                 response = await http.post(
                     "/graphql/", json={"query": DELETE_MUTATION, "variables": {"id": collection}}
@@ -793,7 +793,7 @@ async def run_jobs(a: argparse.Namespace, workspace: dict[str, Any]) -> dict[str
                 if payload["errors"]:
                     raise RuntimeError(payload["errors"])
                 job = payload["job"]["id"]
-                t_seen = await seen(job, timeout)
+                t_seen = await seen(job, wait_s)
                 import base64
 
                 pk = int(base64.b64decode(job).decode().split(":")[1])
@@ -903,8 +903,8 @@ async def amain() -> None:
     a = ap.parse_args()
     a.client_counts = [int(x) for x in a.clients.split(",") if x]
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    workspaces = json.loads(Path(a.seed).read_text())["workspaces"]
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (start-up, before any socket)
+    workspaces = json.loads(Path(a.seed).read_text())["workspaces"]  # noqa: ASYNC240
     phases = [p for p in a.phases.split(",") if p]
     if "fanout" in phases:
         result = await run_fanout(a, workspaces[:8])

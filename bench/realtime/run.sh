@@ -2,18 +2,19 @@
 # Issue 4: Depot's realtime path against a bare Channels consumer, side by side in one run.
 # See README.md.
 #
-#   bench/realtime/run.sh            # everything, about 5 minutes: create depot_bench_rt, migrate,
+#   bench/realtime/run.sh            # everything, 4-6 minutes: create depot_bench_rt, migrate,
 #                                    # seed, start uvicorn (CPU 0), fan-out 1/100/1000 for both
 #                                    # contenders (+ py-spy) and resume (clients on CPU 1), then a
-#                                    # Celery worker and the mutation-to-client loop;
+#                                    # Celery worker and the mutation-to-client loop, then the GC
+#                                    # what-if;
 #                                    # stop everything, drop the database, delete the Redis keys
 #   CLIENTS=1,100,1000 JOBS=200 PROFILE=1 KEEP_DB=0 bench/realtime/run.sh   # knobs (defaults);
-#                                    # PROFILE=1: py-spy during an extra burst at the largest N
+#                                    # PROFILE=1: py-spy during the bursts at the largest N
 #   PHASES=fanout,resume bench/realtime/run.sh          # a subset of fanout,resume,jobs,whatif
 #                                    # (whatif: both contenders again at the largest N after
 #                                    # gc.freeze() + a higher gen0 threshold in the server)
 #
-# Pieces, for working by hand:  run.sh setup | start | stop | teardown
+# Pieces, for working by hand:  run.sh setup | start | worker | driver ARGS | stop | teardown
 #
 # Needs Postgres on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379, taskset, and
 # Depot's .venv (`uv sync`). py-spy comes from bench/realtime/.venv (created here if missing).
