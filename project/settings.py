@@ -122,6 +122,8 @@ if REDIS_URL:
 # Keeps concurrent runs (tests, several deployments on one Redis) from reading each other's keys.
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", "depot")
 
+# Above channels-redis's fixed 5 s BZPOPMIN block (see the host options below).
+CHANNELS_REDIS_SOCKET_TIMEOUT = 15.0
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -129,7 +131,21 @@ if REDIS_URL:
             "CONFIG": {
                 # A health check on idle connections lets the layer reconnect by itself after
                 # Redis restarts, instead of failing once per stale pooled connection.
-                "hosts": [{"address": REDIS_URL, "health_check_interval": 2}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "health_check_interval": 2,
+                        # channels-redis blocks in BZPOPMIN for 5 s; redis-py's default 5 s
+                        # socket timeout would fire first and kill the receive loop of an
+                        # idle socket, so the read timeout must be longer than the block.
+                        "socket_timeout": CHANNELS_REDIS_SOCKET_TIMEOUT,
+                        # redis-py's pool raises past 100 connections (it does not wait), and
+                        # each group_add/group_send of a busy process holds one briefly.
+                        "max_connections": env.int(
+                            "CHANNELS_REDIS_MAX_CONNECTIONS", 2000, minimum=10
+                        ),
+                    }
+                ],
                 "prefix": f"{REDIS_KEY_PREFIX}:asgi",
                 "capacity": env.int("CHANNELS_CAPACITY", 1000, minimum=10),
                 "expiry": 60,

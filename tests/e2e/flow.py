@@ -68,7 +68,8 @@ async def upload_and_watch(
 ) -> Watched:
     """Upload, complete, and follow the job live: its durable events and its progress."""
     async with client.websocket() as ws:
-        events = await ws.subscribe(EVENTS, {"w": workspace_id})
+        now = await asyncio.to_thread(client.event_sequence, workspace_id)
+        events = await ws.subscribe(EVENTS, {"w": workspace_id, "after": now})
         asset_id = await asyncio.to_thread(
             start_upload, client, collection_id, content, content_type
         )

@@ -96,10 +96,11 @@ def test_subscriptions_on_one_socket_are_independent_and_limited(
 
     async def scenario() -> tuple[list[str], dict[str, Any], list[str]]:
         async with client.websocket() as ws:
-            subs = [await ws.subscribe(EVENTS, {"w": workspace}) for _ in range(3)]
-            over = await ws.subscribe(EVENTS, {"w": workspace})
+            now = await asyncio.to_thread(client.event_sequence, workspace)
+            live = {"w": workspace, "after": now}
+            subs = [await ws.subscribe(EVENTS, live) for _ in range(3)]
+            over = await ws.subscribe(EVENTS, live)
             refused = await ws.receive(over)
-            await asyncio.sleep(0.3)  # let the three join their group
             await ws.complete(subs[0])
             await asyncio.to_thread(client.data, CREATE, {"w": workspace, "n": "after-complete"})
             seen = []
@@ -138,8 +139,7 @@ def test_a_revoked_token_or_removed_member_loses_the_socket_at_once(
 
     async def watch(token: str, action: Callable[[], Any]) -> int | None:
         async with GraphQLClient(base, token).websocket() as ws:
-            await ws.subscribe(EVENTS, {"w": workspace})
-            await asyncio.sleep(0.3)
+            # The ack comes after the socket joined its user's group: a nudge cannot be missed.
             await asyncio.to_thread(action)
             return await ws.closed(10)
 
@@ -182,11 +182,12 @@ def test_a_client_on_one_web_process_sees_a_job_started_through_another(
     async def scenario() -> list[str]:
         seen: list[str] = []
         async with process_a.websocket() as ws:
+            now = await asyncio.to_thread(process_a.event_sequence, workspace)
             sub = await ws.subscribe(
-                """subscription($w: ID!) { events(workspaceId: $w, types: ["job."]) { type } }""",
-                {"w": workspace},
+                """subscription($w: ID!, $after: Int) {
+                  events(workspaceId: $w, after: $after, types: ["job."]) { type } }""",
+                {"w": workspace, "after": now},
             )
-            await asyncio.sleep(0.3)
             asset = await asyncio.to_thread(
                 start_upload,
                 process_b,
@@ -254,8 +255,8 @@ def test_after_redis_restarts_clients_resume_and_lose_nothing(
     async def scenario() -> list[int]:
         sequences: list[int] = []
         async with client.websocket() as ws:
-            sub = await ws.subscribe(EVENTS, {"w": workspace})
-            await asyncio.sleep(0.3)
+            now = await asyncio.to_thread(client.event_sequence, workspace)
+            sub = await ws.subscribe(EVENTS, {"w": workspace, "after": now})
             await asyncio.to_thread(produce, "a", 3)
             for _ in range(3):
                 message = await ws.receive(sub)
@@ -294,18 +295,20 @@ def test_jobs_job_stats_and_asset_changes_stream_live(
                 { state } }""",
                 {"w": workspace},
             )
-            stats = await ws.subscribe(
-                """subscription($w: ID!) {
-                  jobStats(workspaceId: $w) { counts { state count } } }""",
-                {"w": workspace},
-            )
             changes = await ws.subscribe(
                 """subscription($c: ID!) {
                   assetChanged(collectionId: $c) { type asset { state } } }""",
                 {"c": collection},
             )
+            # Last, and waited for: a socket joins its subscriptions' groups one at a time,
+            # in the order they were sent, so once jobStats has answered, the two above are
+            # live too, and nothing of the upload below can pass them by.
+            stats = await ws.subscribe(
+                """subscription($w: ID!) {
+                  jobStats(workspaceId: $w) { counts { state count } } }""",
+                {"w": workspace},
+            )
             first_stats = (await ws.receive(stats))["payload"]["data"]["jobStats"]["counts"]
-            await asyncio.sleep(0.3)
             asset = await asyncio.to_thread(
                 start_upload, client, collection, media.png(), "image/png"
             )
@@ -331,3 +334,23 @@ def test_jobs_job_stats_and_asset_changes_stream_live(
     assert stats[0] == []
     assert {"state": "SUCCEEDED", "count": 1} in stats[1]
     assert kinds == ["asset.created", "asset.uploaded", "asset.processing", "asset.ready"]
+
+
+def test_an_idle_socket_still_gets_live_events(
+    tenant: Tenant, start_web: Callable[..., str]
+) -> None:
+    """channels-redis waits for messages in 5 s blocking reads; a Redis client whose socket
+    timeout is not longer than that kills the idle socket's receive loop."""
+    client = GraphQLClient(start_web(), tenant.token)
+    workspace = global_id("Workspace", tenant.workspace.pk)
+
+    async def scenario() -> str:
+        async with client.websocket() as ws:
+            now = await asyncio.to_thread(client.event_sequence, workspace)
+            sub = await ws.subscribe(EVENTS, {"w": workspace, "after": now})
+            await asyncio.sleep(6.5)  # idle through more than one blocking read
+            await asyncio.to_thread(client.data, CREATE, {"w": workspace, "n": "after-idle"})
+            message = await ws.receive(sub, 10)
+            return str(message["payload"]["data"]["events"]["type"])
+
+    assert asyncio.run(scenario()) == "collection.created"

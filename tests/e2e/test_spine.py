@@ -152,8 +152,8 @@ def test_a_subscriber_that_reconnects_with_its_cursor_misses_nothing(
 
     async def scenario() -> list[int]:
         async with client.websocket() as ws:
-            sub = await ws.subscribe(EVENTS, {"w": workspace})
-            await asyncio.sleep(0.3)  # the subscription is live once it has joined its group
+            now = await asyncio.to_thread(client.event_sequence, workspace)
+            sub = await ws.subscribe(EVENTS, {"w": workspace, "after": now})
             await asyncio.to_thread(produce, "before", 5)
             first = await receive(ws, sub, 5)
         # Disconnected: events keep being committed, some before and some during the resume.

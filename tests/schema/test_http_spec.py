@@ -7,15 +7,16 @@ import json
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
+
+from tests.support.cache import clear_cache
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
-    cache.clear()
+    clear_cache()
 
 
 def post(client: Client, body: Any, accept: str | None = None, **extra: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.core.cache import cache
 
 from domain.accounts.actor import Actor
 from domain.accounts.models import User, Workspace
@@ -13,13 +12,14 @@ from domain.assets.editing import AssetChanges, asset_update
 from domain.common.ids import global_id
 from tests import factories
 from tests.conftest import GQL
+from tests.support.cache import clear_cache
 
 QUERY = "query($id: ID!) { asset(id: $id) { title renditions { preset } } }"
 
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
-    cache.clear()
+    clear_cache()
 
 
 @pytest.mark.django_db

@@ -6,18 +6,18 @@ import json
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from domain.accounts.models import User, Workspace
 from tests.conftest import GQL
+from tests.support.cache import clear_cache
 
 
 @pytest.fixture(autouse=True)
 def _fresh_counters() -> None:
-    cache.clear()
+    clear_cache()
 
 
 def _codes(body: dict[str, Any]) -> list[str]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.core.cache import cache
 
 from domain.accounts.models import ApiToken, Role, TokenScope, User, Workspace
 from domain.accounts.services import api_token_create, membership_add
@@ -23,6 +22,7 @@ from domain.jobs.models import Job
 from schema import schema
 from tests import factories
 from tests.conftest import GQL
+from tests.support.cache import clear_cache
 
 MISSING = 987_654
 
@@ -228,7 +228,7 @@ def test_every_entry_point_is_covered() -> None:
 def test_foreign_ids_read_like_missing_ones_and_change_nothing(
     gql: GQL, make_token: Callable[..., str], foreign: World, name: str
 ) -> None:
-    cache.clear()
+    clear_cache()
     token = make_token("read", "write", "admin")
     gql("{ viewer { username } }", token=token)  # stamps last_used_at, once a minute
     call = CALLS[name]
@@ -250,7 +250,7 @@ def test_foreign_ids_read_like_missing_ones_and_change_nothing(
 def test_a_read_only_token_is_refused_by_every_mutation(
     gql: GQL, make_token: Callable[..., str], workspace: Workspace, owner: User, name: str
 ) -> None:
-    cache.clear()
+    clear_cache()
     collection = factories.collection(workspace)
     asset = factories.asset(collection)
     job = Job.objects.create(

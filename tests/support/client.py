@@ -37,6 +37,14 @@ class GraphQLClient:
         assert "errors" not in body, body
         return dict(body["data"])
 
+    def event_sequence(self, workspace_id: str) -> int:
+        """The workspace's latest durable event: subscribing to `events` after it misses
+        nothing from now on, however long the server takes to join the group."""
+        found = self.data(
+            "query($w: ID!) { workspace(id: $w) { eventSequence } }", {"w": workspace_id}
+        )
+        return int(found["workspace"]["eventSequence"])
+
     def post_upload(self, upload: dict[str, Any], content: bytes, filename: str) -> httpx.Response:
         """Post the bytes as the presigned form says: its fields first, then the file."""
         url = urljoin(self.base_url, upload["url"])
