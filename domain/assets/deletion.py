@@ -42,16 +42,24 @@ def asset_delete(*, asset: Asset, actor: Actor) -> Job:
 
 @transaction.atomic
 def collection_delete(*, collection: Collection, actor: Actor) -> Job:
-    """Queue the deletion of a collection with all its assets (bulk lane)."""
+    """Queue the deletion of a collection with all its assets (bulk lane).
+
+    The assets are marked DELETING one at a time as the job reaches them, not all at once:
+    a cancelled deletion then leaves the assets it did not reach exactly as they were."""
     require_permission(actor=actor, workspace_id=collection.workspace_id, needed=Permission.WRITE)
-    Asset.objects.filter(collection=collection).update(state=AssetState.DELETING)
-    return job_create(
+    job = job_create(
         workspace_id=collection.workspace_id,
         kind=DELETE_COLLECTION_JOB,
         parameters={"collection_id": collection.pk},
         created_by_id=actor.user.pk if actor.user else None,
         idempotency_key=f"{DELETE_COLLECTION_JOB}:{collection.pk}",
     )
+    events.record(
+        collection.workspace_id,
+        "collection.deleting",
+        {"collectionId": global_id("Collection", collection.pk), "jobId": global_id("Job", job.pk)},
+    )
+    return job
 
 
 def _remove_objects(asset: Asset) -> None:
@@ -81,21 +89,43 @@ def delete_asset(ctx: JobContext) -> dict[str, Any]:
     return {"deleted": 1}
 
 
+def _mark_deleting(asset: Asset) -> None:
+    with transaction.atomic():
+        locked = Asset.objects.select_for_update().filter(pk=asset.pk).first()
+        if locked is None or locked.state == AssetState.DELETING:
+            return
+        locked.state = AssetState.DELETING
+        locked.save(update_fields=["state", "updated_at"])
+        events.record(locked.workspace_id, "asset.deleting", asset_event_payload(locked))
+
+
 @registry.register(DELETE_COLLECTION_JOB, lane=Lane.BULK)
 def delete_collection(ctx: JobContext) -> dict[str, Any]:
     collection = Collection.objects.filter(pk=ctx.parameters["collection_id"]).first()
     if collection is None:
         return {"alreadyDeleted": True}
-    assets = list(Asset.objects.filter(collection=collection).order_by("pk"))
-    for done, asset in enumerate(assets):
-        ctx.progress(done, len(assets), "deleting assets")
-        ctx.check_cancelled()
-        _remove_objects(asset)
-        _delete_row(asset)
-    with transaction.atomic():
-        collection_id = global_id("Collection", collection.pk)
-        workspace_id = collection.workspace_id
-        collection.delete()
-        events.record(workspace_id, "collection.deleted", {"collectionId": collection_id})
-    ctx.progress(len(assets), len(assets), "done")
-    return {"deleted": len(assets)}
+    deleted = 0
+    while True:
+        # Until none is left, so an asset uploaded while the job runs goes too, with its
+        # files: the row's cascade alone would leave its objects behind in storage.
+        while batch := list(Asset.objects.filter(collection=collection).order_by("pk")[:200]):
+            total = deleted + Asset.objects.filter(collection=collection).count()
+            for asset in batch:
+                ctx.progress(deleted, total, "deleting assets")
+                ctx.check_cancelled()
+                _mark_deleting(asset)
+                _remove_objects(asset)
+                _delete_row(asset)
+                deleted += 1
+        with transaction.atomic():
+            # The row lock makes a concurrent upload into the collection wait for this.
+            Collection.objects.select_for_update().filter(pk=collection.pk).first()
+            if Asset.objects.filter(collection=collection).exists():
+                continue
+            collection_id = global_id("Collection", collection.pk)
+            workspace_id = collection.workspace_id
+            collection.delete()
+            events.record(workspace_id, "collection.deleted", {"collectionId": collection_id})
+            break
+    ctx.progress(deleted, deleted, "done")
+    return {"deleted": deleted}

@@ -1,0 +1,119 @@
+"""Deleting a collection through its job: every object goes, and a cancel stops cleanly."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from domain.accounts.actor import Actor
+from domain.accounts.models import User, Workspace
+from domain.assets import deletion, storage
+from domain.assets.models import Asset, AssetState, Collection, Rendition
+from domain.jobs import runner
+from domain.jobs.models import Event, Job, JobState
+from domain.jobs.services import job_retry
+from tests import factories
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    prefix = f"tests/deletion-{uuid.uuid4().hex}"
+    yield prefix
+    for key in storage.list_keys(prefix):
+        storage.delete_object(key)
+
+
+def _stored_asset(collection: Collection, prefix: str) -> Asset:
+    """An asset whose original and one rendition really are in the object store."""
+    asset = factories.asset(collection, storage_key=f"{prefix}/{uuid.uuid4().hex}")
+    rendition_key = f"{prefix}/{uuid.uuid4().hex}"
+    Rendition.objects.create(
+        asset=asset, preset="thumb-256", format="jpeg", width=1, height=1, size=1,
+        storage_key=rendition_key,
+    )  # fmt: skip
+    for key in (asset.storage_key, rendition_key):
+        storage.write_object(key, io.BytesIO(b"bytes"), "image/jpeg")
+    return asset
+
+
+def _delete_job(collection: Collection, owner: User) -> Job:
+    with mock.patch("domain.jobs.dispatch.send"):
+        return deletion.collection_delete(collection=collection, actor=Actor(user=owner))
+
+
+def _ticking_clock() -> Any:
+    # Every reading is a second later, so the job reads its cancel flag at every check.
+    return mock.patch("domain.jobs.context.time.monotonic", side_effect=itertools.count(0, 1.0))
+
+
+@pytest.mark.django_db
+def test_deleting_a_collection_removes_every_object_even_of_an_asset_added_meanwhile(
+    workspace: Workspace, owner: User, prefix: str
+) -> None:
+    collection = factories.collection(workspace)
+    assets = [_stored_asset(collection, prefix) for _ in range(3)]
+    job = _delete_job(collection, owner)
+    assert Asset.objects.get(pk=assets[0].pk).state == AssetState.READY  # reached by the job
+    remove = deletion._remove_objects
+    late: list[Asset] = []
+
+    def upload_during_the_job(asset: Asset) -> None:
+        if not late:
+            late.append(_stored_asset(collection, prefix))
+        remove(asset)
+
+    with mock.patch("domain.assets.deletion._remove_objects", upload_during_the_job):
+        runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert job.result == {"deleted": 4}
+    assert not Collection.objects.filter(pk=collection.pk).exists()
+    assert storage.list_keys(prefix) == []
+    types = list(
+        Event.objects.filter(workspace=workspace)
+        .order_by("sequence")
+        .values_list("type", flat=True)
+    )
+    assert types.count("asset.deleting") == 4
+    assert types.count("asset.deleted") == 4
+    assert types.index("collection.deleting") < types.index("collection.deleted")
+
+
+@pytest.mark.django_db
+def test_a_cancelled_collection_deletion_leaves_the_rest_as_it_was_and_a_retry_finishes(
+    workspace: Workspace, owner: User, prefix: str
+) -> None:
+    collection = factories.collection(workspace)
+    assets = [_stored_asset(collection, prefix) for _ in range(3)]
+    job = _delete_job(collection, owner)
+    remove = deletion._remove_objects
+
+    def cancel_after_the_first(asset: Asset) -> None:
+        remove(asset)
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+
+    with (
+        _ticking_clock(),
+        mock.patch("domain.assets.deletion._remove_objects", cancel_after_the_first),
+    ):
+        runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    left = Asset.objects.filter(collection=collection).order_by("pk")
+    assert [a.pk for a in left] == [a.pk for a in assets[1:]]
+    assert {a.state for a in left} == {AssetState.READY}
+    assert len(storage.list_keys(prefix)) == 4  # two assets, an original and a rendition each
+
+    with mock.patch("domain.jobs.dispatch.send"):
+        job_retry(job=job, actor=Actor(user=owner))
+    runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert not Collection.objects.filter(pk=collection.pk).exists()
+    assert storage.list_keys(prefix) == []
