@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 import strawberry
-from strawberry import relay
-from strawberry.scalars import JSON
 
 from domain.assets import editing
 from domain.common.errors import NotFound
 from schema.context import Info, actor_of
 from schema.errors import ErrorCode, UserError, decode_id
 from schema.mutations import attempt
+from schema.mutations.assets import AssetUpdateInput, changes_of
 from schema.types.assets import AssetType
 
 
@@ -22,14 +20,8 @@ class BulkErrorPolicy(Enum):
 
 
 @strawberry.input(description="One asset's changes in a bulk update.")
-class AssetBulkUpdateItem:
-    id: relay.GlobalID = strawberry.field(description="The asset.")
-    title: str | None = strawberry.field(default=None, description="A new title.")
-    tags: list[str] | None = strawberry.field(default=None, description="The new set of tags.")
-    description: str | None = strawberry.field(default=None, description="A new description.")
-    custom_metadata: JSON | None = strawberry.field(
-        default=None, description="Replaces the custom metadata (a JSON object)."
-    )
+class AssetBulkUpdateItem(AssetUpdateInput):
+    """The same fields as assetUpdate's input, as a row of assetsBulkUpdate."""
 
 
 @strawberry.input(description="Many assets' changes in one call (up to 5000 rows).")
@@ -62,14 +54,8 @@ def _item(item: AssetBulkUpdateItem) -> editing.BulkItem:
     try:
         asset_id: int | None = decode_id(item.id, "Asset")
     except NotFound:
-        asset_id = None
-    custom: Any = item.custom_metadata
-    return editing.BulkItem(
-        asset_id=asset_id,
-        changes=editing.AssetChanges(
-            title=item.title, tags=item.tags, description=item.description, custom_metadata=custom
-        ),
-    )
+        asset_id = None  # reported as that row's NOT_FOUND, like any other missing asset
+    return editing.BulkItem(asset_id=asset_id, changes=changes_of(item))
 
 
 @strawberry.type
