@@ -1,4 +1,4 @@
-"""Local-storage stand-ins for S3's presigned POST and GET (embedded mode only).
+"""Local-storage stand-ins for S3's presigned POST, GET and part PUT (embedded mode only).
 
 They accept exactly what the signed policy allows, like S3 would, so clients use one code path.
 """
@@ -13,9 +13,9 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from domain.assets import storage
+from domain.assets import multipart_store, storage
 
 # Room for the form's other fields and multipart boundaries around the file itself.
 FORM_OVERHEAD = 64 * 1024
@@ -84,3 +84,31 @@ def local_download(request: HttpRequest, token: str) -> HttpResponseBase:
         return _error(404, "NOT_FOUND", "No such file.")
     content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     return FileResponse(handle, content_type=content_type)
+
+
+@csrf_exempt
+@require_http_methods(["PUT"])
+def local_upload_part(request: HttpRequest, token: str) -> HttpResponse:
+    """One part of a multipart upload (S3's UploadPart): the body, of exactly the signed size,
+    is streamed to the upload's part area; the answer carries the part's ETag, as on S3."""
+    try:
+        part = multipart_store.read_part_token(token)
+    except signing.SignatureExpired:
+        return _error(403, "POLICY_EXPIRED", "The part URL has expired.")
+    except signing.BadSignature:
+        return _error(403, "POLICY_INVALID", "The part URL's signature is not valid.")
+    length = str(request.META.get("CONTENT_LENGTH") or "")
+    if not length.isdigit():
+        return _error(411, "MISSING_CONTENT_LENGTH", "Send the part with a Content-Length.")
+    if int(length) != part.size:
+        # S3 refuses it too: the presigned URL signs the Content-Length.
+        return _error(400, "ENTITY_SIZE_MISMATCH", f"This part has exactly {part.size} bytes.")
+    try:
+        etag = multipart_store.store_local_part(part, request)
+    except multipart_store.UploadGone:
+        return _error(404, "NO_SUCH_UPLOAD", "The upload was completed or aborted.")
+    except ValueError:
+        return _error(400, "INCOMPLETE_BODY", "The body ended before Content-Length bytes.")
+    response = HttpResponse(status=200)
+    response["ETag"] = etag
+    return response

@@ -202,6 +202,13 @@ DEPOT_MAX_UPLOAD_BYTES = env.int("DEPOT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, mi
 DEPOT_UPLOAD_URL_TTL_SECONDS = env.int("DEPOT_UPLOAD_URL_TTL_SECONDS", 3600, minimum=60)
 DEPOT_DOWNLOAD_URL_TTL_SECONDS = env.int("DEPOT_DOWNLOAD_URL_TTL_SECONDS", 900, minimum=30)
 DEPOT_MAX_IMAGE_PIXELS = env.int("DEPOT_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+# Multipart uploads: parts of this size at least (S3 refuses parts under 5 MiB but the last),
+# larger when a file would need more than S3's 10,000 parts. An upload not completed this long
+# after it started is aborted and its asset deleted (the hourly multipart sweep).
+DEPOT_MULTIPART_PART_BYTES = env.int(
+    "DEPOT_MULTIPART_PART_BYTES", 8 * 1024 * 1024, minimum=5 * 1024 * 1024
+)
+DEPOT_MULTIPART_EXPIRY_HOURS = env.int("DEPOT_MULTIPART_EXPIRY_HOURS", 168, minimum=1)
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "/media/"
 

@@ -25,6 +25,7 @@ from schema.mutations.accounts import AccountMutations
 from schema.mutations.assets import AssetMutations
 from schema.mutations.bulk import BulkMutations
 from schema.mutations.jobs import JobMutations
+from schema.mutations.uploads import UploadMutations
 from schema.persisted import PersistedQueries
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
@@ -32,7 +33,7 @@ from schema.subscriptions import Subscription
 
 
 @strawberry.type(description="Changes. Each returns a payload with `errors` for expected failures.")
-class Mutation(AccountMutations, AssetMutations, BulkMutations, JobMutations):
+class Mutation(AccountMutations, AssetMutations, BulkMutations, JobMutations, UploadMutations):
     pass
 
 

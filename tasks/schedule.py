@@ -8,6 +8,10 @@ from django.conf import settings
 
 from domain.jobs.lanes import Lane
 
+# Multipart uploads expire after DEPOT_MULTIPART_EXPIRY_HOURS (a week by default): looking once
+# an hour is often enough, and lists the bucket's pending uploads no more often than that.
+MULTIPART_SWEEP_SECONDS = 3600.0
+
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
     return {
@@ -18,5 +22,10 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
                 "queue": Lane.MAINTENANCE.queue,
                 "expires": settings.DEPOT_SWEEP_INTERVAL_SECONDS,
             },
-        }
+        },
+        "expire-multipart-uploads": {
+            "task": "depot.expire_multipart_uploads",
+            "schedule": MULTIPART_SWEEP_SECONDS,
+            "options": {"queue": Lane.MAINTENANCE.queue, "expires": MULTIPART_SWEEP_SECONDS},
+        },
     }

@@ -8,4 +8,9 @@ class AssetsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the asset job handlers with the job registry.
-        from domain.assets import deletion, processing, reprocess  # noqa: F401
+        from domain.assets import (  # noqa: F401
+            deletion,
+            processing,
+            renditions_on_demand,
+            reprocess,
+        )

@@ -41,3 +41,27 @@ class InvalidUpload(DomainError):
 
 class InvalidAssetInput(DomainError):
     code = "INVALID_INPUT"
+
+
+class UploadPartsMissing(DomainError):
+    """A multipart upload was completed before every part was stored."""
+
+    code = "UPLOAD_PARTS_MISSING"
+
+
+class UploadPartMismatch(DomainError):
+    """A part's ETag is not the one the client sent: it was uploaded again since."""
+
+    code = "UPLOAD_PART_MISMATCH"
+
+
+class AssetNotReady(DomainError):
+    """The asset has not been processed (or failed): there is nothing to make a rendition of."""
+
+    code = "ASSET_NOT_READY"
+
+
+class RenditionNotSupported(DomainError):
+    """The asset has no picture to make a rendition of (sound, text, an SVG...)."""
+
+    code = "RENDITION_NOT_SUPPORTED"

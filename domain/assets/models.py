@@ -102,6 +102,11 @@ class Rendition(models.Model):
     height = models.PositiveIntegerField(help_text="Height in pixels.")
     size = models.BigIntegerField(help_text="Size in bytes.")
     storage_key = models.CharField(max_length=300, unique=True)
+    # Asked for through assetRenditionRequest rather than made by a preset: processing again
+    # replaces the presets' renditions and leaves these alone.
+    on_demand = models.BooleanField(
+        default=False, help_text="Made once when asked for, not by one of the workspace's presets."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -112,3 +117,23 @@ class Rendition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id}:{self.preset}"
+
+
+class MultipartUpload(models.Model):
+    """A multipart upload under way for an asset awaiting its bytes (domain.assets.multipart).
+
+    The row lives from assetMultipartUploadStart until the upload is completed, aborted or
+    expired; the parts themselves are only in the object store."""
+
+    asset = models.OneToOneField(Asset, on_delete=models.CASCADE, related_name="multipart_upload")
+    # S3's UploadId is opaque and has no documented length limit; SeaweedFS's are 73 characters.
+    upload_id = models.CharField(max_length=1024, help_text="The object store's upload id.")
+    part_size = models.BigIntegerField(help_text="Bytes in every part but the last.")
+    part_count = models.PositiveIntegerField(help_text="Parts in all, numbered from 1.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was started.")
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="multipart_upload_created")]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id}:{self.upload_id}"

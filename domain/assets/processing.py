@@ -132,7 +132,9 @@ def _reuse(ctx: JobContext, asset: Asset, sha256: str, digest: str) -> _Outcome 
         return None
     ctx.progress(0, 1, "copying renditions")
     made: set[str] = set()
-    for rendition in Rendition.objects.filter(asset=source):
+    # The presets' renditions only: on-demand ones are made when asked for (see
+    # renditions_on_demand), and copying them would turn them into preset renditions.
+    for rendition in Rendition.objects.filter(asset=source, on_demand=False):
         key = rendition_key(asset, rendition.preset, rendition.format)
         content_type = RENDITION_FORMATS.get(rendition.format, "application/octet-stream")
         try:
@@ -233,9 +235,9 @@ def _rendition_row(asset: Asset, preset: str, key: str, values: dict[str, Any]) 
 
 
 def _remove_stale(asset: Asset, made: set[str]) -> None:
-    """Objects of renditions that no preset makes any more; their rows go in _finish, so a
-    rerun after a crash finds them and removes them again."""
-    stale = Rendition.objects.filter(asset=asset).exclude(preset__in=made)
+    """Objects of renditions that no preset makes any more (on-demand ones stay); their rows
+    go in _finish, so a rerun after a crash finds them and removes them again."""
+    stale = Rendition.objects.filter(asset=asset, on_demand=False).exclude(preset__in=made)
     for key in stale.values_list("storage_key", flat=True):
         storage.delete_object(key)
 
@@ -255,7 +257,8 @@ def _finish(
     outcome: _Outcome,
     digest: str,
 ) -> None:
-    Rendition.objects.filter(asset=asset).exclude(preset__in=outcome.made).delete()
+    # On-demand renditions stay: they depend on the bytes only, which processing never changes.
+    Rendition.objects.filter(asset=asset, on_demand=False).exclude(preset__in=outcome.made).delete()
     asset.sha256 = sha256
     asset.content_type = outcome.content_type
     asset.metadata = outcome.metadata

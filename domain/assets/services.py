@@ -96,8 +96,19 @@ def find_duplicate(
     return found.order_by("pk").first()
 
 
-@transaction.atomic
-def asset_upload_start(
+@dataclass(frozen=True)
+class CheckedUpload:
+    """An upload the workspace accepts, with its input cleaned (see check_upload)."""
+
+    collection: Collection
+    filename: str
+    content_type: str
+    size: int
+    title: str
+    expected_sha256: str
+
+
+def check_upload(
     *,
     collection: Collection,
     filename: str,
@@ -106,12 +117,9 @@ def asset_upload_start(
     title: str | None,
     actor: Actor,
     sha256: str | None = None,
-    on_duplicate: OnDuplicate = OnDuplicate.KEEP_BOTH,
-) -> UploadStarted:
-    """Create the asset and a presigned form that lets the client post exactly these bytes.
-
-    With `sha256`, the processing job checks the bytes against it, and an asset of the same
-    bytes already READY in the workspace is reported (and with LINK returned instead)."""
+) -> CheckedUpload:
+    """The checks every way of uploading makes before anything is created: the actor may
+    write, and the workspace's media settings accept the size and the declared kind."""
     require_permission(actor=actor, workspace_id=collection.workspace_id, needed=Permission.WRITE)
     policy = media_settings_for(collection.workspace_id)
     if size <= 0:
@@ -133,19 +141,36 @@ def asset_upload_start(
     expected = (sha256 or "").strip().lower()
     if sha256 is not None and not _SHA256.fullmatch(expected):
         raise InvalidUpload("The SHA-256 must be 64 hexadecimal digits.", path=["sha256"])
-    duplicate = (
-        find_duplicate(workspace_id=collection.workspace_id, sha256=expected) if expected else None
+    return CheckedUpload(
+        collection=collection,
+        filename=filename.strip(),
+        content_type=content_type,
+        size=size,
+        title=(title or filename).strip(),
+        expected_sha256=expected,
     )
-    if duplicate is not None and on_duplicate == OnDuplicate.LINK:
-        return UploadStarted(asset=duplicate, target=None, duplicate_of=duplicate)
+
+
+def upload_duplicate(upload: CheckedUpload) -> Asset | None:
+    """A READY asset of the workspace with the announced bytes, if a SHA-256 was announced."""
+    if not upload.expected_sha256:
+        return None
+    return find_duplicate(
+        workspace_id=upload.collection.workspace_id, sha256=upload.expected_sha256
+    )
+
+
+def awaiting_asset_create(*, upload: CheckedUpload, actor: Actor) -> Asset:
+    """The asset row, AWAITING_UPLOAD at a key of Depot's; the caller records asset.created."""
+    collection = upload.collection
     asset = Asset(
         workspace_id=collection.workspace_id,
         collection=collection,
-        title=(title or filename).strip()[:300],
-        original_filename=filename.strip()[:255],
-        declared_content_type=content_type[:120],
-        size=size,
-        expected_sha256=expected,
+        title=upload.title[:300],
+        original_filename=upload.filename[:255],
+        declared_content_type=upload.content_type[:120],
+        size=upload.size,
+        expected_sha256=upload.expected_sha256,
         created_by=actor.user,
         # The key never comes from the file name, so same-name uploads cannot collide.
         storage_key=f"pending/{uuid.uuid4().hex}",
@@ -153,6 +178,38 @@ def asset_upload_start(
     asset.save()
     asset.storage_key = f"{collection.workspace_id}/{asset.pk}/{uuid.uuid4().hex}"
     asset.save(update_fields=["storage_key"])
+    return asset
+
+
+@transaction.atomic
+def asset_upload_start(
+    *,
+    collection: Collection,
+    filename: str,
+    content_type: str,
+    size: int,
+    title: str | None,
+    actor: Actor,
+    sha256: str | None = None,
+    on_duplicate: OnDuplicate = OnDuplicate.KEEP_BOTH,
+) -> UploadStarted:
+    """Create the asset and a presigned form that lets the client post exactly these bytes.
+
+    With `sha256`, the processing job checks the bytes against it, and an asset of the same
+    bytes already READY in the workspace is reported (and with LINK returned instead)."""
+    upload = check_upload(
+        collection=collection,
+        filename=filename,
+        content_type=content_type,
+        size=size,
+        title=title,
+        actor=actor,
+        sha256=sha256,
+    )
+    duplicate = upload_duplicate(upload)
+    if duplicate is not None and on_duplicate == OnDuplicate.LINK:
+        return UploadStarted(asset=duplicate, target=None, duplicate_of=duplicate)
+    asset = awaiting_asset_create(upload=upload, actor=actor)
     events.record(asset.workspace_id, "asset.created", asset_event_payload(asset))
     target = storage.presign_upload(
         key=asset.storage_key, content_type=asset.declared_content_type, size=size

@@ -2,7 +2,7 @@
 
 A leaf module over Django's default storage: S3 (django-storages) in services mode, the local
 filesystem in embedded mode. For the local case, uploads and downloads go through signed Depot
-URLs (project.urls routes them to views in schema/files.py) that mimic S3's presigned forms, so
+URLs (project.urls routes them to views in project/files.py) that mimic S3's presigned forms, so
 a client does the same thing in both modes.
 """
 
@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
@@ -40,12 +41,13 @@ def _storage() -> Storage:
     return storages["default"]
 
 
-def _is_s3() -> bool:
+def is_s3() -> bool:
+    """S3 (services mode), or local files (embedded mode)."""
     return bool(settings.S3_BUCKET)
 
 
 @cache
-def _public_s3_client() -> Any:
+def public_s3_client() -> Any:
     """A client that signs for the address browsers use, which may differ from ours."""
     import boto3
     from botocore.config import Config
@@ -64,12 +66,22 @@ def _public_s3_client() -> Any:
     return client
 
 
+def internal_s3_client() -> Any:
+    """The client the servers use: django-storages' own connection."""
+    return _storage().connection.meta.client  # type: ignore[attr-defined]
+
+
+def local_path(key: str) -> Path:
+    """Where a key lives on local storage (embedded mode only)."""
+    return Path(_storage().path(key))
+
+
 def presign_upload(*, key: str, content_type: str, size: int) -> UploadTarget:
     """A form post that may only write `size` bytes of `content_type` at `key`."""
     ttl = settings.DEPOT_UPLOAD_URL_TTL_SECONDS
     expires_at = timezone.now() + timedelta(seconds=ttl)
-    if _is_s3():
-        post = _public_s3_client().generate_presigned_post(
+    if is_s3():
+        post = public_s3_client().generate_presigned_post(
             Bucket=settings.S3_BUCKET,
             Key=key,
             Fields={"Content-Type": content_type},
@@ -119,7 +131,7 @@ def copy_to(key: str, target: IO[bytes], chunk_size: int = 1024 * 1024) -> None:
 def write_object(key: str, source: IO[bytes], content_type: str) -> None:
     """Write at exactly this key, replacing what is there (keys are Depot's, never a client's)."""
     storage = _storage()
-    if _is_s3():
+    if is_s3():
         wrapped = File(source, name=key)
         wrapped.content_type = content_type  # type: ignore[attr-defined]
         storage.save(key, wrapped)
@@ -136,12 +148,11 @@ def copy_object(source_key: str, target_key: str, content_type: str) -> None:
     by the store, and no byte passes through this process. FileNotFoundError when there is
     nothing at `source_key`."""
     storage = _storage()
-    if _is_s3():
+    if is_s3():
         from botocore.exceptions import ClientError
 
-        client: Any = storage.connection.meta.client  # type: ignore[attr-defined]
         try:
-            client.copy_object(
+            internal_s3_client().copy_object(
                 Bucket=settings.S3_BUCKET,
                 Key=target_key,
                 CopySource={"Bucket": settings.S3_BUCKET, "Key": source_key},
@@ -180,9 +191,9 @@ def list_keys(prefix: str) -> list[str]:
 
 def download_url(key: str) -> str:
     """A link that expires: presigned GET on S3, a signed Depot URL on local storage."""
-    if _is_s3():
+    if is_s3():
         return str(
-            _public_s3_client().generate_presigned_url(
+            public_s3_client().generate_presigned_url(
                 "get_object",
                 Params={"Bucket": settings.S3_BUCKET, "Key": key},
                 ExpiresIn=settings.DEPOT_DOWNLOAD_URL_TTL_SECONDS,

@@ -1,4 +1,5 @@
-"""Mutations about media processing: a workspace's media settings, and reprocessing."""
+"""Mutations about media processing: a workspace's media settings, reprocessing, and
+renditions made on demand."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from strawberry import relay
 
 from domain.accounts.models import Permission, Workspace
 from domain.accounts.selectors import workspace_for
-from domain.assets import policy, reprocess
+from domain.assets import policy, renditions_on_demand, reprocess, selectors
 from domain.jobs.models import Job
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
 from schema.mutations import Once, attempt, attempt_once, request_of
 from schema.scalars import BigInt
 from schema.types.accounts import WorkspaceType
+from schema.types.assets import RenditionType
 from schema.types.jobs import JobType
 from schema.types.media import MediaKindEnum, MediaSettingsType, RenditionFormatEnum
 
@@ -94,6 +96,29 @@ class AssetsReprocessInput:
 class AssetsReprocessPayload:
     job: JobType | None = strawberry.field(
         description="The asset.reprocess job: it queues one child job per asset (see children)."
+    )
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.input(description="A rendition of one asset, made once and then kept.")
+class AssetRenditionRequestInput:
+    asset_id: relay.GlobalID = strawberry.field(description="The asset (READY, with a picture).")
+    width: int = strawberry.field(
+        description="Pixels wide, one of "
+        + ", ".join(str(width) for width in renditions_on_demand.ALLOWED_WIDTHS)
+        + "; never wider than the original. The height keeps the shape."
+    )
+    format: RenditionFormatEnum = strawberry.field(description="The image format.")
+
+
+@strawberry.type(description="The result of assetRenditionRequest: the rendition, or its job.")
+class AssetRenditionRequestPayload:
+    rendition: RenditionType | None = strawberry.field(
+        description="The rendition, with its download link, when it is already made."
+    )
+    job: JobType | None = strawberry.field(
+        description="Otherwise the asset.rendition job making it: when it succeeds, ask again "
+        "(or read the asset's renditions)."
     )
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
@@ -186,3 +211,30 @@ class MediaMutations:
         )
         job, errors = await attempt_once(info, once, call)
         return AssetsReprocessPayload(job=job, errors=errors)  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="A rendition of an asset at a width and in a format: returned at once when "
+        "it is already made, otherwise made once by an asset.rendition job (interactive lane) "
+        "and kept. Asking again while it is being made returns the same job. Refused with "
+        "ASSET_NOT_READY, or RENDITION_NOT_SUPPORTED for a file with no picture."
+    )
+    async def asset_rendition_request(
+        self, info: Info, input: AssetRenditionRequestInput
+    ) -> AssetRenditionRequestPayload:
+        def call() -> renditions_on_demand.RenditionRequested:
+            pk = decode_id(input.asset_id, "Asset", path="assetId")
+            return renditions_on_demand.asset_rendition_request(
+                asset=selectors.asset_get_for(actor=actor_of(info), asset_id=pk),
+                width=input.width,
+                format=input.format.name.lower(),
+                actor=actor_of(info),
+            )
+
+        requested, errors = await attempt(info, call)
+        if requested is None:
+            return AssetRenditionRequestPayload(rendition=None, job=None, errors=errors)
+        return AssetRenditionRequestPayload(
+            rendition=requested.rendition,  # type: ignore[arg-type]
+            job=requested.job,  # type: ignore[arg-type]
+            errors=[],
+        )

@@ -29,7 +29,7 @@ class AssetStateEnum(Enum):
     DELETING = "DELETING"
 
 
-def _absolute(info: Info, url: str) -> str:
+def absolute_url(info: Info, url: str) -> str:
     # Local-storage links are paths on this server; S3 links are already absolute.
     request = info.context.request
     if url.startswith("/") and hasattr(request, "build_absolute_uri"):
@@ -44,12 +44,15 @@ class RenditionType(DepotNode):
     width: int = strawberry_django.field(description="Width in pixels.")
     height: int = strawberry_django.field(description="Height in pixels.")
     size: BigInt = strawberry_django.field(description="Size in bytes.")
+    on_demand: bool = strawberry_django.field(
+        description="Made when asked for (assetRenditionRequest), not by a preset."
+    )
 
     get_queryset = scoped_to_workspaces("asset__workspace_id")
 
     @strawberry_django.field(description="A download link that expires.", only=["storage_key"])
     async def url(self, info: Info) -> str:
-        return _absolute(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
+        return absolute_url(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
 
 
 @strawberry.type(description="Why processing failed.")
@@ -156,7 +159,7 @@ class AssetType(DepotNode):
     async def download_url(self, info: Info) -> str | None:
         if self.state in (AssetState.AWAITING_UPLOAD, AssetState.DELETING):
             return None
-        return _absolute(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
+        return absolute_url(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
 
 
 @strawberry_django.filter_type(Collection)
@@ -202,4 +205,4 @@ class UploadTarget:
     @classmethod
     def from_domain(cls, info: Info, target: storage.UploadTarget) -> UploadTarget:
         fields = cast(JSON, dict(target.fields))
-        return cls(url=_absolute(info, target.url), fields=fields, expires_at=target.expires_at)
+        return cls(url=absolute_url(info, target.url), fields=fields, expires_at=target.expires_at)

@@ -132,6 +132,37 @@ CALLS: dict[str, Call] = {
         {{ job {{ id }} {PAYLOAD} }} }}""",
         lambda ref: {"a": ref("Asset")},
     ),
+    "assetMultipartUploadStart": Call(
+        f"""mutation($c: ID!) {{ assetMultipartUploadStart(input: {{collectionId: $c,
+        filename: "a.mp4", contentType: "video/mp4", size: 10}}) {{ asset {{ id }}
+        upload {{ uploadId }} {PAYLOAD} }} }}""",
+        lambda ref: {"c": ref("Collection")},
+    ),
+    "assetMultipartUploadPartUrls": Call(
+        f"""mutation($a: ID!) {{ assetMultipartUploadPartUrls(input: {{assetId: $a,
+        partNumbers: [1]}}) {{ parts {{ url }} {PAYLOAD} }} }}""",
+        lambda ref: {"a": ref("Asset")},
+    ),
+    "assetMultipartUploadParts": Call(
+        f"""mutation($a: ID!) {{ assetMultipartUploadParts(input: {{assetId: $a}})
+        {{ parts {{ etag }} missingPartNumbers {PAYLOAD} }} }}""",
+        lambda ref: {"a": ref("Asset")},
+    ),
+    "assetMultipartUploadComplete": Call(
+        f"""mutation($a: ID!) {{ assetMultipartUploadComplete(input: {{assetId: $a,
+        parts: [{{partNumber: 1, etag: "e"}}]}}) {{ job {{ id }} {PAYLOAD} }} }}""",
+        lambda ref: {"a": ref("Asset")},
+    ),
+    "assetMultipartUploadAbort": Call(
+        f"""mutation($a: ID!) {{ assetMultipartUploadAbort(input: {{assetId: $a}})
+        {{ deletedAssetId {PAYLOAD} }} }}""",
+        lambda ref: {"a": ref("Asset")},
+    ),
+    "assetRenditionRequest": Call(
+        f"""mutation($a: ID!) {{ assetRenditionRequest(input: {{assetId: $a, width: 320,
+        format: WEBP}}) {{ rendition {{ url }} job {{ id }} {PAYLOAD} }} }}""",
+        lambda ref: {"a": ref("Asset")},
+    ),
     "assetUpdate": Call(
         f"""mutation($id: ID!) {{ assetUpdate(input: {{id: $id, title: "z"}})
         {{ asset {{ id }} {PAYLOAD} }} }}""",
