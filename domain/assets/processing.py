@@ -8,6 +8,7 @@ unless the job says `force` (reprocessing).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import tempfile
@@ -59,12 +60,23 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
     policy = media_settings_of(asset.workspace)
     digest = processing_digest(policy)
     _set_state(asset, AssetState.PROCESSING)
-    with tempfile.TemporaryDirectory(prefix="depot-process-") as scratch:
-        # The media library reads from a path; the name on disk is never the client's.
-        path = Path(scratch) / "original"
-        sha256 = _download(ctx, asset, path)
-        _check_checksum(asset, sha256)
-        outcome = _reuse(ctx, asset, sha256, digest) or _process(ctx, asset, path, policy)
+    try:
+        with tempfile.TemporaryDirectory(prefix="depot-process-") as scratch:
+            # The media library reads from a path; the name on disk is never the client's.
+            path = scratch_path(scratch)
+            sha256 = _download(ctx, asset, path)
+            _check_checksum(asset, sha256)
+            outcome = _reuse(ctx, asset, sha256, digest) or _process(ctx, asset, path, policy)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        # The worker's own disk, not the upload: the original is intact in storage, so the
+        # asset fails with a code that says so, and retrying the job processes it.
+        _fail(
+            asset,
+            "WORKER_DISK_FULL",
+            "The worker ran out of local disk space; the upload is intact: retry the job.",
+        )
     _remove_stale(asset, outcome.made)
     failpoint("asset.process.after_rendition")
     _finish(asset, sha256=sha256, outcome=outcome, digest=digest)
@@ -77,6 +89,11 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
 
 
 registry.register(REPROCESS_ITEM_JOB, lane=Lane.BULK)(process_asset)
+
+
+def scratch_path(scratch: str) -> Path:
+    """Where the worker keeps its local copy of the original (under TMPDIR)."""
+    return Path(scratch) / "original"
 
 
 def processing_digest(policy: MediaSettings) -> str:

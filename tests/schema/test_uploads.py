@@ -6,6 +6,8 @@ through a separate worker process is in tests/e2e.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -280,3 +282,34 @@ def test_uploading_into_another_workspace_is_not_found(
     )["data"]["assetUploadStart"]
     assert result["errors"][0]["code"] == "NOT_FOUND"
     assert not Asset.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_worker_whose_disk_is_full_fails_the_job_with_a_code_and_a_retry_succeeds(
+    gql: GQL,
+    token: str,
+    collection: Collection,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    content = media.png()
+    asset_id, target = upload(gql, token, collection, content, content_type="image/png")
+    _post(target, content, "image/png")
+    # Every write to /dev/full fails with ENOSPC, as on a worker whose disk has filled up.
+    with mock.patch("domain.assets.processing.scratch_path", return_value=Path("/dev/full")):
+        result = complete(gql, token, asset_id, django_capture_on_commit_callbacks)
+    job = Job.objects.get(kind="asset.process")
+    assert (job.state, job.error and job.error["code"]) == (JobState.FAILED, "WORKER_DISK_FULL")
+    failed = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert (failed["state"], failed["failure"]["code"]) == ("FAILED", "WORKER_DISK_FULL")
+
+    with mock.patch("domain.jobs.dispatch.send"):
+        retried = gql(
+            """mutation($id: ID!) { jobRetry(id: $id) { job { state } errors { code } } }""",
+            {"id": result["job"]["id"]},
+            token,
+        )["data"]["jobRetry"]
+    assert retried["errors"] == []
+    runner.execute(job.pk)
+    ready = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert (ready["state"], ready["failure"]) == ("READY", None)
