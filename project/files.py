@@ -1,11 +1,16 @@
 """Local-storage stand-ins for S3's presigned POST, GET and part PUT (embedded mode only).
 
 They accept exactly what the signed policy allows, like S3 would, so clients use one code path.
+When the disk is full they answer 507 INSUFFICIENT_STORAGE and keep nothing of the upload: the
+asset still awaits its bytes, and the same URL can be used again once there is room.
 """
 
 from __future__ import annotations
 
-import mimetypes
+import errno
+import functools
+import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core import signing
@@ -17,12 +22,40 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from domain.assets import multipart_store, storage
 
+logger = logging.getLogger(__name__)
+
 # Room for the form's other fields and multipart boundaries around the file itself.
 FORM_OVERHEAD = 64 * 1024
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"code": code, "message": message}, status=status)
+
+
+def _insufficient_storage(
+    view: Callable[..., HttpResponse],
+) -> Callable[..., HttpResponse]:
+    """A full disk (or quota) is the server's condition, not the client's mistake: 507, as
+    WebDAV has it, so a client retries later. What the view wrote is removed where it failed
+    (storage.write_object, multipart_local.store_local_part)."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except OSError as error:
+            if error.errno not in _DISK_FULL:
+                raise
+            logger.warning("local storage is full: %s refused (%s)", request.path, error)
+            return _error(
+                507,
+                "INSUFFICIENT_STORAGE",
+                "The server has no room to store the upload now; nothing was kept. Try again "
+                "later.",
+            )
+
+    return wrapped
 
 
 class _SizeLimit(FileUploadHandler):
@@ -45,6 +78,7 @@ class _SizeLimit(FileUploadHandler):
 
 @csrf_exempt
 @require_POST
+@_insufficient_storage
 def local_upload(request: HttpRequest) -> HttpResponse:
     # The policy is not readable before the body is parsed, so the body is capped at the
     # configured maximum; the exact size is checked against the policy afterwards.
@@ -74,20 +108,25 @@ def local_upload(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def local_download(request: HttpRequest, token: str) -> HttpResponseBase:
+    """The file with the type and disposition the link was signed with (storage.download_url),
+    never a type guessed from the key or sniffed by the browser."""
     try:
-        key = storage.read_download_token(token)
+        download = storage.read_download_token(token)
     except signing.BadSignature:
         return _error(403, "LINK_INVALID", "The link is not valid or has expired.")
     try:
-        handle = storage.open_file(key)
+        handle = storage.open_file(download.key)
     except FileNotFoundError:
         return _error(404, "NOT_FOUND", "No such file.")
-    content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-    return FileResponse(handle, content_type=content_type)
+    response = FileResponse(handle, content_type=download.content_type)
+    response["Content-Disposition"] = download.disposition
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @csrf_exempt
 @require_http_methods(["PUT"])
+@_insufficient_storage
 def local_upload_part(request: HttpRequest, token: str) -> HttpResponse:
     """One part of a multipart upload (S3's UploadPart): the body, of exactly the signed size,
     is streamed to the upload's part area; the answer carries the part's ETag, as on S3."""

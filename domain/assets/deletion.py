@@ -9,8 +9,8 @@ from django.db import transaction
 from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
-from domain.assets import storage
-from domain.assets.models import Asset, AssetState, Collection, Rendition
+from domain.assets import multipart_store, storage
+from domain.assets.models import Asset, AssetState, Collection, MultipartUpload, Rendition
 from domain.assets.services import asset_event_payload
 from domain.common.ids import global_id
 from domain.jobs import events, registry
@@ -63,6 +63,12 @@ def collection_delete(*, collection: Collection, actor: Actor) -> Job:
 
 
 def _remove_objects(asset: Asset) -> None:
+    # An upload in parts under way keeps its parts in the store until it is aborted: abort it
+    # now rather than leave them to the hourly sweep of orphans. Its URLs are refused from here.
+    for upload_id in MultipartUpload.objects.filter(asset=asset).values_list(
+        "upload_id", flat=True
+    ):
+        multipart_store.abort(key=asset.storage_key, upload_id=upload_id)
     # Deleting a missing object is not an error in S3 or here, so a rerun repeats harmlessly.
     keys = [
         asset.storage_key,

@@ -65,3 +65,15 @@ class RenditionNotSupported(DomainError):
     """The asset has no picture to make a rendition of (sound, text, an SVG...)."""
 
     code = "RENDITION_NOT_SUPPORTED"
+
+
+class ActiveContent(DomainError):
+    """A file a browser would run (HTML, script): refused at the door by its declared type or
+    extension, and by processing from its bytes."""
+
+    code = "ACTIVE_CONTENT"
+
+
+# Failures after which processing has removed the original from storage: there is nothing to
+# download, and nothing to process again.
+ORIGINAL_REMOVED = frozenset({ActiveContent.code, UploadChecksumMismatch.code})

@@ -20,7 +20,12 @@ from django.conf import settings
 from django.db import transaction
 
 from domain.assets import media, storage
-from domain.assets.errors import KindNotAllowed, UploadChecksumMismatch
+from domain.assets.errors import (
+    ORIGINAL_REMOVED,
+    ActiveContent,
+    KindNotAllowed,
+    UploadChecksumMismatch,
+)
 from domain.assets.media.model import RENDITION_FORMATS
 from domain.assets.models import Asset, AssetState, Rendition
 from domain.assets.policy import MediaSettings, media_settings_of
@@ -57,6 +62,11 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
         return {"assetId": asset.pk, "alreadyReady": True}
     if asset.state == AssetState.DELETING:
         raise JobFailed("The asset is being deleted.", code="ASSET_DELETED")
+    failure: dict[str, str] = asset.failure or {}
+    if asset.state == AssetState.FAILED and failure.get("code") in ORIGINAL_REMOVED:
+        # The verdict removed the bytes: a retry or a reprocessing keeps it (it would read
+        # UPLOAD_NOT_FOUND otherwise, and the reason would be lost).
+        raise JobFailed(failure["message"], code=failure["code"])
     policy = media_settings_of(asset.workspace)
     digest = processing_digest(policy)
     _set_state(asset, AssetState.PROCESSING)
@@ -184,7 +194,7 @@ def _process(ctx: JobContext, asset: Asset, path: Path, policy: MediaSettings) -
             allow_gps=policy.allow_gps,
         )
     except media.MediaRejected as rejected:
-        _fail(asset, rejected.code.value, rejected.message)
+        _reject(asset, rejected)
     if not policy.allows(analysis.kind):
         _fail(
             asset,
@@ -211,7 +221,7 @@ def _render(
     try:
         rendered = media.render(analysis, policy.presets)
     except media.MediaRejected as rejected:
-        _fail(asset, rejected.code.value, rejected.message)
+        _reject(asset, rejected)
     ctx.check_cancelled()
     for done, image in enumerate(rendered):
         ctx.progress(done, len(rendered), "storing renditions")
@@ -294,6 +304,13 @@ def _finish(
         ]
     )
     events.record(asset.workspace_id, "asset.ready", asset_event_payload(asset))
+
+
+def _reject(asset: Asset, rejected: media.MediaRejected) -> NoReturn:
+    if rejected.code == ActiveContent.code:
+        # A browser would run it: remove it, so that no link to the store ever serves it.
+        storage.delete_object(asset.storage_key)
+    _fail(asset, rejected.code.value, rejected.message)
 
 
 def _fail(asset: Asset, code: str, message: str) -> NoReturn:

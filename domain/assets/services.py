@@ -12,6 +12,7 @@ from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
 from domain.assets import storage
 from domain.assets.errors import (
+    ActiveContent,
     CollectionNameTaken,
     InvalidUpload,
     KindNotAllowed,
@@ -19,6 +20,7 @@ from domain.assets.errors import (
     UploadSizeMismatch,
     UploadTooLarge,
 )
+from domain.assets.media import claims
 from domain.assets.models import Asset, AssetState, Collection
 from domain.assets.policy import kind_of, media_settings_for
 from domain.common.errors import InvalidState
@@ -119,7 +121,8 @@ def check_upload(
     sha256: str | None = None,
 ) -> CheckedUpload:
     """The checks every way of uploading makes before anything is created: the actor may
-    write, and the workspace's media settings accept the size and the declared kind."""
+    write, the declared type and the extension are not of a file a browser would run, and the
+    workspace's media settings accept the size and the declared kind."""
     require_permission(actor=actor, workspace_id=collection.workspace_id, needed=Permission.WRITE)
     policy = media_settings_for(collection.workspace_id)
     if size <= 0:
@@ -133,6 +136,7 @@ def check_upload(
     content_type = content_type.strip().lower() or "application/octet-stream"
     if not _CONTENT_TYPE.fullmatch(content_type):
         raise InvalidUpload("The content type must look like type/subtype.", path=["contentType"])
+    _refuse_active(content_type, filename)
     kind = kind_of(content_type)
     if not policy.allows(kind):
         raise KindNotAllowed(
@@ -149,6 +153,18 @@ def check_upload(
         title=(title or filename).strip(),
         expected_sha256=expected,
     )
+
+
+def _refuse_active(content_type: str, filename: str) -> None:
+    """The types processing refuses whatever the bytes (media.claims.ACTIVE): the store would
+    hold, and could serve, the file as that type. SVG is not one: its bytes decide."""
+    claim = claims.active_claim(claims.collect(content_type, filename))
+    if claim is not None:
+        raise ActiveContent(
+            f"The {claim.source} {claim.label} is of a file a browser would run; such files "
+            "are not accepted.",
+            path=["contentType" if claim.source == "declared type" else "filename"],
+        )
 
 
 def upload_duplicate(upload: CheckedUpload) -> Asset | None:

@@ -8,13 +8,15 @@ a client does the same thing in both modes.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from django.conf import settings
@@ -23,9 +25,12 @@ from django.core.files.base import File
 from django.core.files.storage import Storage, storages
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 
 UPLOAD_SALT = "depot.upload"
 DOWNLOAD_SALT = "depot.download"
+OCTET_STREAM = "application/octet-stream"
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -129,18 +134,42 @@ def copy_to(key: str, target: IO[bytes], chunk_size: int = 1024 * 1024) -> None:
 
 
 def write_object(key: str, source: IO[bytes], content_type: str) -> None:
-    """Write at exactly this key, replacing what is there (keys are Depot's, never a client's)."""
+    """Write at exactly this key, replacing what is there (keys are Depot's, never a client's).
+    On local files the object appears whole or not at all: a failed write (OSError ENOSPC on
+    a full disk) leaves nothing behind and what was there before untouched."""
     storage = _storage()
     if is_s3():
         wrapped = File(source, name=key)
         wrapped.content_type = content_type  # type: ignore[attr-defined]
         storage.save(key, wrapped)
-    else:
-        if storage.exists(key):
-            storage.delete(key)
-        saved = storage.save(key, File(source, name=key))
-        if saved != key:  # pragma: no cover - FileSystemStorage renames only on a race
-            raise RuntimeError(f"storage wrote {saved!r} instead of {key!r}")
+        return
+    with replacing_local_file(local_path(key), ".write-") as target:
+        for chunk in File(source).chunks(CHUNK):
+            target.write(chunk)
+
+
+def new_local_file(directory: Path, prefix: str) -> tuple[IO[bytes], Path]:
+    """A new empty file in `directory`, open for writing, and its path: where every local
+    write starts (the caller moves it into place, or removes it)."""
+    handle, name = tempfile.mkstemp(dir=directory, prefix=prefix)
+    return os.fdopen(handle, "wb"), Path(name)
+
+
+@contextmanager
+def replacing_local_file(target: Path, prefix: str) -> Iterator[IO[bytes]]:
+    """A file to write that takes `target`'s place once the block ends; if anything fails
+    (the block, or the disk filling up) it is removed and `target` stays as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = new_local_file(target.parent, prefix)
+    try:
+        with handle:
+            yield handle
+        mode = getattr(_storage(), "file_permissions_mode", None)
+        if mode is not None:
+            temporary.chmod(mode)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def copy_object(source_key: str, target_key: str, content_type: str) -> None:
@@ -189,20 +218,59 @@ def list_keys(prefix: str) -> list[str]:
     return sorted(result)
 
 
-def download_url(key: str) -> str:
-    """A link that expires: presigned GET on S3, a signed Depot URL on local storage."""
+def shown_inline(content_type: str) -> bool:
+    """Whether a browser may show this type in place: pictures, PDFs, sound and video, none
+    of which it runs. SVG (it may hold script), markup and text are downloaded instead."""
+    major, _, subtype = content_type.partition("/")
+    if content_type == "application/pdf":
+        return True
+    return major in ("image", "audio", "video") and not ("svg" in subtype or "xml" in subtype)
+
+
+def download_url(key: str, *, content_type: str | None = None, filename: str = "") -> str:
+    """A link that expires: presigned GET on S3, a signed Depot URL on local storage.
+
+    Whatever the object was stored with (the client's declared type, on S3), the store
+    answers with `content_type` and shows it inline only if a browser would not run it
+    (shown_inline); anything else, and a type not known yet (None), is served as
+    application/octet-stream with `Content-Disposition: attachment`."""
+    inline = content_type is not None and shown_inline(content_type)
+    served = content_type if inline and content_type is not None else OCTET_STREAM
+    name = PurePosixPath(filename.replace("\\", "/")).name
+    disposition = content_disposition_header(not inline, name) or "inline"
     if is_s3():
         return str(
             public_s3_client().generate_presigned_url(
                 "get_object",
-                Params={"Bucket": settings.S3_BUCKET, "Key": key},
+                Params={
+                    "Bucket": settings.S3_BUCKET,
+                    "Key": key,
+                    "ResponseContentType": served,
+                    "ResponseContentDisposition": disposition,
+                },
                 ExpiresIn=settings.DEPOT_DOWNLOAD_URL_TTL_SECONDS,
             )
         )
-    return reverse("local-download", args=[signing.dumps(key, salt=DOWNLOAD_SALT)])
-
-
-def read_download_token(token: str) -> str:
-    return str(
-        signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.DEPOT_DOWNLOAD_URL_TTL_SECONDS)
+    token = signing.dumps(
+        {"k": key, "t": served, "d": disposition}, salt=DOWNLOAD_SALT, compress=True
     )
+    return reverse("local-download", args=[token])
+
+
+@dataclass(frozen=True)
+class Download:
+    """What a local download link serves: the object at `key`, with these headers."""
+
+    key: str
+    content_type: str
+    disposition: str
+
+
+def read_download_token(token: str) -> Download:
+    """What a local download link serves, if its signature holds and it has not expired."""
+    payload = signing.loads(
+        token, salt=DOWNLOAD_SALT, max_age=settings.DEPOT_DOWNLOAD_URL_TTL_SECONDS
+    )
+    if isinstance(payload, str):  # a link made before links carried their headers
+        return Download(key=payload, content_type=OCTET_STREAM, disposition="attachment")
+    return Download(key=payload["k"], content_type=payload["t"], disposition=payload["d"])

@@ -11,8 +11,8 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry_django.relay import DjangoListConnection
 
-from domain.assets import storage
-from domain.assets.models import Asset, AssetState, Collection, Rendition
+from domain.assets import downloads, storage
+from domain.assets.models import Asset, Collection, Rendition
 from domain.assets.selectors import tag_lookup
 from schema.context import Info
 from schema.scalars import BigInt
@@ -50,9 +50,12 @@ class RenditionType(DepotNode):
 
     get_queryset = scoped_to_workspaces("asset__workspace_id")
 
-    @strawberry_django.field(description="A download link that expires.", only=["storage_key"])
+    @strawberry_django.field(
+        description="A download link that expires; the image is shown inline.",
+        only=downloads.RENDITION_FIELDS,
+    )
     async def url(self, info: Info) -> str:
-        return absolute_url(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
+        return absolute_url(info, downloads.rendition_url(self))  # type: ignore[arg-type]
 
 
 @strawberry.type(description="Why processing failed.")
@@ -153,13 +156,17 @@ class AssetType(DepotNode):
         return AssetFailure(code=failure["code"], message=failure["message"])
 
     @strawberry_django.field(
-        description="A download link to the original that expires (once uploaded).",
-        only=["storage_key", "state"],
+        description=(
+            "A download link to the original that expires (once uploaded; null if processing "
+            "removed it). Until READY it is served as an application/octet-stream attachment; "
+            "then as its sniffed content type, inline only for raster images, PDF, audio and "
+            "video (SVG, text and everything else as an attachment)."
+        ),
+        only=downloads.ORIGINAL_FIELDS,
     )
     async def download_url(self, info: Info) -> str | None:
-        if self.state in (AssetState.AWAITING_UPLOAD, AssetState.DELETING):
-            return None
-        return absolute_url(info, storage.download_url(self.storage_key))  # type: ignore[attr-defined]
+        url = downloads.original_url(self)  # type: ignore[arg-type]
+        return None if url is None else absolute_url(info, url)
 
 
 @strawberry_django.filter_type(Collection)

@@ -811,11 +811,6 @@ def test_hostile_files_fail_with_their_verdicts_and_the_worker_goes_on(stack: St
 ACTIVE_TYPES = {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a file refused as ACTIVE_CONTENT stays in the bucket under its declared type, and "
-    "Asset.downloadUrl still links to it: the storage origin serves the script",
-)
 def test_a_file_refused_as_active_content_is_never_served_as_such(stack: Stack) -> None:
     space = stack.media
     active = {

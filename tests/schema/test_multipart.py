@@ -32,6 +32,7 @@ from domain.jobs import runner
 from domain.jobs.models import Event, Job
 from tests import factories
 from tests.conftest import GQL
+from tests.support.disk import files_under, full_disk
 
 START = """mutation($i: AssetMultipartUploadStartInput!) {
   assetMultipartUploadStart(input: $i) {
@@ -509,3 +510,50 @@ def test_parts_grow_past_ten_thousand_only(settings: Any) -> None:
     part_size, count = multipart.part_plan(size)
     assert count <= multipart.MAX_PARTS
     assert part_size * count >= size > part_size * (count - 1)
+
+
+DELETE = """mutation($i: DeleteInput!) { assetDelete(input: $i) { job { id } errors { code } } }"""
+
+
+@pytest.mark.django_db
+def test_deleting_an_asset_mid_upload_aborts_its_upload_in_the_store(
+    gql: GQL, token: str, collection: Collection, mode: Mode
+) -> None:
+    content = _content(mode)
+    asset_id, asset = _started(gql, token, collection, content)
+    urls = _urls(gql, token, asset_id, 1, 2)
+    assert mode.put(urls[1], _piece(content, mode, 1)).status_code == 200
+    upload_id = MultipartUpload.objects.get().upload_id
+    assert _pending_in_store(asset) == [upload_id]
+
+    deleted = _call(gql, token, DELETE, id=asset_id)
+    assert deleted["errors"] == []
+    runner.execute(Job.objects.get(kind="asset.delete").pk)
+    assert not Asset.objects.exists()
+    assert not MultipartUpload.objects.exists()
+    # The parts are gone at once, not at the next sweep of orphans; URLs handed out are refused.
+    assert _pending_in_store(asset) == []
+    assert mode.put(urls[2], _piece(content, mode, 2)).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_part_sent_to_a_full_disk_is_refused_with_507_and_leaves_nothing(
+    gql: GQL, token: str, collection: Collection, local_mode: Mode
+) -> None:
+    content = _content(local_mode)
+    asset_id, _ = _started(gql, token, collection, content)
+    url = _urls(gql, token, asset_id, 1)[1]
+    directory = storage.local_path(
+        f"{multipart_store.LOCAL_AREA}/{MultipartUpload.objects.get().upload_id}"
+    )
+    with full_disk():
+        refused = local_mode.put(url, _piece(content, local_mode, 1))
+    assert refused.status_code == 507
+    assert refused.json()["code"] == "INSUFFICIENT_STORAGE"
+    assert [path.name for path in files_under(directory)] == ["upload.json"]
+    assert _call(gql, token, PARTS, assetId=asset_id)["missingPartNumbers"] == [1, 2, 3]
+    assert Asset.objects.get().state == AssetState.AWAITING_UPLOAD
+
+    # Once there is room again, the same URL takes the part.
+    assert local_mode.put(url, _piece(content, local_mode, 1)).status_code == 200
+    assert _call(gql, token, PARTS, assetId=asset_id)["missingPartNumbers"] == [2, 3]

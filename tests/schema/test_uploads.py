@@ -125,8 +125,11 @@ def test_an_image_is_uploaded_to_s3_processed_and_readable(
     assert downloaded.status_code == 200
     assert downloaded.content[:3] == b"\xff\xd8\xff"
     assert len(downloaded.content) == thumbnail["size"]
+    # Renditions are pictures Depot made: shown inline, as what they are.
+    assert _served(downloaded) == ("image/jpeg", "inline")
     original = httpx.get(asset["downloadUrl"], timeout=30)
     assert original.content == content
+    assert _served(original) == ("image/jpeg", 'inline; filename="photo.jpg"')
 
 
 @pytest.mark.django_db
@@ -245,6 +248,10 @@ def test_a_file_that_is_not_what_it_claims_fails_with_a_reason(
     assert job.error["code"] == code
     assert not Rendition.objects.exists()
     assert result["errors"] == []
+    # Only a file a browser would run is removed; the others stay, for their owner to look at.
+    removed = storage.object_size(Asset.objects.get().storage_key) is None
+    assert removed == (code == "ACTIVE_CONTENT")
+    assert (asset["downloadUrl"] is None) == removed
 
 
 @pytest.mark.django_db
@@ -313,3 +320,165 @@ def test_a_worker_whose_disk_is_full_fails_the_job_with_a_code_and_a_retry_succe
     runner.execute(job.pk)
     ready = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
     assert (ready["state"], ready["failure"]) == ("READY", None)
+
+
+def _served(response: httpx.Response) -> tuple[str, str]:
+    """The content type and disposition the store answered with."""
+    return response.headers.get("content-type", ""), response.headers.get("content-disposition", "")
+
+
+def _complete_without_running(gql: GQL, token: str, asset_id: str) -> int:
+    """Complete the upload, and return the job without running it (the asset stays UPLOADED)."""
+    with mock.patch("domain.jobs.dispatch.send"):
+        result = gql(COMPLETE, {"i": {"assetId": asset_id}}, token)["data"]
+    assert result["assetUploadComplete"]["errors"] == []
+    return Job.objects.get(kind="asset.process").pk
+
+
+@pytest.mark.django_db
+def test_the_original_is_an_attachment_until_ready_then_served_as_its_sniffed_type(
+    gql: GQL, token: str, collection: Collection
+) -> None:
+    # The client's word (image/x-png, stored with the object by the presigned POST) is not
+    # what the store answers with: octet-stream until the bytes are vouched for, then theirs.
+    content = media.png()
+    asset_id, target = upload(
+        gql, token, collection, content, content_type="image/x-png", filename="logo.png"
+    )
+    assert _post(target, content, "image/x-png").status_code in (200, 201, 204)
+    job_id = _complete_without_running(gql, token, asset_id)
+    uploaded = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert uploaded["state"] == "UPLOADED"
+    before = httpx.get(uploaded["downloadUrl"], timeout=30)
+    assert before.status_code == 200
+    assert before.content == content
+    assert _served(before) == ("application/octet-stream", 'attachment; filename="logo.png"')
+
+    runner.execute(job_id)
+    ready = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert (ready["state"], ready["contentType"]) == ("READY", "image/png")
+    after = httpx.get(ready["downloadUrl"], timeout=30)
+    assert after.content == content
+    assert _served(after) == ("image/png", 'inline; filename="logo.png"')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("content", "declared", "filename", "sniffed"),
+    [
+        (b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect/></svg>',
+         "image/svg+xml", "logo.svg", "image/svg+xml"),
+        (b"name,tags\nparis,city\n", "text/csv", "cities.csv", "text/csv"),
+    ],
+    ids=["svg", "csv"],
+)  # fmt: skip
+def test_a_ready_file_a_browser_could_run_or_render_as_a_page_is_an_attachment(
+    gql: GQL,
+    token: str,
+    collection: Collection,
+    django_capture_on_commit_callbacks: Any,
+    content: bytes,
+    declared: str,
+    filename: str,
+    sniffed: str,
+) -> None:
+    asset_id, target = upload(
+        gql, token, collection, content, content_type=declared, filename=filename
+    )
+    _post(target, content, declared)
+    complete(gql, token, asset_id, django_capture_on_commit_callbacks)
+    asset = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert (asset["state"], asset["contentType"]) == ("READY", sniffed)
+    served = httpx.get(asset["downloadUrl"], timeout=30)
+    assert served.content == content
+    assert _served(served) == ("application/octet-stream", f'attachment; filename="{filename}"')
+
+
+@pytest.mark.django_db
+def test_an_svg_with_a_script_is_removed_and_a_retry_keeps_the_verdict(
+    gql: GQL, token: str, collection: Collection, django_capture_on_commit_callbacks: Any
+) -> None:
+    content = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect/></svg>'
+    asset_id, target = upload(
+        gql, token, collection, content, content_type="image/svg+xml", filename="logo.svg"
+    )
+    assert _post(target, content, "image/svg+xml").status_code in (200, 201, 204)
+    key = Asset.objects.get().storage_key
+    job_id = _complete_without_running(gql, token, asset_id)
+    uploaded_link = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]["downloadUrl"]
+    runner.execute(job_id)
+
+    failed = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert (failed["state"], failed["failure"]["code"]) == ("FAILED", "ACTIVE_CONTENT")
+    assert failed["downloadUrl"] is None
+    assert storage.object_size(key) is None
+    # A link handed out while it was being processed leads nowhere now.
+    assert httpx.get(uploaded_link, timeout=30).status_code == 404
+
+    with mock.patch("domain.jobs.dispatch.send"):
+        retried = gql(
+            """mutation($id: ID!) { jobRetry(id: $id) { errors { code } } }""",
+            {"id": global_id("Job", job_id)},
+            token,
+        )["data"]["jobRetry"]
+    assert retried["errors"] == []
+    runner.execute(job_id)
+    job = Job.objects.get(pk=job_id)
+    assert (job.state, job.error and job.error["code"]) == (JobState.FAILED, "ACTIVE_CONTENT")
+    again = gql(ASSET, {"id": asset_id}, token)["data"]["asset"]
+    assert (again["state"], again["failure"]["code"]) == ("FAILED", "ACTIVE_CONTENT")
+
+
+MULTIPART_START = """mutation($i: AssetMultipartUploadStartInput!) {
+  assetMultipartUploadStart(input: $i) { asset { id } errors { code message path } }
+}"""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("document", [START, MULTIPART_START], ids=["single", "multipart"])
+@pytest.mark.parametrize(
+    ("content_type", "filename", "path"),
+    [
+        ("text/html", "page.bin", "contentType"),
+        ("application/xhtml+xml", "page", "contentType"),
+        ("text/javascript", "app.txt", "contentType"),
+        ("application/javascript", "app", "contentType"),
+        ("application/x-php", "index", "contentType"),
+        ("image/svg+xml", "logo.html", "filename"),
+        ("text/plain", "notes.js", "filename"),
+    ],
+)
+def test_a_declared_type_or_extension_a_browser_would_run_is_refused_at_the_door(
+    gql: GQL,
+    token: str,
+    collection: Collection,
+    document: str,
+    content_type: str,
+    filename: str,
+    path: str,
+) -> None:
+    variables = {
+        "i": {
+            "collectionId": global_id("Collection", collection.pk),
+            "filename": filename,
+            "contentType": content_type,
+            "size": 100,
+        }
+    }
+    with mock.patch("domain.jobs.dispatch.send"):
+        result = next(iter(gql(document, variables, token)["data"].values()))
+    assert result["asset"] is None
+    [error] = result["errors"]
+    assert (error["code"], error["path"]) == ("ACTIVE_CONTENT", [path])
+    assert not Asset.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_svg_is_accepted_at_the_door_its_bytes_decide(
+    gql: GQL, token: str, collection: Collection
+) -> None:
+    _, target = upload(
+        gql, token, collection, b"<svg/>", content_type="image/svg+xml", filename="logo.svg"
+    )
+    assert target["fields"]["Content-Type"] == "image/svg+xml"
+    assert Asset.objects.get().state == AssetState.AWAITING_UPLOAD
