@@ -55,7 +55,7 @@ def actor_still_valid(*, actor: Actor, secret: str | None) -> Actor | None:
         except InvalidToken:
             return None
     else:
-        user = type(actor.user).objects.filter(pk=actor.user.pk, is_active=True).first()
+        user = User.objects.filter(pk=actor.user.pk, is_active=True).first()
         if user is None:
             return None
         fresh = Actor(user=user)

@@ -107,3 +107,40 @@ def test_a_subscription_to_another_workspace_is_not_found(
     assert foreign == missing
     assert foreign["payload"]["data"] is None
     assert foreign["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_a_session_socket_is_rechecked_and_closes_when_its_user_is_deactivated(
+    tenant: Tenant, start_web: Callable[..., str]
+) -> None:
+    base = start_web(DEPOT_WS_RECHECK_SECONDS="0.5")
+    client = GraphQLClient(base)
+    headers = {"Cookie": _session_cookie(tenant), "Origin": base.rstrip("/")}
+    workspace = global_id("Workspace", tenant.workspace.pk)
+
+    async def scenario() -> tuple[str, int | None]:
+        async with websockets.connect(
+            client.ws_url(),
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            additional_headers=headers,
+        ) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+            subscribe = {"query": EVENTS, "variables": {"w": workspace, "after": 0}}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+            # Several re-checks pass while the user is valid: the socket stays and serves.
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(_deactivate, tenant.user.pk)
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))["type"]
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except websockets.ConnectionClosed as closed:
+                return first, closed.rcvd.code if closed.rcvd else None
+
+    assert asyncio.run(scenario()) == ("next", 4403)
+
+
+def _deactivate(user_pk: int) -> None:
+    from domain.accounts.models import User
+
+    User.objects.filter(pk=user_pk).update(is_active=False)
