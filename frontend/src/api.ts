@@ -3,6 +3,7 @@
 
 import { createClient, type Client } from "graphql-ws";
 import { errorMessage } from "./dom";
+import type { UserError } from "./types";
 
 export class GraphQLRequestError extends Error {
   constructor(
@@ -10,6 +11,13 @@ export class GraphQLRequestError extends Error {
     readonly codes: string[] = [],
   ) {
     super(message);
+  }
+}
+
+/** A mutation answered with `errors` (an expected failure, each with its code). */
+export class PayloadError extends Error {
+  constructor(readonly errors: UserError[]) {
+    super(errors.length ? errors.map((e) => `${e.message} (${e.code})`).join("; ") : "The server answered without a result.");
   }
 }
 

@@ -60,6 +60,44 @@ export const UPLOAD_COMPLETE = `
   }
 `;
 
+// Large files, in parts (see docs/api.md, "Uploading a large file in parts").
+const MULTIPART_UPLOAD = "upload { partSize partCount expiresAt }";
+
+export const MULTIPART_START = `
+  mutation AssetMultipartUploadStart($input: AssetMultipartUploadStartInput!) {
+    assetMultipartUploadStart(input: $input) { asset { id } ${MULTIPART_UPLOAD} ${USER_ERROR} }
+  }
+`;
+
+export const MULTIPART_PART_URLS = `
+  mutation AssetMultipartUploadPartUrls($input: AssetMultipartUploadPartUrlsInput!) {
+    assetMultipartUploadPartUrls(input: $input) { parts { partNumber size url expiresAt } ${USER_ERROR} }
+  }
+`;
+
+export const MULTIPART_PARTS = `
+  mutation AssetMultipartUploadParts($input: AssetMultipartUploadPartsInput!) {
+    assetMultipartUploadParts(input: $input) {
+      ${MULTIPART_UPLOAD}
+      parts { partNumber size etag }
+      missingPartNumbers
+      ${USER_ERROR}
+    }
+  }
+`;
+
+export const MULTIPART_COMPLETE = `
+  mutation AssetMultipartUploadComplete($input: AssetMultipartUploadCompleteInput!) {
+    assetMultipartUploadComplete(input: $input) { job { ${JOB_FIELDS} } ${USER_ERROR} }
+  }
+`;
+
+export const MULTIPART_ABORT = `
+  mutation AssetMultipartUploadAbort($input: AssetMultipartUploadAbortInput!) {
+    assetMultipartUploadAbort(input: $input) { deletedAssetId ${USER_ERROR} }
+  }
+`;
+
 export const JOBS = `
   query Jobs($workspaceId: ID!) {
     jobs(workspaceId: $workspaceId, first: 20) { edges { node { ${JOB_FIELDS} } } }

@@ -90,6 +90,28 @@ export interface UploadTarget {
   fields: Record<string, string>;
 }
 
+/** A multipart upload: every part has `partSize` bytes but the last, which has what is left. */
+export interface MultipartUploadInfo {
+  partSize: number | string; // BigInt scalar
+  partCount: number;
+  expiresAt: string;
+}
+
+/** Where to PUT one part (exactly `size` bytes) before `expiresAt`. */
+export interface UploadPartTarget {
+  partNumber: number;
+  size: number | string; // BigInt scalar
+  url: string;
+  expiresAt: string;
+}
+
+/** A part the object store holds. */
+export interface UploadedPart {
+  partNumber: number;
+  size: number | string; // BigInt scalar
+  etag: string;
+}
+
 export function nodes<T>(connection: Connection<T>): T[] {
   return connection.edges.map((edge) => edge.node);
 }

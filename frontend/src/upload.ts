@@ -1,13 +1,19 @@
-// Uploads: assetUploadStart -> POST the presigned form (fields in order, then `file`) straight to
-// storage -> assetUploadComplete, which queues the processing job.
+// Uploads. A small file: assetUploadStart -> POST the presigned form (fields in order, then
+// `file`) straight to storage -> assetUploadComplete, which queues the processing job. A file
+// above the multipart threshold goes in parts (multipart.ts): its row shows the bytes sent,
+// offers Cancel, and Resume after a part failed for good.
 
-import { gql } from "./api";
+import { gql, GraphQLRequestError, PayloadError } from "./api";
 import { errorMessage, formatBytes, h, replaceChildren } from "./dom";
+import { MultipartUpload, type Outcome, type PartsProgress, type Phase } from "./multipart";
 import { UPLOAD_COMPLETE, UPLOAD_START } from "./ops";
+import { uploadSettings } from "./settings";
+import { postForm } from "./storage";
 import type { Collection, Job, UploadTarget, UserError } from "./types";
 import { panel, progressBar, showErrors } from "./ui";
 
 const PARALLEL_UPLOADS = 3;
+const MAX_ROWS = 30;
 
 interface StartPayload {
   assetUploadStart: { asset: { id: string } | null; upload: UploadTarget | null; errors: UserError[] };
@@ -16,11 +22,15 @@ interface CompletePayload {
   assetUploadComplete: { job: Job | null; errors: UserError[] };
 }
 
-class PayloadError extends Error {
-  constructor(readonly errors: UserError[]) {
-    super(errors.map((e) => e.message).join("; "));
-  }
-}
+type RowState = "pending" | "uploading" | "paused" | "cancelling" | "cancel-failed" | "cancelled" | "done" | "failed";
+
+const FINISHED: ReadonlySet<string> = new Set<RowState>(["cancelled", "done", "failed"]);
+
+/** Rows of uploads not finished: leaving the page now would lose them, so the browser asks. */
+const unfinished = new Set<UploadRow>();
+addEventListener("beforeunload", (event) => {
+  if (unfinished.size) event.preventDefault();
+});
 
 export class UploadPanel {
   readonly el: HTMLElement;
@@ -72,15 +82,27 @@ export class UploadPanel {
   }
 
   private uploadAll(collectionId: string, files: File[]): void {
-    const queue = files.map((file) => ({ file, row: new UploadRow(file) }));
+    const queue = files.map((file) => {
+      const inParts = file.size > uploadSettings.multipartThreshold;
+      return { file, inParts, row: new UploadRow(file, inParts ? "multipart" : "form") };
+    });
     for (const { row } of queue) this.rows.prepend(row.el);
-    while (this.rows.children.length > 30) this.rows.lastElementChild?.remove();
+    this.trim();
     const worker = async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
-        await this.uploadOne(collectionId, next.file, next.row);
+        if (next.inParts) await this.uploadInParts(collectionId, next.file, next.row);
+        else await this.uploadOne(collectionId, next.file, next.row);
       }
     };
     for (let i = 0; i < Math.min(PARALLEL_UPLOADS, files.length); i++) void worker();
+  }
+
+  /** Drop the oldest finished rows beyond the limit; unfinished ones stay (Resume, Cancel). */
+  private trim(): void {
+    const rows = Array.from(this.rows.children) as HTMLElement[];
+    for (let i = rows.length - 1; i >= 0 && this.rows.children.length > MAX_ROWS; i--) {
+      if (FINISHED.has(rows[i]?.dataset.state ?? "")) rows[i]?.remove();
+    }
   }
 
   private async uploadOne(collectionId: string, file: File, row: UploadRow): Promise<void> {
@@ -93,48 +115,153 @@ export class UploadPanel {
       if (errors.length || !asset || !upload) throw new PayloadError(errors);
 
       row.status("Uploading…", 0);
-      await postForm(upload, file, (fraction) => row.status("Uploading…", fraction));
+      await postForm(upload, file, (loaded, total) => row.status("Uploading…", loaded / total));
 
       row.status("Finishing…", 1);
       const completed = await gql<CompletePayload>(UPLOAD_COMPLETE, { input: { assetId: asset.id } });
       const { job, errors: completeErrors } = completed.assetUploadComplete;
       if (completeErrors.length || !job) throw new PayloadError(completeErrors);
-
-      row.done(job.id);
-      // The same bytes uploaded twice share one job; completing again returns it too.
-      this.byJob.set(job.id, [...(this.byJob.get(job.id) ?? []).filter((r) => r.el.isConnected), row]);
-      this.onJob(job);
+      this.finished(row, job);
     } catch (error) {
-      row.failed(error instanceof PayloadError && error.errors.length ? error.errors : [errorMessage(error) || "The upload failed."]);
+      row.failed(describe(error));
     }
   }
+
+  private async uploadInParts(collectionId: string, file: File, row: UploadRow): Promise<void> {
+    const upload = new MultipartUpload(file, collectionId, {
+      phase: (phase) => row.phase(phase),
+      progress: (progress) => row.partsProgress(progress),
+    });
+    row.setActions({
+      resume: () => this.settle(row, upload.resume()),
+      cancel: async () => {
+        row.cancelling();
+        try {
+          await upload.cancel();
+          row.cancelled();
+        } catch (error) {
+          row.cancelFailed(describe(error));
+        }
+      },
+    });
+    // A paused upload lets the queue go on; its Resume button continues it later.
+    await this.settle(row, upload.start());
+  }
+
+  private async settle(row: UploadRow, outcome: Promise<Outcome>): Promise<void> {
+    const result = await outcome;
+    if (result.kind === "done") this.finished(row, result.job);
+    else if (result.kind === "paused") row.paused(describe(result.error));
+    else if (result.kind === "failed") row.failed(describe(result.error));
+    // "cancelled": the Cancel button's handler shows how that went.
+  }
+
+  private finished(row: UploadRow, job: Job): void {
+    row.done(job.id);
+    // The same bytes uploaded twice share one job; completing again returns it too.
+    this.byJob.set(job.id, [...(this.byJob.get(job.id) ?? []).filter((r) => r.el.isConnected), row]);
+    this.onJob(job);
+  }
+}
+
+/** An error as lines for showErrors(): the API's and storage's with their codes. */
+function describe(error: unknown): (UserError | string)[] {
+  if (error instanceof PayloadError && error.errors.length) return error.errors;
+  if (error instanceof GraphQLRequestError && error.codes.some(Boolean)) {
+    return [{ code: error.codes.filter(Boolean).join(", "), message: error.message, path: null }];
+  }
+  const code = (error as { code?: unknown } | null)?.code; // StorageError, PartError
+  if (typeof code === "string" && code) return [{ code, message: errorMessage(error), path: null }];
+  return [errorMessage(error) || "The upload failed."];
+}
+
+interface RowActions {
+  resume(): Promise<void>;
+  cancel(): Promise<void>;
 }
 
 class UploadRow {
   readonly el: HTMLLIElement;
   private readonly text = h("span", { class: "upload-status", "data-testid": "upload-status" });
   private readonly bar = h("div", { class: "upload-bar" });
-  private readonly errors = h("div", { class: "form-errors", hidden: true });
+  private readonly buttons = h("span", { class: "actions" });
+  private readonly errors = h("div", { class: "form-errors", hidden: true, "data-testid": "upload-errors" });
+  private actions: RowActions | null = null;
+  private fraction = 0;
+  private completing = false;
 
-  constructor(file: File) {
+  constructor(file: File, mode: "form" | "multipart") {
     this.el = h(
       "li",
-      { class: "upload", "data-testid": "upload-row", "data-state": "pending" },
+      { class: "upload", "data-testid": "upload-row", "data-state": "pending", "data-mode": mode },
       h("div", { class: "upload-head" }, h("span", { class: "upload-name", title: file.name }, file.name), h("span", { class: "muted" }, formatBytes(file.size))),
       this.bar,
-      this.text,
+      h("div", { class: "upload-foot" }, this.text, this.buttons),
       this.errors,
     );
+    this.setState("pending");
     this.status("Waiting…", 0);
   }
 
+  /** Cancel while sending, Resume and Cancel while paused (multipart uploads only). */
+  setActions(actions: RowActions): void {
+    this.actions = actions;
+    this.renderButtons();
+  }
+
   status(text: string, fraction: number): void {
+    if (this.el.dataset.state === "pending") this.setState("uploading");
     this.text.textContent = text;
+    this.fraction = fraction;
     replaceChildren(this.bar, progressBar(fraction, "running"));
   }
 
+  phase(phase: Phase): void {
+    showErrors(this.errors, []);
+    this.setState("uploading");
+    this.completing = phase === "completing";
+    this.renderButtons();
+    if (phase === "starting") this.status("Starting…", 0);
+    else if (phase === "checking") this.status("Asking storage which parts it has…", this.fraction);
+    else if (phase === "completing") this.status("Joining the parts…", 1);
+  }
+
+  partsProgress({ sent, total, partsDone, partCount }: PartsProgress): void {
+    this.el.dataset.partCount = String(partCount);
+    this.el.dataset.partsDone = String(partsDone);
+    if (this.el.dataset.state !== "uploading" || this.completing) return;
+    this.status(`Uploading… ${formatBytes(sent)} of ${formatBytes(total)} · ${partsDone}/${partCount} parts`, total ? sent / total : 0);
+  }
+
+  paused(errors: (UserError | string)[]): void {
+    this.setState("paused");
+    const parts = this.el.dataset.partCount ? ` · ${this.el.dataset.partsDone ?? 0}/${this.el.dataset.partCount} parts stored` : "";
+    this.text.textContent = `Paused${parts}`;
+    replaceChildren(this.bar, progressBar(this.fraction, "paused"));
+    showErrors(this.errors, errors);
+  }
+
+  cancelling(): void {
+    this.setState("cancelling");
+    this.text.textContent = "Cancelling…";
+  }
+
+  cancelled(): void {
+    this.setState("cancelled");
+    this.text.textContent = "Cancelled";
+    replaceChildren(this.bar, progressBar(this.fraction, "cancelled"));
+    showErrors(this.errors, []);
+  }
+
+  /** The upload was stopped but the server did not drop it: Cancel can be tried again. */
+  cancelFailed(errors: (UserError | string)[]): void {
+    this.setState("cancel-failed");
+    this.text.textContent = "Could not cancel";
+    showErrors(this.errors, errors);
+  }
+
   done(jobId: string): void {
-    this.el.dataset.state = "done";
+    this.setState("done");
     this.el.dataset.jobId = jobId;
     this.text.textContent = "Uploaded, waiting to be processed";
     replaceChildren(this.bar, progressBar(1, "succeeded"));
@@ -154,41 +281,34 @@ class UploadRow {
   }
 
   failed(errors: (UserError | string)[]): void {
-    this.el.dataset.state = "failed";
+    this.setState("failed");
     this.text.textContent = "Failed";
     replaceChildren(this.bar, progressBar(1, "failed"));
     showErrors(this.errors, errors);
   }
-}
 
-/** POST the presigned form. No credentials: the target may be another origin (S3). */
-function postForm(target: UploadTarget, file: File, onProgress: (fraction: number) => void): Promise<void> {
-  const form = new FormData();
-  for (const [key, value] of Object.entries(target.fields)) form.append(key, String(value));
-  form.append("file", file);
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", target.url);
-    xhr.upload.addEventListener("progress", (e) => {
-      if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
-    });
-    xhr.addEventListener("load", () => {
-      if (xhr.status >= 200 && xhr.status < 300) resolve();
-      else reject(new Error(storageError(xhr.status, xhr.responseText)));
-    });
-    xhr.addEventListener("error", () => reject(new Error("The storage could not be reached (network or CORS).")));
-    xhr.addEventListener("abort", () => reject(new Error("The upload was aborted.")));
-    xhr.send(form);
-  });
-}
-
-/** The message in a storage error: JSON from Depot's local storage, XML from S3. */
-function storageError(status: number, body: string): string {
-  let message = "";
-  try {
-    message = String((JSON.parse(body) as { message?: unknown }).message ?? "");
-  } catch {
-    message = /<Message>([^<]*)<\/Message>/.exec(body)?.[1] ?? "";
+  private setState(state: RowState): void {
+    this.el.dataset.state = state;
+    if (FINISHED.has(state)) unfinished.delete(this);
+    else unfinished.add(this);
+    this.renderButtons();
   }
-  return `Storage refused the upload (HTTP ${status})${message ? `: ${message}` : "."}`;
+
+  private renderButtons(): void {
+    const state = this.el.dataset.state;
+    const offered: (keyof RowActions)[] = [];
+    if (this.actions && state === "paused") offered.push("resume", "cancel");
+    else if (this.actions && state === "cancel-failed") offered.push("cancel");
+    else if (this.actions && state === "uploading" && !this.completing) offered.push("cancel");
+    replaceChildren(this.buttons, offered.map((action) => this.button(action)));
+  }
+
+  private button(action: keyof RowActions): HTMLButtonElement {
+    const button = h("button", { type: "button", class: "small", "data-action": action }, action === "resume" ? "Resume" : "Cancel");
+    button.addEventListener("click", () => {
+      for (const other of this.buttons.querySelectorAll("button")) other.disabled = true;
+      void this.actions?.[action]();
+    });
+    return button;
+  }
 }

@@ -6,17 +6,27 @@
 //
 // Signs in through /login/, creates a collection (and checks that a second one with the same
 // name is refused with NAME_TAKEN), uploads a PNG made here, then waits for its job to succeed
-// and for the asset to be READY with a loaded thumbnail. SCREENSHOT=path saves a screenshot.
-// CHROMIUM=path overrides /usr/bin/chromium. Exits non-zero with a message on any failure, and
-// gives up on its own after TOTAL_TIMEOUT_MS.
+// and for the asset to be READY with a loaded thumbnail.
+//
+// Then large files, in parts (the page is opened with ?multipartThreshold=1 MiB): a ~10.6 MiB
+// PNG goes through the multipart path and becomes READY with the exact size and SHA-256; a
+// second one has its part PUTs dropped (page.route) after the first, so the upload pauses, and
+// Resume sends only the missing parts; a third is cancelled mid-part, which deletes its asset.
+// The server's part size decides the part count (the pytest wrapper sets 5 MiB: 3 parts).
+//
+// SCREENSHOT=path saves a screenshot. CHROMIUM=path overrides /usr/bin/chromium. Exits non-zero
+// with a message on any failure, and gives up on its own after TOTAL_TIMEOUT_MS.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 
-const TOTAL_TIMEOUT_MS = 55_000;
+const TOTAL_TIMEOUT_MS = 100_000;
+const MULTIPART_THRESHOLD = 1024 * 1024; // files above it go in parts
+const LARGE_SIDE = 1920; // a 1920x1920 RGB PNG of noise, stored: ~10.6 MiB
 const started = Date.now();
 
 const [argBase, argUser, argPassword] = process.argv.slice(2);
@@ -54,12 +64,21 @@ function chunk(type, data) {
   return Buffer.concat([length, body, crc]);
 }
 
-function makePng(width, height) {
+function png(width, height, idat) {
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);
   header[8] = 8; // bit depth
   header[9] = 2; // colour type: RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", header),
+    chunk("IDAT", idat),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+function makePng(width, height) {
   const rows = [];
   for (let y = 0; y < height; y++) {
     const row = Buffer.alloc(1 + width * 3); // filter byte 0, then pixels
@@ -70,12 +89,15 @@ function makePng(width, height) {
     }
     rows.push(row);
   }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", deflateSync(Buffer.concat(rows))),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
+  return png(width, height, deflateSync(Buffer.concat(rows)));
+}
+
+/** Random pixels, stored uncompressed: a large file (~3 bytes a pixel) that is a valid image. */
+function makeNoisePng(side) {
+  const stride = 1 + side * 3;
+  const raw = randomBytes(stride * side);
+  for (let y = 0; y < side; y++) raw[y * stride] = 0; // filter byte
+  return png(side, side, deflateSync(raw, { level: 0 }));
 }
 
 // -- helpers ---------------------------------------------------------------------------------
@@ -115,9 +137,15 @@ async function waitInPage(page, what, probe, arg) {
 // -- the test --------------------------------------------------------------------------------
 
 const userDataDir = mkdtempSync(join(tmpdir(), "depot-e2e-chromium-"));
+const filesDir = mkdtempSync(join(tmpdir(), "depot-e2e-files-"));
 let context;
 let page;
 const pageProblems = [];
+// Part PUTs go through a route: passed on, dropped or held as the current scenario wants.
+// URLs this test dropped or held on purpose, whose failures are expected.
+const expectedFailures = new Set();
+const parts = { policy: "pass", passed: 0, dropped: 0, held: [] };
+const operations = []; // names of the GraphQL operations the page sent, in order
 
 async function run() {
   step(`launching ${executablePath}`);
@@ -151,19 +179,30 @@ async function run() {
       pageProblems.push(`HTTP ${response.status()} for ${response.request().method()} ${url.pathname}`);
     }
   });
+  page.on("request", (request) => {
+    if (request.method() !== "POST" || !request.url().endsWith("/graphql/")) return;
+    const name = /^\s*(?:query|mutation)\s+(\w+)/.exec(request.postDataJSON()?.query ?? "")?.[1];
+    if (name) operations.push(name);
+  });
   page.on("requestfailed", (request) => {
+    if (expectedFailures.has(request.url())) return;
     pageProblems.push(`request failed: ${request.method()} ${request.url()} (${request.failure()?.errorText})`);
   });
   page.on("pageerror", (error) => pageProblems.push(`page error: ${error.message}`));
 
   step(`signing in at ${baseUrl}/login/ as ${username}`);
-  await page.goto(`${baseUrl}/login/?next=/`, { timeout: remaining() });
+  // Files above the threshold go in parts; the dashboard reads it once, at start.
+  const dashboard = `/?multipartThreshold=${MULTIPART_THRESHOLD}`;
+  await page.goto(`${baseUrl}/login/?next=${encodeURIComponent(dashboard)}`, { timeout: remaining() });
   await page.fill("input[name=username]", username);
   await page.fill("input[name=password]", password);
   await Promise.all([page.waitForLoadState("load"), page.click("form button[type=submit]")]);
   if (new URL(page.url()).pathname.startsWith("/login")) {
     throw new E2EFailure(`sign-in failed: still on ${page.url()}`);
   }
+  if (!page.url().endsWith(dashboard)) throw new E2EFailure(`sign-in led to ${page.url()}, not ${dashboard}`);
+  // Part PUTs: Depot's signed local URLs (embedded), or S3's presigned UploadPart (uploadId=).
+  await page.route((url) => url.pathname.startsWith("/uploads/local/parts/") || url.searchParams.has("uploadId"), routePart);
 
   step("waiting for the dashboard and its live connection");
   await waitInPage(page, "the dashboard", (user) => {
@@ -214,9 +253,10 @@ async function run() {
     const row = document.querySelector("[data-testid=upload-row]");
     if (!row) return null;
     if (row.dataset.state === "failed") return { fail: row.textContent };
-    return row.dataset.state === "done" ? { ok: true, jobId: row.dataset.jobId } : null;
+    return row.dataset.state === "done" ? { ok: true, jobId: row.dataset.jobId, mode: row.dataset.mode } : null;
   });
-  step(`upload finished, job ${upload.jobId}`);
+  if (upload.mode !== "form") throw new E2EFailure(`the small PNG went the ${upload.mode} way, not with the presigned form`);
+  step(`upload finished (presigned form), job ${upload.jobId}`);
 
   step("waiting for the job to succeed in the jobs panel");
   await waitInPage(page, `job ${upload.jobId} to succeed`, (jobId) => {
@@ -247,7 +287,174 @@ async function run() {
     return types.includes("job.succeeded") && types.includes("asset.ready") ? { ok: true } : null;
   });
 
+  await multipartUpload(name);
+  await multipartResume(name);
+  await multipartCancel(name);
+
   if (pageProblems.length) throw new E2EFailure(`the page reported errors:\n  ${pageProblems.join("\n  ")}`);
+}
+
+// -- large files, in parts ---------------------------------------------------------------------
+
+async function routePart(route) {
+  const url = route.request().url();
+  if (parts.policy === "hold") {
+    expectedFailures.add(url); // the page aborts it when the upload is cancelled
+    parts.held.push(route);
+  } else if (parts.policy === "drop-after-first" && parts.passed >= 1) {
+    expectedFailures.add(url);
+    parts.dropped += 1;
+    await route.abort("connectionreset").catch(() => {});
+  } else {
+    parts.passed += 1;
+    await route.continue().catch(() => {});
+  }
+}
+
+function partPolicy(policy) {
+  Object.assign(parts, { policy, passed: 0, dropped: 0, held: [] });
+}
+
+async function uploadFile(collection, filename, buffer) {
+  // From a file: Chromium reads it itself (a buffer would cross the protocol, slowly).
+  const path = join(filesDir, filename);
+  writeFileSync(path, buffer);
+  const uploadForm = page.locator("[data-testid=upload-form]");
+  await uploadForm.locator("select[name=collection]").selectOption({ label: collection });
+  await uploadForm.locator("input[type=file]").setInputFiles(path);
+  await uploadForm.locator("button[type=submit]").click();
+}
+
+/** Wait until the upload row of `filename` is in one of `states` (failing at once on "failed"). */
+function waitForRow(filename, states) {
+  return waitInPage(page, `the upload of ${filename} to be ${states.join(" or ")}`, ([wanted, states]) => {
+    const row = [...document.querySelectorAll("[data-testid=upload-row]")].find((r) => r.querySelector(".upload-name")?.textContent === wanted);
+    if (!row) return null;
+    const { state, mode, partCount, partsDone, jobId } = row.dataset;
+    if (state === "failed" && !states.includes("failed")) return { fail: row.textContent };
+    if (!states.includes(state)) return null;
+    const bar = row.querySelector("[role=progressbar]")?.getAttribute("aria-valuenow");
+    return {
+      ok: true, state, mode, jobId,
+      partCount: Number(partCount), partsDone: Number(partsDone), percent: Number(bar),
+      status: row.querySelector("[data-testid=upload-status]")?.textContent ?? "",
+      errors: row.querySelector("[data-testid=upload-errors]")?.textContent ?? "",
+      actions: [...row.querySelectorAll("button[data-action]")].map((b) => b.dataset.action),
+    };
+  }, [filename, states]);
+}
+
+function rowButton(filename, action) {
+  return page.locator("[data-testid=upload-row]", { has: page.locator(".upload-name", { hasText: filename }) }).locator(`button[data-action=${action}]`);
+}
+
+/** Wait for the asset card titled `filename` to be READY; its id and facts. */
+function waitForReadyAsset(filename) {
+  return waitInPage(page, `${filename} to be READY`, (title) => {
+    const card = [...document.querySelectorAll("[data-testid=asset-card]")].find((c) => c.querySelector(".asset-title")?.textContent === title);
+    if (!card) return null;
+    if (card.dataset.state === "FAILED") return { fail: `asset FAILED: ${card.textContent}` };
+    if (card.dataset.state !== "READY") return null;
+    return { ok: true, id: card.dataset.assetId, facts: card.querySelector(".asset-facts")?.textContent ?? "" };
+  }, filename);
+}
+
+/** Size and SHA-256 of the stored asset, read through the API with the page's session. */
+async function storedAsset(assetId) {
+  const body = await page.evaluate(async (id) => {
+    const csrf = document.cookie.split(";").map((c) => c.trim()).find((c) => c.startsWith("csrftoken="))?.slice(10) ?? "";
+    const response = await fetch("/graphql/", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(csrf) },
+      body: JSON.stringify({ query: "query ($id: ID!) { node(id: $id) { ... on Asset { size sha256 state } } }", variables: { id } }),
+    });
+    return response.json();
+  }, assetId);
+  if (!body.data?.node) throw new E2EFailure(`could not read asset ${assetId}: ${JSON.stringify(body)}`);
+  return body.data.node;
+}
+
+async function expectStored(filename, buffer) {
+  const asset = await waitForReadyAsset(filename);
+  const stored = await storedAsset(asset.id);
+  const sha256 = createHash("sha256").update(buffer).digest("hex");
+  if (Number(stored.size) !== buffer.length || stored.sha256 !== sha256) {
+    throw new E2EFailure(`${filename} stored as ${stored.size} bytes, sha256 ${stored.sha256}; sent ${buffer.length} bytes, sha256 ${sha256}`);
+  }
+  step(`${filename} READY (${asset.facts}), ${stored.size} bytes, the same SHA-256`);
+}
+
+async function multipartUpload(collection) {
+  const filename = "e2e-large.png";
+  const buffer = makeNoisePng(LARGE_SIDE);
+  partPolicy("pass");
+  step(`uploading ${filename} (${buffer.length} bytes) in parts`);
+  await uploadFile(collection, filename, buffer);
+  const row = await waitForRow(filename, ["done"]);
+  if (row.mode !== "multipart") throw new E2EFailure(`${filename} went the ${row.mode} way, not in parts`);
+  if (!(row.partCount >= 2) || parts.passed !== row.partCount) {
+    throw new E2EFailure(`${filename}: expected one PUT for each of several parts, saw ${parts.passed} PUTs for ${row.partCount} parts`);
+  }
+  step(`uploaded in ${row.partCount} parts, job ${row.jobId}`);
+  await expectStored(filename, buffer);
+}
+
+async function multipartResume(collection) {
+  const filename = "e2e-resume.png";
+  const buffer = makeNoisePng(LARGE_SIDE);
+  partPolicy("drop-after-first");
+  step(`uploading ${filename}: every part PUT after the first is dropped`);
+  await uploadFile(collection, filename, buffer);
+  const paused = await waitForRow(filename, ["paused"]);
+  if (!paused.actions.includes("resume") || !paused.actions.includes("cancel")) {
+    throw new E2EFailure(`the paused upload offers ${paused.actions.join(", ") || "nothing"}, not Resume and Cancel`);
+  }
+  const missing = paused.partCount - 1;
+  if (paused.partsDone !== 1 || !(paused.percent > 0) || parts.dropped < missing * 2) {
+    throw new E2EFailure(`paused with ${paused.partsDone} of ${paused.partCount} parts, ${paused.percent}% shown, after ${parts.dropped} dropped PUTs`);
+  }
+  step(`paused after ${parts.dropped} dropped PUTs (retried), ${paused.percent}% sent: "${paused.errors}"`);
+
+  partPolicy("pass");
+  const before = operations.length;
+  await rowButton(filename, "resume").click();
+  const row = await waitForRow(filename, ["done"]);
+  if (parts.passed !== missing) {
+    throw new E2EFailure(`Resume sent ${parts.passed} part PUTs; ${missing} part(s) were missing`);
+  }
+  const resumed = operations.slice(before).filter((name) => name.startsWith("AssetMultipart"));
+  if (resumed[0] !== "AssetMultipartUploadParts" || resumed.at(-1) !== "AssetMultipartUploadComplete") {
+    throw new E2EFailure(`Resume sent ${resumed.join(", ")}: expected AssetMultipartUploadParts first, AssetMultipartUploadComplete last`);
+  }
+  step(`resumed: ${parts.passed} missing part(s) sent, job ${row.jobId}`);
+  await expectStored(filename, buffer);
+}
+
+async function multipartCancel(collection) {
+  const filename = "e2e-cancel.png";
+  const buffer = makeNoisePng(LARGE_SIDE);
+  partPolicy("hold");
+  step(`uploading ${filename}, holding its part PUTs, then cancelling`);
+  await uploadFile(collection, filename, buffer);
+  await waitForRow(filename, ["uploading"]);
+  const deadline = Date.now() + remaining();
+  while (parts.held.length === 0) {
+    if (Date.now() > deadline) throw new E2EFailure("no part PUT was sent");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await rowButton(filename, "cancel").click();
+  await waitForRow(filename, ["cancelled"]);
+  const last = operations.filter((name) => name.startsWith("AssetMultipart")).at(-1);
+  if (last !== "AssetMultipartUploadAbort") throw new E2EFailure(`Cancel sent ${last}, not AssetMultipartUploadAbort`);
+  for (const route of parts.held) await route.abort().catch(() => {}); // the page aborted them already
+  partPolicy("pass");
+  await waitInPage(page, `${filename} to be deleted`, (title) => {
+    const deleted = [...document.querySelectorAll("[data-testid=event-log] .type")].some((e) => e.textContent === "asset.deleted");
+    const card = [...document.querySelectorAll("[data-testid=asset-card]")].find((c) => c.querySelector(".asset-title")?.textContent === title);
+    return deleted && !card ? { ok: true } : null;
+  }, filename);
+  step("cancelled: asset.deleted, no card left");
 }
 
 async function screenshot() {
@@ -263,6 +470,7 @@ async function screenshot() {
 async function cleanup() {
   await context?.close().catch(() => {});
   rmSync(userDataDir, { recursive: true, force: true });
+  rmSync(filesDir, { recursive: true, force: true });
 }
 
 const watchdog = setTimeout(async () => {

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
 CHROMIUM = Path("/usr/bin/chromium")
 SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DEPOT_FAILPOINTS")
-E2E_TIMEOUT = 90  # the script gives up by itself after 55 s
+E2E_TIMEOUT = 140  # the script gives up by itself after 100 s
+# The smallest part the server allows: the script's ~10.6 MiB files then go in 3 parts.
+MULTIPART_PART_BYTES = 5 * 1024 * 1024
 
 pytestmark = [
     pytest.mark.browser,
@@ -41,6 +43,7 @@ def embedded_env(var_dir: Path) -> dict[str, str]:
     }
     env.update(
         DEPOT_VAR_DIR=str(var_dir),
+        DEPOT_MULTIPART_PART_BYTES=str(MULTIPART_PART_BYTES),
         PYTHONUNBUFFERED="1",
     )
     return env
