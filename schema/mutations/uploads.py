@@ -15,8 +15,11 @@ from domain.jobs.models import Job
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
 from schema.mutations import Once, attempt, attempt_once, request_of
-from schema.mutations.assets import IDEMPOTENCY_HELP, AssetJobPayload, OnDuplicate
-from schema.scalars import BigInt
+from schema.mutations.assets import (
+    IDEMPOTENCY_HELP,
+    AssetJobPayload,
+    AssetUploadStartInput,
+)
 from schema.types.assets import AssetType
 from schema.types.uploads import MultipartUploadType, UploadedPart, UploadPartTarget
 
@@ -32,23 +35,7 @@ def _asset(info: Info, id: relay.GlobalID) -> Asset:
 
 
 @strawberry.input(description="A file the client is about to upload in parts.")
-class AssetMultipartUploadStartInput:
-    collection_id: relay.GlobalID = strawberry.field(description="The collection to add it to.")
-    filename: str = strawberry.field(description="The file's name (kept for display only).")
-    content_type: str = strawberry.field(description="The content type the client believes.")
-    size: BigInt = strawberry.field(description="The exact size in bytes.")
-    title: str | None = strawberry.field(
-        default=None, description="A title; the file name if unset."
-    )
-    sha256: str | None = strawberry.field(
-        default=None,
-        description="The file's SHA-256 (64 hex digits), if known: as for assetUploadStart.",
-    )
-    on_duplicate: OnDuplicate = strawberry.field(
-        default=OnDuplicate.KEEP_BOTH,
-        description="When `sha256` matches a READY asset of the workspace: KEEP_BOTH (the "
-        "default) or LINK.",
-    )
+class AssetMultipartUploadStartInput(AssetUploadStartInput):
     idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_HELP)
 
 
