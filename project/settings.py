@@ -59,6 +59,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Bearer-token GraphQL requests skip the rest of the chain (its hooks that shape responses
+    # run inline): see schema.http.BearerGraphQLLane.
+    "schema.http.BearerGraphQLLane",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -14,11 +14,16 @@ import json
 import uuid
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.core.handlers.exception import response_for_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.urls import NoReverseMatch, ResolverMatch, get_script_prefix, resolve, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
@@ -27,9 +32,9 @@ from strawberry.types.execution import PreExecutionError
 
 from domain.accounts.actor import ANONYMOUS, Actor
 from domain.accounts.errors import InvalidToken
-from domain.accounts.selectors import actor_from_bearer
+from domain.accounts.selectors import bearer_lookup
 from project import ratelimit
-from schema import read_cache
+from schema import persisted, read_cache
 from schema.context import DepotContext
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -92,13 +97,14 @@ def _is_mutation(query: str) -> bool:
     )
 
 
-def admit(request: HttpRequest) -> Actor | HttpResponseBase:
+def admit(request: HttpRequest) -> tuple[Actor, dict[int, int] | None] | HttpResponseBase:
     """Everything before GraphQL, in one thread hop: rate limits, then who is calling.
 
     A bearer token wins; else the session, whose requests must pass Django's CSRF check. A
     request with neither is anonymous: it can read nothing and change nothing, so it needs no
     CSRF token either. The actor's permissions are loaded here too, so resolvers that only
-    read them need no database access of their own.
+    read them need no database access of their own. With a token, the event sequence of its
+    workspace comes from the same statement (for the read cache's key).
     """
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -113,29 +119,39 @@ def admit(request: HttpRequest) -> Actor | HttpResponseBase:
         if scheme.lower() != "bearer" or not secret:
             return _unauthorised("Use `Authorization: Bearer <token>`.", "INVALID_TOKEN")
         try:
-            return actor_from_bearer(secret=secret)
+            bearer = bearer_lookup(secret=secret)
         except InvalidToken as error:
             return _unauthorised(error.message, error.code)
+        sequences = {ws: bearer.event_sequence for ws in bearer.actor.permissions}
+        return bearer.actor, sequences
     user = request.user
     if not user.is_authenticated:
-        return ANONYMOUS
+        return ANONYMOUS, None
     rejected = _csrf.process_view(request, _no_view, (), {})
     if rejected is not None:
         return rejected
     actor = Actor(user=user)
     actor.permissions  # noqa: B018 (loads them in this thread)
-    return actor
+    return actor, None
 
 
 def _admit_and_look_up(
-    request: HttpRequest, material: dict[str, Any] | None
+    request: HttpRequest, material: read_cache.Material | None
 ) -> tuple[Actor | HttpResponseBase, str | None, HttpResponse | None]:
     """admit(), and for a cacheable read its cache key and any cached response: one hop."""
-    actor = admit(request)
-    if isinstance(actor, HttpResponseBase) or material is None:
+    admitted = admit(request)
+    if isinstance(admitted, HttpResponseBase):
+        return admitted, None, None
+    actor, sequences = admitted
+    if material is not None:
+        material = material.resolve()
+    if material is None:
         return actor, None, None
-    key = read_cache.key_for(material, actor)
-    return actor, key, read_cache.lookup(key)
+    key = read_cache.key_for(material, actor, sequences)
+    cached = read_cache.lookup(key)
+    if cached is not None and material.register and material.query is not None:
+        persisted.store_query(material.digest, material.query)
+    return actor, key, cached
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -206,3 +222,80 @@ class DepotGraphQLView(AsyncGraphQLView[DepotContext, None]):
             actor=request.depot_actor,  # type: ignore[attr-defined]
             request_id=request.depot_request_id,  # type: ignore[attr-defined]
         )
+
+
+class BearerGraphQLLane:
+    """The first middleware: a request to the GraphQL view with an `Authorization` header
+    goes straight to the view, not down the rest of the middleware chain.
+
+    Under ASGI, Django runs each of the chain's sync middlewares (sessions, CSRF, auth,
+    WhiteNoise...) through a thread hop per hook: about a dozen hops per request, more than the
+    work of a cached read (bench/http/PROFILE.md). A bearer request needs none of them: the
+    token wins over any session (so no session, user or CSRF check is read), and the path is
+    no static file. What the chain adds to every response is kept: the hooks of
+    SecurityMiddleware, CommonMiddleware and XFrameOptionsMiddleware run here, inline, as
+    they do no I/O. Every other request takes the full chain.
+
+    Async only, on purpose: were it sync-capable, Django would run it in the same thread hop
+    as the sync SecurityMiddleware below it, which is the cost it avoids.
+    """
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        markcoroutinefunction(self)
+        self._security = SecurityMiddleware(get_response)
+        self._common = CommonMiddleware(get_response)
+        self._xframe = XFrameOptionsMiddleware(get_response)
+        self._route: tuple[str, ResolverMatch] | None = None
+        self._route_known = False
+
+    def _graphql_route(self) -> tuple[str, ResolverMatch] | None:
+        if not self._route_known:
+            try:
+                path = reverse("graphql")
+            except NoReverseMatch:
+                path = None
+            if path is not None:
+                # reverse() includes the script prefix; request.path_info does not.
+                prefix = get_script_prefix()
+                if path.startswith(prefix):
+                    path = "/" + path[len(prefix) :]
+                match = resolve(path)
+                view_class = getattr(match.func, "view_class", None)
+                if isinstance(view_class, type) and issubclass(view_class, DepotGraphQLView):
+                    self._route = (path, match)
+            self._route_known = True
+        return self._route
+
+    async def __call__(self, request: HttpRequest) -> Any:
+        route = self._graphql_route()
+        if (
+            route is None
+            or request.path_info != route[0]
+            or "HTTP_AUTHORIZATION" not in request.META
+            # A GET without a query may be a browser asking for the IDE page: full chain.
+            or (request.method == "GET" and "query" not in request.GET)
+        ):
+            return await self.get_response(request)
+        _, match = route
+        request.resolver_match = match
+        response: Any
+        try:
+            response = self._security.process_request(request) or self._common.process_request(
+                request
+            )
+            if response is None:
+                response = await match.func(request, *match.args, **match.kwargs)
+            if callable(getattr(response, "render", None)):  # a TemplateResponse
+                response = await sync_to_async(response.render)()
+        except Exception as error:  # as the chain's exception handling would answer
+            response = await sync_to_async(response_for_exception, thread_sensitive=False)(
+                request, error
+            )
+        # In the chain's order: the innermost middleware's hook first.
+        response = self._xframe.process_response(request, response)
+        response = self._common.process_response(request, response)
+        return self._security.process_response(request, response)

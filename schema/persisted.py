@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+
+from project.ratelimit import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -33,24 +34,31 @@ class PersistedQueries(SchemaExtension):
             digest = persisted.get("sha256Hash")
             if persisted.get("version") != 1 or not isinstance(digest, str) or len(digest) != 64:
                 raise _error("Unsupported persisted query.", "PERSISTED_QUERY_NOT_SUPPORTED")
-            key = f"apq:{digest.lower()}"
             if context.query is None:
-                stored = _cache_get(key)
+                stored = stored_query(digest.lower())
                 if stored is None:
                     raise _error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
                 context.query = stored
             elif hashlib.sha256(context.query.encode()).hexdigest() != digest.lower():
                 raise _error("The hash does not match the query.", "PERSISTED_QUERY_HASH_MISMATCH")
-            try:
-                cache.set(key, context.query, timeout=settings.DEPOT_PERSISTED_QUERY_TTL_SECONDS)
-            except Exception:
-                logger.warning("persisted query store unavailable", exc_info=True)
+            store_query(digest.lower(), context.query)
         yield
 
 
-def _cache_get(key: str) -> str | None:
+def store_query(digest: str, query: str) -> None:
+    """Keep (or keep longer) a query whose SHA-256 the caller has checked."""
     try:
-        value = cache.get(key)
+        shared_cache().set(
+            f"apq:{digest}", query, timeout=settings.DEPOT_PERSISTED_QUERY_TTL_SECONDS
+        )
+    except Exception:
+        logger.warning("persisted query store unavailable", exc_info=True)
+
+
+def stored_query(digest: str) -> str | None:
+    """The query stored under this SHA-256 (lower-case hex), if any."""
+    try:
+        value = shared_cache().get(f"apq:{digest}")
     except Exception:
         # Without the store the client is asked for the full query, which still works.
         logger.warning("persisted query store unavailable", exc_info=True)

@@ -10,6 +10,12 @@ event that announces them (renditions, just before asset.ready).
 
 Only queries whose root fields all read assets and collections are cached; anything about jobs
 (progress is not a durable event), events, tokens or the viewer always runs.
+
+The key is the query's SHA-256 (so a persisted query sent by its hash alone shares the entry of
+its full text), the variables, the operation name, the host, the Accept header, the caller's
+permission per workspace and those workspaces' event sequences. Who is calling is never cached:
+the view checks the rate limits and reads the token from the database on every request, hit or
+miss (schema/http.py), and a bearer token's statement returns its workspace's sequence too.
 """
 
 from __future__ import annotations
@@ -17,16 +23,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from domain.accounts.actor import Actor
 from domain.jobs.selectors import event_sequences
+from project.ratelimit import shared_cache
+from schema import persisted
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +77,57 @@ def _field_names(node: Any) -> set[str]:
     return names
 
 
-def request_material(request: HttpRequest) -> dict[str, Any] | None:
-    """What identifies a cacheable request, or None if it must run."""
+@dataclass(frozen=True)
+class Material:
+    """What identifies a cacheable request. `query` is None for a persisted query sent by hash
+    alone that this process has not seen yet; `resolve()` finds it (in the admission hop)."""
+
+    query: str | None
+    digest: str
+    variables: Any
+    operation_name: str | None
+    host: str
+    accept: str
+    # The request sent the query with its hash: on a cache hit the persisted-query store must
+    # still learn it, as the extension would have.
+    register: bool = False
+
+    def resolve(self) -> Material | None:
+        """This material with its query text known and checked as cacheable, or None."""
+        if self.query is not None:
+            return self
+        query = persisted.stored_query(self.digest)
+        if query is None or hashlib.sha256(query.encode()).hexdigest() != self.digest:
+            return None
+        if not _cacheable_document(query, self.operation_name):
+            return None
+        _remember(self.digest, query)
+        return replace(self, query=query)
+
+
+# Queries this process has seen, by their SHA-256, so that a persisted query sent by its hash
+# alone (APQ) finds its text without a round trip. Only hashes computed here go in.
+_KNOWN: OrderedDict[str, str] = OrderedDict()
+_KNOWN_MAX = 512
+_KNOWN_LOCK = threading.Lock()
+
+
+def _remember(digest: str, query: str) -> None:
+    with _KNOWN_LOCK:
+        _KNOWN[digest] = query
+        _KNOWN.move_to_end(digest)
+        while len(_KNOWN) > _KNOWN_MAX:
+            _KNOWN.popitem(last=False)
+
+
+def _known(digest: str) -> str | None:
+    with _KNOWN_LOCK:
+        return _KNOWN.get(digest)
+
+
+def request_material(request: HttpRequest) -> Material | None:
+    """What identifies a cacheable request, or None if it must run. Runs on the event loop, so
+    it never waits on anything; a hash-only persisted query unknown here is resolved later."""
     if settings.DEPOT_READ_CACHE_SECONDS <= 0:
         return None
     if request.method == "POST":
@@ -81,33 +140,89 @@ def request_material(request: HttpRequest) -> dict[str, Any] | None:
             "query": request.GET.get("query"),
             "variables": request.GET.get("variables"),
             "operationName": request.GET.get("operationName"),
+            "extensions": request.GET.get("extensions"),
         }
+        if isinstance(body["extensions"], str):
+            try:
+                body["extensions"] = json.loads(body["extensions"])
+            except ValueError:
+                return None
     else:
         return None
-    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+    if not isinstance(body, dict):
         return None
-    if not _cacheable_document(body["query"], body.get("operationName")):
+    query, operation_name = body.get("query"), body.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
         return None
-    return {
-        "query": body["query"],
-        "variables": body.get("variables"),
-        "operationName": body.get("operationName"),
-        "host": request.get_host(),
-        "accept": request.headers.get("Accept", ""),
-    }
+    persisted_hash = _persisted_hash(body.get("extensions"))
+    if query is None and persisted_hash is not None:
+        known = _known(persisted_hash)
+        if known is None:
+            # Resolved (and checked) in the admission hop, from the persisted-query store.
+            return Material(
+                None,
+                persisted_hash,
+                body.get("variables"),
+                operation_name,
+                request.get_host(),
+                request.headers.get("Accept", ""),
+            )
+        query = known
+    if not isinstance(query, str) or not _cacheable_document(query, operation_name):
+        return None
+    digest = hashlib.sha256(query.encode()).hexdigest()
+    if persisted_hash is not None and persisted_hash != digest:
+        return None  # the extension answers PERSISTED_QUERY_HASH_MISMATCH
+    _remember(digest, query)
+    return Material(
+        query,
+        digest,
+        body.get("variables"),
+        operation_name,
+        request.get_host(),
+        request.headers.get("Accept", ""),
+        register=persisted_hash is not None and "query" in body,
+    )
 
 
-def key_for(material: dict[str, Any], actor: Actor) -> str:
-    """Runs in Django's sync world: one statement for the sequences."""
+def _persisted_hash(extensions: Any) -> str | None:
+    if not isinstance(extensions, dict):
+        return None
+    persisted_query = extensions.get("persistedQuery")
+    if not isinstance(persisted_query, dict) or persisted_query.get("version") != 1:
+        return None
+    digest = persisted_query.get("sha256Hash")
+    if not isinstance(digest, str) or len(digest) != 64:
+        return None
+    return digest.lower()
+
+
+def key_for(material: Material, actor: Actor, sequences: dict[int, int] | None = None) -> str:
+    """Runs in Django's sync world. `sequences` are the event sequences of the actor's
+    workspaces when the caller already has them (the bearer lookup reads its workspace's in
+    the same statement); otherwise one statement reads them."""
     workspaces = sorted(actor.permissions.items())
-    sequences = sorted(event_sequences(workspace_ids=[ws for ws, _ in workspaces]).items())
-    identity = json.dumps([material, workspaces, sequences], sort_keys=True, default=str)
+    if sequences is None or set(sequences) != {ws for ws, _ in workspaces}:
+        sequences = event_sequences(workspace_ids=[ws for ws, _ in workspaces])
+    identity = json.dumps(
+        [
+            material.digest,
+            material.variables,
+            material.operation_name,
+            material.host,
+            material.accept,
+            workspaces,
+            sorted(sequences.items()),
+        ],
+        sort_keys=True,
+        default=str,
+    )
     return "graphql-read:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
 def lookup(key: str) -> HttpResponse | None:
     try:
-        hit = cache.get(key)
+        hit = shared_cache().get(key)
     except Exception:
         logger.warning("read cache unavailable", exc_info=True)
         return None
@@ -123,7 +238,7 @@ def store(key: str, response: HttpResponse) -> None:
     if response.status_code != 200 or b'"errors"' in response.content:
         return
     try:
-        cache.set(
+        shared_cache().set(
             key,
             (response.content, response["Content-Type"]),
             timeout=settings.DEPOT_READ_CACHE_SECONDS,

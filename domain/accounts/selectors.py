@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -63,43 +66,91 @@ def actor_still_valid(*, actor: Actor, secret: str | None) -> Actor | None:
     return fresh
 
 
-# Every authenticated API request runs this, so it is one hand-written statement: the token, the
-# fields of its user that requests use, and the user's role in the token's workspace. (Built with
-# the ORM, compiling the query cost more than running it: bench/http/PROFILE.md.)
-_BEARER_LOOKUP_SQL = """
-SELECT t.id, t.workspace_id, t.user_id, t.name, t.prefix, t.scopes, t.expires_at,
-       t.last_used_at, t.revoked_at, t.created_at,
-       u.username AS user_username, u.email AS user_email, u.is_active AS user_is_active,
-       (SELECT m.role FROM accounts_membership m
-         WHERE m.user_id = t.user_id AND m.workspace_id = t.workspace_id) AS member_role
-  FROM accounts_apitoken t JOIN accounts_user u ON u.id = t.user_id
- WHERE t.secret_hash = %s AND t.revoked_at IS NULL
-"""
+# Every authenticated API request runs this, so it is one hand-written statement, run on a bare
+# cursor (no RawQuerySet, no column descriptions): the token, its user, the user's role in the
+# token's workspace, and that workspace's event sequence (the read cache keys on it, so a cached
+# read needs no second statement). Built with the ORM, compiling the query cost more than
+# running it (bench/http/PROFILE.md).
+_TOKEN_ATTNAMES = [f.attname for f in ApiToken._meta.concrete_fields if f.attname != "secret_hash"]
+_USER_ATTNAMES = [f.attname for f in User._meta.concrete_fields]
+_Converters = list[tuple[Any, list[Any]]]  # per column: (expression, converters)
 
 
-def actor_from_bearer(*, secret: str) -> Actor:
-    """The actor for an API token secret, or InvalidToken. Marks the token as used."""
+@lru_cache(maxsize=4)
+def _bearer_statement(vendor: str) -> tuple[str, int, int, _Converters]:
+    from domain.jobs.models import EventCounter
+
+    db = connections[DEFAULT_DB_ALIAS]
+    quote = db.ops.quote_name
+    token_fields = [f for f in ApiToken._meta.concrete_fields if f.attname != "secret_hash"]
+    user_fields = list(User._meta.concrete_fields)
+    token_table, user_table = quote(ApiToken._meta.db_table), quote(User._meta.db_table)
+    membership, counter = quote(Membership._meta.db_table), quote(EventCounter._meta.db_table)
+    columns = [f"t.{quote(str(f.column))}" for f in token_fields]
+    columns += [f"u.{quote(str(f.column))}" for f in user_fields]
+    sql = (
+        f"SELECT {', '.join(columns)}, "  # noqa: S608 (only names from the models)
+        f"(SELECT m.role FROM {membership} m"
+        " WHERE m.user_id = t.user_id AND m.workspace_id = t.workspace_id), "
+        f"(SELECT c.last_sequence FROM {counter} c WHERE c.workspace_id = t.workspace_id) "
+        f"FROM {token_table} t JOIN {user_table} u ON u.id = t.user_id "
+        "WHERE t.secret_hash = %s AND t.revoked_at IS NULL"
+    )
+    # The converters the ORM would apply (JSON, and SQLite's dates and booleans), found once.
+    converters: _Converters = []
+    for model, fields in ((ApiToken, token_fields), (User, user_fields)):
+        for field in fields:
+            col = field.get_col(model._meta.db_table)
+            converters.append((col, db.ops.get_db_converters(col) + col.get_db_converters(db)))
+    return sql, len(token_fields), len(user_fields), converters
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """The caller behind an API token, and the event sequence of the token's workspace as of
+    the same statement."""
+
+    actor: Actor
+    event_sequence: int
+
+
+def bearer_lookup(*, secret: str) -> Bearer:
+    """The actor for an API token secret (with the event sequence of its workspace), or
+    InvalidToken. Marks the token as used. One statement; always read from the database, so a
+    revoked or expired token, or a changed role, takes effect on the next request."""
     if not secret.startswith(TOKEN_PREFIX):
         raise InvalidToken("The API token is not valid.")
-    token: Any = next(iter(ApiToken.objects.raw(_BEARER_LOOKUP_SQL, [hash_secret(secret)])), None)
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, n_token, n_user, converters = _bearer_statement(db.vendor)
+    with db.cursor() as cursor:
+        cursor.execute(sql, [hash_secret(secret)])
+        row = cursor.fetchone()
+    if row is None:
+        raise InvalidToken("The API token is not valid.")
+    values = list(row)
+    for index, (col, functions) in enumerate(converters):
+        for convert in functions:
+            if values[index] is not None:
+                values[index] = convert(values[index], col, db)
+    token = ApiToken.from_db(db.alias, _TOKEN_ATTNAMES, values[:n_token])
+    user = User.from_db(db.alias, _USER_ATTNAMES, values[n_token : n_token + n_user])
+    member_role, event_sequence = row[-2], row[-1]
     now = timezone.now()
-    if token is None or (token.expires_at is not None and token.expires_at <= now):
+    if token.expires_at is not None and token.expires_at <= now:
         raise InvalidToken("The API token is not valid.")
-    if not token.user_is_active:
+    if not user.is_active:
         raise InvalidToken("The API token is not valid.")
-    # Only what requests use: a User built from the same row, no second query.
-    token.user = User(
-        pk=token.user_id,
-        username=token.user_username,
-        email=token.user_email,
-        is_active=True,
-    )
-    token.user._state.adding = False
+    token.user = user
     # Coarse on purpose: one write a minute per token, not one per request.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     permissions: dict[int, Permission] = {}
-    member_role = getattr(token, "member_role", None)
     if member_role is not None:
         permissions[token.workspace_id] = min(ROLE_PERMISSION[Role(member_role)], token.permission)
-    return Actor(user=token.user, token=token, _permissions=permissions)
+    actor = Actor(user=user, token=token, _permissions=permissions)
+    return Bearer(actor=actor, event_sequence=int(event_sequence or 0))
+
+
+def actor_from_bearer(*, secret: str) -> Actor:
+    """The actor for an API token secret, or InvalidToken. Marks the token as used."""
+    return bearer_lookup(secret=secret).actor
