@@ -8,13 +8,19 @@ No ack is sent before authentication; a bad or missing credential closes 4403.
 While open, the socket's credentials are checked again every DEPOT_WS_RECHECK_SECONDS, and at
 once when a service says the user's tokens or memberships changed: a revoked token, a removed
 membership or a deactivated user closes it with 4403; other changes update its permissions.
+The sockets of one user and credential in a process share those checks (realtime/checks.py), and
+each socket's timer starts at a random point of its first interval, so sockets opened together
+do not all check together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import random
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -29,12 +35,18 @@ from domain.accounts.actor import ANONYMOUS, Actor
 from domain.accounts.errors import InvalidToken
 from domain.accounts.selectors import actor_from_bearer, actor_still_valid
 from realtime import groups, sockets
+from realtime.checks import SharedChecks
+from realtime.frames import DepotTransportWSHandler
 from schema.context import DepotContext
 
 logger = logging.getLogger(__name__)
 
+_checks = SharedChecks()
+
 
 class DepotWSConsumer(GraphQLWSConsumer):
+    graphql_transport_ws_handler_class = DepotTransportWSHandler
+
     def __init__(self, schema: Any) -> None:
         super().__init__(
             schema,
@@ -62,23 +74,20 @@ class DepotWSConsumer(GraphQLWSConsumer):
     async def on_ws_connect(self, context: DepotContext) -> None:  # type: ignore[override]
         params = getattr(context, "connection_params", None) or {}
         secret = params.get("authToken") if isinstance(params, dict) else None
-        if secret:
-            try:
-                actor: Actor = await sync_to_async(actor_from_bearer)(secret=str(secret))
-            except InvalidToken:
-                raise ConnectionRejectionError() from None
-            self.secret = str(secret)
-        else:
+        user = None
+        if not secret:
             user = self.scope.get("user")
             if user is None or not user.is_authenticated:
                 raise ConnectionRejectionError()
-            actor = Actor(user=user)
-        assert actor.user is not None
-        if not await sync_to_async(sockets.open_for)(actor.user.pk):
+        # One hop to Django's sync world for all of it: the connect burst of 1,000 sockets
+        # queues on that one thread.
+        actor, counted = await sync_to_async(_open_socket)(secret and str(secret), user)
+        if not counted:
             # Over the per-user limit: refuse this socket, not the others.
             raise ConnectionRejectionError({"code": "TOO_MANY_SOCKETS"})
+        assert actor.user is not None
+        self.secret = str(secret) if secret else None
         self.counted_user = actor.user.pk
-        await sync_to_async(lambda: actor.permissions)()
         context.actor = actor
         assert self.channel_layer is not None
         await self.channel_layer.group_add(
@@ -102,7 +111,8 @@ class DepotWSConsumer(GraphQLWSConsumer):
     async def dispatch(self, message: Any) -> None:
         kind = message.get("type", "")
         if kind == groups.CREDENTIALS_MESSAGE:
-            await self._recheck()
+            # Every socket of the user got this message: they share one check, started now.
+            await self._recheck(nudge=message.get("id") or uuid.uuid4().hex)
             return
         listeners = self.bounded_listeners.get(kind)
         if listeners:
@@ -112,19 +122,53 @@ class DepotWSConsumer(GraphQLWSConsumer):
         await super().dispatch(message)
 
     async def _watch_credentials(self) -> None:
+        interval = settings.DEPOT_WS_RECHECK_SECONDS
+        # A random start, so the sockets of a reconnect storm spread over the interval.
+        await asyncio.sleep(interval * random.uniform(0.5, 1.0))
         while True:
-            await asyncio.sleep(settings.DEPOT_WS_RECHECK_SECONDS)
             await self._recheck()
-            if self.counted_user is not None:
-                await sync_to_async(sockets.still_open)(self.counted_user)
+            user = self.counted_user
+            if user is not None:
+                await _checks.run(
+                    ("still_open", user),
+                    time.monotonic() - interval / 2,
+                    functools.partial(sync_to_async(sockets.still_open), user),
+                )
+            await asyncio.sleep(interval * random.uniform(0.9, 1.1))
 
-    async def _recheck(self) -> None:
+    async def _recheck(self, nudge: str | None = None) -> None:
         context = self.depot_context
-        if context is None or not context.actor.is_authenticated:
+        if context is None or context.actor.user is None:
             return
-        fresh = await sync_to_async(actor_still_valid)(actor=context.actor, secret=self.secret)
+        actor, secret, user_id = context.actor, self.secret, context.actor.user.pk
+        if nudge is None:
+            # A result at most half an interval old will do (one check per user and interval).
+            key: tuple[Any, ...] = ("valid", user_id, secret)
+            since = time.monotonic() - settings.DEPOT_WS_RECHECK_SECONDS / 2
+        else:
+            key, since = ("valid", user_id, secret, nudge), 0.0
+        fresh = await _checks.run(
+            key, since, lambda: sync_to_async(actor_still_valid)(actor=actor, secret=secret)
+        )
         if fresh is None or not set(context.actor.permissions) <= set(fresh.permissions):
             logger.info("closing a websocket whose credentials were withdrawn")
             await self.close(code=4403, reason="Forbidden")
             return
         context.actor = fresh
+
+
+def _open_socket(secret: str | None, user: Any) -> tuple[Actor, bool]:
+    """The socket's actor (permissions loaded) and whether it was counted under the user's
+    limit. Raises ConnectionRejectionError for a bad token."""
+    if secret:
+        try:
+            actor = actor_from_bearer(secret=secret)
+        except InvalidToken:
+            raise ConnectionRejectionError() from None
+    else:
+        actor = Actor(user=user)
+    assert actor.user is not None
+    if not sockets.open_for(actor.user.pk):
+        return actor, False
+    actor.permissions  # noqa: B018 (loads them now, in the sync world)
+    return actor, True

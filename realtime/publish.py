@@ -2,21 +2,43 @@
 
 Delivery here is at-most-once (channels-redis drops on a full channel or after its expiry); the
 durable path is the Event table, which subscribers read to fill any gap. So a failure to
-publish is logged and swallowed: it must never fail the change that was already committed.
+publish is logged and swallowed: it must never fail, or hold up, the change that was already
+committed.
+
+Sends go through one publisher per process: a daemon thread with its own long-lived event loop
+(so the channel layer keeps one connection pool, instead of a new loop and pool per send under
+`async_to_sync`), fed by a FIFO queue. `transaction.on_commit` callbacks only enqueue, so neither
+an HTTP response nor a job waits for Redis; the thread sends the messages in the order their
+transactions committed (in this process), everything queued so far in one go. A Redis outage
+slows only that thread: commits go on, and past `MAX_PENDING` queued messages the oldest are
+dropped (subscribers fill gaps from Postgres).
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import collections
 import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from realtime import groups
 
 logger = logging.getLogger(__name__)
+
+# Messages waiting for the publisher thread; past this the oldest are dropped (live path only).
+MAX_PENDING = 10_000
+# How long process exit waits for queued messages to go out.
+EXIT_FLUSH_SECONDS = 2.0
+
+Send = tuple[str, dict[str, Any]]  # (group, message)
 
 
 def event_message(
@@ -39,40 +61,187 @@ def event_message(
     }
 
 
-def _send(group: str, message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:
-        logger.warning("publish to %s failed; subscribers will catch up", group, exc_info=True)
+class Publisher:
+    """One sending thread with its own event loop; `submit` never blocks on the layer.
+
+    `layer` returns the channel layer to send with.
+    """
+
+    def __init__(
+        self, layer: Callable[[], Any] = get_channel_layer, max_pending: int = MAX_PENDING
+    ) -> None:
+        self._layer_factory = layer
+        self._max_pending = max_pending
+        self._pending: collections.deque[Send] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._busy = False
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.dropped = 0
+        self.failed = 0
+        self.sent = 0
+
+    def submit(self, sends: list[Send]) -> None:
+        if not sends:
+            return
+        with self._lock:
+            self._pending.extend(sends)
+            overflow = len(self._pending) - self._max_pending
+            if overflow > 0:
+                for _ in range(overflow):
+                    self._pending.popleft()
+                self.dropped += overflow
+                logger.warning(
+                    "publisher backlog full; dropped %d live message(s), subscribers will "
+                    "catch up from the database",
+                    overflow,
+                )
+            if self._thread is None or not self._thread.is_alive():
+                self._start()
+            self._wake.notify()
+
+    def _start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="depot-publisher", daemon=True)
+        self._thread.start()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything submitted so far was sent (or failed). False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.flush(timeout)
+        with self._lock:
+            self._stopping = True
+            self._wake.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _take(self) -> list[Send] | None:
+        with self._lock:
+            self._busy = False
+            if not self._pending:
+                self._idle.notify_all()
+            while not self._pending and not self._stopping:
+                self._wake.wait()
+            if self._stopping and not self._pending:
+                return None
+            batch = list(self._pending)
+            self._pending.clear()
+            self._busy = True
+            return batch
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while (batch := self._take()) is not None:
+                # Looked up per batch (a dictionary lookup): settings may name another layer.
+                layer = self._layer_factory()
+                if layer is not None:
+                    loop.run_until_complete(self._send_all(layer, batch))
+        except Exception:  # pragma: no cover - the loop itself broke; next submit restarts it
+            logger.exception("the publisher thread stopped")
+        finally:
+            with self._lock:
+                self._busy = False
+                self._idle.notify_all()
+            loop.close()
+
+    async def _send_all(self, layer: Any, batch: list[Send]) -> None:
+        # Each group's messages in order (a subscriber must see a workspace's events as they
+        # committed); different groups at once, so a job event's three groups cost one round
+        # of sends, not three.
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        for group, message in batch:
+            by_group.setdefault(group, []).append(message)
+        if len(by_group) == 1:
+            [(group, messages)] = by_group.items()
+            await self._send_group(layer, group, messages)
+        else:
+            await asyncio.gather(
+                *(self._send_group(layer, group, messages) for group, messages in by_group.items())
+            )
+
+    async def _send_group(self, layer: Any, group: str, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            try:
+                await layer.group_send(group, message)
+                self.sent += 1
+            except Exception:
+                self.failed += 1
+                logger.warning(
+                    "publish to %s failed; subscribers will catch up", group, exc_info=True
+                )
+
+
+_publisher: Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def publisher() -> Publisher:
+    global _publisher
+    if _publisher is None:
+        with _publisher_lock:
+            if _publisher is None:
+                _publisher = Publisher()
+    return _publisher
+
+
+def _forget_publisher_after_fork() -> None:
+    # A forked child (a Celery prefork worker) has the parent's Publisher object but not its
+    # thread, and its lock may have been held at the fork: it starts its own.
+    global _publisher, _publisher_lock
+    _publisher = None
+    _publisher_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_publisher_after_fork)
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if _publisher is not None:
+        _publisher.flush(EXIT_FLUSH_SECONDS)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until this process's publishes so far went out (tests, commands about to exit)."""
+    return _publisher.flush(timeout) if _publisher is not None else True
+
+
+def _event_sends(message: dict[str, Any]) -> list[Send]:
+    sends: list[Send] = [(groups.workspace_events(message["workspace_id"]), message)]
+    job_id = message.get("job_id")
+    if job_id is not None:
+        sends += _job_sends(job_id, message["workspace_id"])
+    return sends
+
+
+def _job_sends(job_id: int, workspace_id: int) -> list[Send]:
+    message = {"type": groups.JOB_MESSAGE, "job_id": job_id, "workspace_id": workspace_id}
+    return [(groups.job_updates(job_id), message), (groups.workspace_jobs(workspace_id), message)]
 
 
 def publish_events(messages: list[dict[str, Any]]) -> None:
-    for message in messages:
-        publish_event(message)
+    """Queue the messages of one commit, in order (called from `transaction.on_commit`)."""
+    publisher().submit([send for message in messages for send in _event_sends(message)])
 
 
 def publish_event(message: dict[str, Any]) -> None:
-    _send(groups.workspace_events(message["workspace_id"]), message)
-    job_id = message.get("job_id")
-    if job_id is not None:
-        _nudge_job(job_id, message["workspace_id"])
+    publish_events([message])
 
 
 def credentials_changed_after_commit(user_id: int) -> None:
     """Ask the user's open sockets to check their token and memberships again, now."""
-    message = {"type": groups.CREDENTIALS_MESSAGE}
-    transaction.on_commit(lambda: _send(groups.user_credentials(user_id), message))
+    # The id lets the user's sockets in one process share one check per nudge.
+    message = {"type": groups.CREDENTIALS_MESSAGE, "id": uuid.uuid4().hex}
+    transaction.on_commit(lambda: publisher().submit([(groups.user_credentials(user_id), message)]))
 
 
 def publish_job_progress(job_id: int, workspace_id: int) -> None:
     """A live-only nudge: subscribers of the job read its current progress."""
-    _nudge_job(job_id, workspace_id)
-
-
-def _nudge_job(job_id: int, workspace_id: int) -> None:
-    message = {"type": groups.JOB_MESSAGE, "job_id": job_id, "workspace_id": workspace_id}
-    _send(groups.job_updates(job_id), message)
-    _send(groups.workspace_jobs(workspace_id), message)
+    publisher().submit(_job_sends(job_id, workspace_id))

@@ -8,19 +8,35 @@ sequence numbers follow commit order, this yields every durable event once, in o
 Every subscription listens through a bounded backlog (realtime/listen.py): a subscriber that
 falls too far behind gets SUBSCRIBER_TOO_SLOW with the cursor to resume from, and its buffer is
 freed.
+
+Shared rendering: when an events() selection is plain (scalar fields of Event, aliases allowed,
+no fragments or directives), its result for one event is the same for every subscriber. Over
+graphql-transport-ws the resolver then renders and encodes it once per event and process
+(`_SHARED`) and sends the frame itself (realtime/frames.py) instead of yielding it to be executed
+per subscriber; the frames are byte for byte the ones strawberry would send. Anything else, and
+any event that does not render, takes the general path (yield).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from graphql import GraphQLError
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    get_named_type,
+)
 from strawberry import relay
 
 from domain.accounts.models import Permission
@@ -32,7 +48,8 @@ from domain.jobs import selectors as jobs
 from domain.jobs.models import Job
 from domain.jobs.stats import job_stats
 from realtime import groups
-from realtime.listen import Lagging, listen
+from realtime.frames import FrameSender, SharedPayloads, frame_sender
+from realtime.listen import Lagging, Listener, listen
 from schema.context import Info, actor_of
 from schema.errors import decode_id, graphql_error
 from schema.types.assets import AssetType
@@ -125,29 +142,21 @@ class Subscription:
         wanted = _type_matcher(types)
         group = groups.workspace_events(workspace_pk)
         consumer = info.context.ws
+        shared = _SharedEvents.for_info(info, consumer) if SHARED_RENDER else None
         async with listen(
             consumer, groups.EVENT_MESSAGE, [group], settings.DEPOT_WS_BACKLOG
         ) as live:
-            for event in await _replay(workspace_pk, cursor):
-                cursor = event.sequence
-                if wanted(event.type):
-                    yield event
+            stream = _EventStream(workspace_pk, cursor, wanted, live)
             try:
-                async for message in live:
-                    if message["workspace_id"] != workspace_pk or message["sequence"] <= cursor:
-                        continue
-                    if message["sequence"] > cursor + 1:
-                        gap = await _replay(workspace_pk, cursor, through=message["sequence"])
-                        for event in gap:
-                            cursor = event.sequence
-                            if wanted(event.type):
-                                yield event
-                        continue
-                    cursor = message["sequence"]
-                    if wanted(message["event_type"]):
-                        yield EventType.from_message(message)
+                async with aclosing(stream.items()) as items:
+                    async for item in items:
+                        if shared is not None and await shared.send(workspace_pk, item):
+                            continue
+                        # The general path (and the fallback for an event that did not
+                        # render, which Depot's events never do): strawberry executes it.
+                        yield item if isinstance(item, EventType) else EventType.from_message(item)
             except Lagging:
-                raise too_slow(cursor) from None
+                raise too_slow(stream.cursor) from None
 
     @strawberry.subscription(
         description="A job's state and progress: its current state at once, then every change "
@@ -289,6 +298,156 @@ class Subscription:
                     )
             except Lagging:
                 raise too_slow(None) from None
+
+
+class _EventStream:
+    """Durable events after the cursor (replayed from Postgres), then live ones, each once and in
+    order: live messages at or below the cursor are dropped, a gap is filled from Postgres.
+
+    Yields EventType (replayed) or the live message itself (a dict), whichever is cheaper to
+    hand on; `cursor` is the last sequence passed, for SUBSCRIBER_TOO_SLOW."""
+
+    def __init__(
+        self, workspace_pk: int, cursor: int, wanted: Callable[[str], bool], live: Listener
+    ) -> None:
+        self.workspace_pk = workspace_pk
+        self.cursor = cursor
+        self.wanted = wanted
+        self.live = live
+
+    async def items(self) -> AsyncGenerator[EventType | dict[str, Any], None]:
+        workspace_pk, wanted = self.workspace_pk, self.wanted
+        for event in await _replay(workspace_pk, self.cursor):
+            self.cursor = event.sequence
+            if wanted(event.type):
+                yield event
+        async for message in self.live:
+            sequence = message["sequence"]
+            if message["workspace_id"] != workspace_pk or sequence <= self.cursor:
+                continue
+            if sequence > self.cursor + 1:
+                for event in await _replay(workspace_pk, self.cursor, through=sequence):
+                    self.cursor = event.sequence
+                    if wanted(event.type):
+                        yield event
+                continue
+            self.cursor = sequence
+            if wanted(message["event_type"]):
+                yield message
+
+
+# Off: every events() subscription takes the general path (tests compare the two).
+SHARED_RENDER = True
+_SHARED = SharedPayloads()
+_EVENT_ATTRIBUTES: dict[str, str] | None = None
+
+
+def _event_attributes(info: Info) -> dict[str, str]:
+    """GraphQL field name -> EventType attribute, for fields strawberry reads as plain data."""
+    global _EVENT_ATTRIBUTES
+    if _EVENT_ATTRIBUTES is None:
+        converter = info.schema.config.name_converter
+        _EVENT_ATTRIBUTES = {
+            converter.get_graphql_name(field): field.python_name
+            for field in EventType.__strawberry_definition__.fields  # type: ignore[attr-defined]
+            if field.base_resolver is None
+            and not field.extensions
+            and not field.permission_classes
+            and not field.directives
+        }
+    return _EVENT_ATTRIBUTES
+
+
+@dataclass(frozen=True)
+class _SharedEvents:
+    """events() results rendered once per event for every subscriber with the same selection."""
+
+    sender: FrameSender
+    root: str
+    # (response key, EventType attribute or None for __typename, serializer)
+    fields: tuple[tuple[str, str | None, Any], ...]
+    typename: str
+    key: tuple[Any, ...]
+
+    @classmethod
+    def for_info(cls, info: Info, consumer: Any) -> _SharedEvents | None:
+        sender = frame_sender(consumer)
+        if sender is None:
+            return None
+        raw = info._raw_info
+        if len(raw.field_nodes) != 1:
+            return None
+        node = raw.field_nodes[0]
+        object_type = get_named_type(raw.return_type)
+        if node.directives or node.selection_set is None:
+            return None
+        if not isinstance(object_type, GraphQLObjectType):
+            return None
+        attributes = _event_attributes(info)
+        fields: list[tuple[str, str | None, Any]] = []
+        for selection in node.selection_set.selections:
+            if not isinstance(selection, FieldNode):
+                return None  # fragments: the general path
+            if selection.directives or selection.arguments or selection.selection_set:
+                return None
+            name = selection.name.value
+            key = selection.alias.value if selection.alias else name
+            if any(key == seen for seen, _, _ in fields):
+                return None  # merged duplicates: the general path
+            if name == "__typename":
+                fields.append((key, None, None))
+                continue
+            field = object_type.fields.get(name)
+            attribute = attributes.get(name)
+            if field is None or attribute is None:
+                return None
+            leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else None
+            if not isinstance(leaf, GraphQLScalarType):
+                return None
+            fields.append((key, attribute, leaf.serialize))
+        root = node.alias.value if node.alias else node.name.value
+        shape = (root, tuple((key, attribute) for key, attribute, _ in fields))
+        return cls(
+            sender=sender,
+            root=root,
+            fields=tuple(fields),
+            typename=object_type.name,
+            key=(type(consumer), shape),
+        )
+
+    def render(self, event: EventType) -> str | None:
+        values: dict[str, Any] = {}
+        for key, attribute, serialize in self.fields:
+            if attribute is None:
+                values[key] = self.typename
+                continue
+            value = getattr(event, attribute)
+            value = None if value is None else serialize(value)
+            if value is None:
+                return None  # a null in a non-null field: an error only execution can report
+            values[key] = value
+        return str(self.sender.encode({"data": {self.root: values}}))
+
+    async def send(self, workspace_pk: int, item: EventType | dict[str, Any]) -> bool:
+        # Replayed and live copies of one event are rendered apart: Postgres' jsonb may order
+        # the payload's keys differently from the message, and each must match what the
+        # general path would send for it.
+        if isinstance(item, EventType):
+            key: tuple[Any, ...] = (self.key, workspace_pk, item.sequence, "db")
+        else:
+            key = (self.key, workspace_pk, item["sequence"], "live")
+        payload = _SHARED.get(key)
+        if payload is None:
+            try:
+                event = item if isinstance(item, EventType) else EventType.from_message(item)
+                payload = self.render(event)
+            except Exception:
+                payload = None
+            if payload is None:
+                return False
+            _SHARED.put(key, payload)
+        await self.sender.send(payload)
+        return True
 
 
 def _type_matcher(types: list[str] | None) -> Any:

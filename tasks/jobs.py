@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import close_old_connections
 
 from domain.assets.multipart import multipart_uploads_expire
 from domain.jobs import runner
@@ -12,12 +13,23 @@ from domain.jobs.services import jobs_sweep
 
 @shared_task(name=RUN_JOB_TASK)
 def run_job(job_id: int) -> None:
-    runner.execute(job_id)
+    # As Django does around a request: a connection that broke (or, with the pool, any
+    # connection) goes back before and after, so one job's connection trouble never reaches the
+    # next. Celery's own fix-up would close the whole pool per task (CELERY_DB_REUSE_MAX).
+    close_old_connections()
+    try:
+        runner.execute(job_id)
+    finally:
+        close_old_connections()
 
 
 @shared_task(name="depot.sweep_jobs")
 def sweep_jobs() -> dict[str, int]:
-    return jobs_sweep()
+    close_old_connections()
+    try:
+        return jobs_sweep()
+    finally:
+        close_old_connections()
 
 
 @shared_task(name="depot.expire_multipart_uploads")

@@ -9,4 +9,11 @@ class BenchRealtimeConfig(AppConfig):
     verbose_name = "Realtime benchmark"
 
     def ready(self) -> None:
+        import os
+
         from bench.realtime import noop  # noqa: F401  (registers bench.noop)
+
+        if os.environ.get("BENCH_TRACE") == "1":
+            from bench.realtime import trace
+
+            trace.install()

@@ -603,12 +603,13 @@ async def recheck_storm(
 
 
 async def run_whatif(a: argparse.Namespace, workspaces: list[dict[str, Any]]) -> dict[str, Any]:
-    """Both contenders again at the largest N, after the server's GC was tuned in place
-    (gc.collect(); gc.freeze(); gc.set_threshold(14_000, 10, 10) via /bench/gc/?tune=1)."""
+    """Both contenders again at the largest N, with the server's GC put back to CPython's
+    defaults in place (gc.unfreeze(); gc.set_threshold(700, 10, 10) via /bench/gc/?tune=0):
+    what project/asgi.py's collector tuning is worth."""
     host, port = a.base.split("//", 1)[1].split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(
-        f"GET /bench/gc/?tune=1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        f"GET /bench/gc/?tune=0 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
     )
     await writer.drain()
     tuned = json.loads((await asyncio.wait_for(reader.read(), 30)).split(b"\r\n\r\n", 1)[1])
@@ -620,7 +621,7 @@ async def run_whatif(a: argparse.Namespace, workspaces: list[dict[str, Any]]) ->
         n = max(a.client_counts)
         for i, kind in enumerate(["bare", "depot"]):
             a.recheck = False
-            case = await fanout_case(a, producer, kind, n, workspaces[i], label=f"{kind}-gctuned")
+            case = await fanout_case(a, producer, kind, n, workspaces[i], label=f"{kind}-gcdefault")
             cases.append(case)
             print("what-if:", report.case_line(case), flush=True)
     finally:

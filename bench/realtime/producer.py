@@ -125,14 +125,16 @@ def main() -> None:
 
 def publish_cost(count: int) -> dict[str, Any]:
     """ms per publish from sync code, to groups with one (never read) member each:
-    depot_event:   realtime.publish._send once (an event without a job): async_to_sync per send
-    depot_job_event: three _send calls (an event with a job: events group + the job's two groups)
+    before_event: the old realtime.publish (until issue 4): async_to_sync(group_send) per send,
+        for an event without a job (one send)
+    before_job_event: the same for a job event (events group + the job's two groups: 3 sends)
     one_async_to_sync: the same three group_sends inside one async_to_sync call
-    persistent_loop: the same three group_sends on a long-lived loop in a thread (one pool)
+    depot_commit_waits: what a committing caller waits for now: publish_events() of a job event
+        (queued for the process's publisher thread)
+    depot_until_sent: publish_events() of a job event until its publisher thread has sent all
+        three (publish.flush())
     """
-    import asyncio
     import statistics
-    import threading
 
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
@@ -140,10 +142,10 @@ def publish_cost(count: int) -> dict[str, Any]:
     from realtime import publish
 
     layer = get_channel_layer()
-    groups = [f"bench.cost.{n}" for n in range(3)]
     message = publish.event_message(
-        workspace_id=0, sequence=1, type="bench.cost", payload={"i": 0}, created_at="x"
+        workspace_id=0, sequence=1, type="bench.cost", payload={"i": 0}, created_at="x", job_id=0
     )
+    groups = [group for group, _ in publish._event_sends(message)]
 
     async def join() -> None:
         for group in groups:
@@ -153,27 +155,28 @@ def publish_cost(count: int) -> dict[str, Any]:
         for group in groups:
             await layer.group_send(group, message)
 
+    def old_send(group: str) -> None:
+        async_to_sync(layer.group_send)(group, message)
+
     async_to_sync(join)()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     ways = {
-        "depot_event": lambda: publish._send(groups[0], message),
-        "depot_job_event": lambda: [publish._send(g, message) for g in groups],
+        "before_event": lambda: old_send(groups[0]),
+        "before_job_event": lambda: [old_send(g) for g in groups],
         "one_async_to_sync": lambda: async_to_sync(three)(),
-        "persistent_loop": lambda: asyncio.run_coroutine_threadsafe(three(), loop).result(),
+        "depot_commit_waits": lambda: publish.publish_events([message]),
+        "depot_until_sent": lambda: (publish.publish_events([message]), publish.flush()),
     }
     result: dict[str, Any] = {}
     for name, call in ways.items():
         call()  # warm
+        publish.flush()
         times = []
         for _ in range(count):
             t0 = time.perf_counter()
             call()
             times.append((time.perf_counter() - t0) * 1e3)
+            publish.flush()
         result[name] = {"p50": statistics.median(times), "max": max(times)}
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
     return result
 
 

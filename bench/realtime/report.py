@@ -211,6 +211,8 @@ BUCKETS = [
             "(realtime/listen.py",
             "(realtime/sockets.py",
             "(realtime/publish.py",
+            "(realtime/frames.py",
+            "(realtime/checks.py",
             "(schema/",
             "(domain/",
         ),
@@ -235,6 +237,8 @@ PACKAGES = [
             "(realtime/listen.py",
             "(realtime/sockets.py",
             "(realtime/publish.py",
+            "(realtime/frames.py",
+            "(realtime/checks.py",
             "(schema/",
             "(domain/",
         ),
@@ -334,8 +338,8 @@ def _profiles(out: Path, cases: list[dict[str, Any]]) -> list[str]:
         "",
         "py-spy cannot see the garbage collector: its time lands on whichever frame allocated "
         "when a collection started (graphql-core's `execute_fields` and `visit_selection_sets` "
-        "for Depot). The GC table above gives its real share; the `-gctuned` columns are the "
-        "what-if runs, where it is small.",
+        "for Depot). The GC tables give its real share; the `-gcdefault` columns are the "
+        "what-if runs with the collector at CPython's defaults.",
         "",
         "Share of the server's sampled CPU whose stack passes through each layer (a sample can "
         "count in several rows).",
@@ -439,7 +443,8 @@ def render(out: Path) -> str:
             if c["burst"]["producer_events_per_s"]
         ]
         lines += [
-            f"Producer: COMMIT -> Depot's realtime.publish returned, p50 over the bursts: "
+            f"Producer: COMMIT -> Depot's realtime.publish returned (it queues the messages for "
+            f"the process's publisher thread), p50 over the bursts: "
             f"{min(pub):.1f}-{max(pub):.1f} ms; back-to-back commit rate "
             f"{min(prod):.0f}-{max(prod):.0f} events/s (one process).",
             "",
@@ -499,10 +504,11 @@ def render(out: Path) -> str:
                 "|---|---:|---:|",
             ]
             names = {
-                "depot_event": "Depot today, one event (`_send`: async_to_sync per group_send)",
-                "depot_job_event": "Depot today, one job event (3 `_send`: events + 2 job groups)",
+                "before_event": "before: one event (async_to_sync per group_send)",
+                "before_job_event": "before: one job event (3 async_to_sync: events, 2 job groups)",
                 "one_async_to_sync": "the same 3 group_sends in one async_to_sync",
-                "persistent_loop": "the same 3 group_sends on a long-lived loop thread",
+                "depot_commit_waits": "now: what the committing caller waits for (queued)",
+                "depot_until_sent": "now: queued until the publisher thread sent all 3",
             }
             for key, label in names.items():
                 if key in cost:
@@ -511,11 +517,12 @@ def render(out: Path) -> str:
     if whatif and whatif.get("cases"):
         wcases = whatif["cases"]
         lines += [
-            "## What-if: the server's garbage collector tuned",
+            "## What-if: the server's garbage collector at CPython's defaults",
             "",
-            f"After the runs above, the same server process ran `gc.collect(); gc.freeze(); "
-            f"gc.set_threshold({', '.join(str(x) for x in whatif['gc']['threshold'])})` "
-            f"({whatif['gc']['frozen']:,} objects frozen) and both contenders ran again at "
+            f"After the runs above, the same server process undid project/asgi.py's collector "
+            f"tuning (`gc.unfreeze(); gc.set_threshold("
+            f"{', '.join(str(x) for x in whatif['gc']['threshold'])})`, "
+            f"{whatif['gc']['frozen']:,} objects frozen after) and both contenders ran again at "
             f"{wcases[0]['clients']:,} subscribers:",
             "",
             *_fanout(wcases),
@@ -544,13 +551,14 @@ def render(out: Path) -> str:
         lines += [
             "## Credential re-checks (Depot sockets)",
             "",
-            f"A credentials nudge to the bench user made all {r['sockets']:,} of its sockets "
-            f"re-check at once: {r['server_cpu_s']:.2f} s of server CPU over {r['seconds']:.1f} s, "
-            f"**{r['us_per_socket']:,.0f} µs per socket** ({r['closed']} sockets closed). With "
-            f"Depot's default DEPOT_WS_RECHECK_SECONDS=30 each socket does this every 30 s (plus a "
-            f"cache touch): {r['steady_ms_per_s_at_30s']:.0f} ms of CPU per second at "
-            f"{r['sockets']:,} sockets, as storms when the sockets connected together. The fan-out "
-            "figures above ran with the periodic re-check parked (3,600 s).",
+            f"A credentials nudge to the bench user reached all {r['sockets']:,} of its sockets "
+            f"at once; they share one check of the token and memberships per process "
+            f"(realtime/checks.py): {r['server_cpu_s']:.2f} s of server CPU over "
+            f"{r['seconds']:.1f} s in all, **{r['us_per_socket']:,.0f} µs per socket** "
+            f"({r['closed']} sockets closed). The periodic re-check "
+            "(DEPOT_WS_RECHECK_SECONDS, 30 s by default) is shared the same way, one check per "
+            "user and credential per half interval, each socket's timer starting at a random "
+            "point of its first interval. The fan-out figures above ran with it parked (3,600 s).",
             "",
         ]
     lines += _profiles(out, cases + (whatif["cases"] if whatif else []))

@@ -11,13 +11,14 @@
 #   CLIENTS=1,100,1000 JOBS=200 PROFILE=1 KEEP_DB=0 bench/realtime/run.sh   # knobs (defaults);
 #                                    # PROFILE=1: py-spy during the bursts at the largest N
 #   PHASES=fanout,resume bench/realtime/run.sh          # a subset of fanout,resume,jobs,whatif
-#                                    # (whatif: both contenders again at the largest N after
-#                                    # gc.freeze() + a higher gen0 threshold in the server)
+#                                    # (whatif: both contenders again at the largest N with the
+#                                    # server's collector put back to CPython's defaults)
 #
 # Pieces, for working by hand:  run.sh setup | start | worker | driver ARGS | stop | teardown
 #
 # Needs Postgres on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379, taskset, and
-# Depot's .venv (`uv sync`). py-spy comes from bench/realtime/.venv (created here if missing).
+# Depot's .venv (`uv sync`). py-spy comes from bench/realtime/.venv (created here if missing,
+# with uv or else python -m venv + pip).
 # Results: results/realtime.md and results/*.json; logs, pids, profiles: .run/ and results/raw/.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -103,8 +104,11 @@ stop() { stop_one worker; stop_one server; }
 
 pyspy() {
   if [ ! -x "$HERE/.venv/bin/py-spy" ]; then
-    (cd "$HERE" && uv venv -q .venv --python 3.11 && uv pip install -q --python .venv/bin/python py-spy) \
-      || { echo "py-spy unavailable; skipping the profile" >&2; return 1; }
+    if command -v uv >/dev/null; then
+      (cd "$HERE" && uv venv -q .venv --python 3.11 && uv pip install -q --python .venv/bin/python py-spy)
+    else
+      (cd "$HERE" && "$PY" -m venv .venv && .venv/bin/pip install -q py-spy)
+    fi || { echo "py-spy unavailable; skipping the profile" >&2; return 1; }
   fi
   echo "$HERE/.venv/bin/py-spy"
 }
@@ -142,7 +146,7 @@ all() {
     driver --phases jobs --jobs "${JOBS:-200}"
     stop_one worker
   fi
-  # Last: it tunes the server's garbage collector in place (gc.freeze + threshold), for good.
+  # Last: it puts the server's collector back to CPython's defaults in place, for good.
   if [[ ",$PHASES," == *",whatif,"* ]]; then
     driver --phases whatif --clients "${CLIENTS:-1,100,1000}" "${spy_args[@]}"
   fi

@@ -38,25 +38,7 @@ for _name, _value in _DEFAULTS.items():
     os.environ.setdefault(_name, _value)
 
 from project.settings import *  # noqa: E402, F403
-from project.settings import CHANNEL_LAYERS, INSTALLED_APPS  # noqa: E402
+from project.settings import INSTALLED_APPS  # noqa: E402
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.realtime.apps.BenchRealtimeConfig"]
 ROOT_URLCONF = "bench.realtime.urls"
-
-# Workarounds for two Depot bugs found by this bench (README.md, "Findings"), both from redis-py 8
-# defaults that Depot's CHANNEL_LAYERS hosts do not override:
-# 1. every connection gets a 5 s socket_timeout while channels-redis blocks in BZPOPMIN for 5 s,
-#    so a consumer whose channel stays quiet ~5 s dies with redis TimeoutError;
-# 2. the async pool allows 100 connections and raises MaxConnectionsError (it does not wait) when
-#    more are in use, so ~100 sockets connecting or closing at once lose group_add/group_discard
-#    calls: deaf subscribers and "Exception in ASGI application".
-# Both contenders share the layer, so the comparison is unchanged. BENCH_LAYER_FIXES=0 runs
-# Depot's configuration as it is (and shows both failures).
-if (
-    os.environ.get("BENCH_LAYER_FIXES", "1") == "1"
-    and "channels_redis" in CHANNEL_LAYERS["default"]["BACKEND"]
-):
-    for _host in CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]:
-        if isinstance(_host, dict):
-            _host.setdefault("socket_timeout", 10.0)
-            _host.setdefault("max_connections", 5000)

@@ -9,6 +9,7 @@ service a mutation would call, without GraphQL's parse/validate/execute around i
 from __future__ import annotations
 
 import json
+import os
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -22,10 +23,25 @@ from domain.common.errors import DomainError
 from domain.common.ids import global_id
 from domain.jobs.services import job_create
 
+_trace = os.environ.get("BENCH_TRACE") == "1"
+
 
 @csrf_exempt
 @require_POST
 def noop_start(request: HttpRequest) -> JsonResponse:
+    if _trace:
+        from django.db import connection
+
+        from bench.realtime.trace import current, mark, sql_timer
+
+        current["job"] = "view"
+        mark("view.start", "view")
+        with connection.execute_wrapper(sql_timer):
+            return _noop_start(request)
+    return _noop_start(request)
+
+
+def _noop_start(request: HttpRequest) -> JsonResponse:
     secret = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     try:
         actor = actor_from_bearer(secret=secret)
@@ -37,4 +53,8 @@ def noop_start(request: HttpRequest) -> JsonResponse:
     job = job_create(
         workspace_id=workspace_id, kind=NOOP_JOB, parameters={}, created_by_id=actor.user.pk
     )
+    if _trace:
+        from bench.realtime.trace import mark
+
+        mark("view.end", job.pk)
     return JsonResponse({"jobId": global_id("Job", job.pk), "pk": job.pk})

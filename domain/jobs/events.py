@@ -8,9 +8,11 @@ reader has already passed. A plain auto-increment id does not give this.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, transaction
+from django.db.models import Field
+from django.utils import timezone
 
 from domain.jobs.models import Event, EventCounter
 from realtime import publish
@@ -45,13 +47,54 @@ def record(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("events.record must run inside the transaction of the change")
-    event = Event.objects.create(
+    event = _insert_with_next_sequence(workspace_id, type, payload)
+    if event is None:
+        event = Event.objects.create(
+            workspace_id=workspace_id,
+            sequence=_take_sequences(workspace_id),
+            type=type,
+            payload=payload,
+        )
+    _publish_after_commit([event], job_id=job_id)
+    return event
+
+
+def _insert_with_next_sequence(
+    workspace_id: int, type: str, payload: dict[str, Any]
+) -> Event | None:
+    """Postgres: take the sequence and write the event in one statement (one round trip, on
+    every job's path). None when that cannot be done here (other databases, or a workspace
+    without its counter row yet): the caller takes the two-statement way."""
+    if connection.vendor != "postgresql":
+        return None
+    meta = Event._meta
+    created_at = timezone.now()
+    prep = {
+        name: cast("Field[Any, Any]", meta.get_field(name)).get_db_prep_save(value, connection)
+        for name, value in (("payload", payload), ("created_at", created_at))
+    }
+    counters = EventCounter._meta.db_table
+    sql = (
+        f"WITH taken AS (UPDATE {counters} SET last_sequence = last_sequence + 1 "  # noqa: S608
+        "WHERE workspace_id = %s RETURNING last_sequence) "
+        f"INSERT INTO {meta.db_table} (workspace_id, sequence, type, payload, created_at) "
+        "SELECT %s, last_sequence, %s, %s, %s FROM taken RETURNING id, sequence"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workspace_id, workspace_id, type, prep["payload"], prep["created_at"]])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    event = Event(
+        id=row[0],
         workspace_id=workspace_id,
-        sequence=_take_sequences(workspace_id),
+        sequence=row[1],
         type=type,
         payload=payload,
+        created_at=created_at,
     )
-    _publish_after_commit([event], job_id=job_id)
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
 
 

@@ -7,14 +7,16 @@ the sweeper's re-dispatches): only one caller can hold the lease, and a finished
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Field
 from django.utils import timezone
 
 from domain.jobs import registry
@@ -35,18 +37,9 @@ def claim(job_id: int) -> tuple[Job, str] | None:
     """Take the job if it is queued, or running under a lease that expired. Else None."""
     now = timezone.now()
     token = uuid.uuid4().hex
-    claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, lease_expires_at__lt=now)
-    taken = Job.objects.filter(claimable, pk=job_id).update(
-        state=JobState.RUNNING,
-        lease_token=token,
-        lease_expires_at=now + _lease(),
-        attempts=F("attempts") + 1,
-        started_at=now,
-        updated_at=now,
-    )
-    if not taken:
+    job = _take(job_id, token, now)
+    if job is None:
         return None
-    job = Job.objects.get(pk=job_id)
     if job.cancel_requested:
         _finish(job, token, JobState.CANCELLED)
         return None
@@ -56,6 +49,46 @@ def claim(job_id: int) -> tuple[Job, str] | None:
         return None
     record_job_event(job, "job.started", attempt=job.attempts)
     return job, token
+
+
+def _take(job_id: int, token: str, now: datetime) -> Job | None:
+    """The conditional UPDATE that takes the job, returning the row as it is now (one round
+    trip: this is on every job's path)."""
+    meta = Job._meta
+    quote = connection.ops.quote_name
+
+    def field(name: str) -> Field[Any, Any]:
+        return cast("Field[Any, Any]", meta.get_field(name))
+
+    def column(name: str) -> str:
+        return quote(str(field(name).column))
+
+    def value(name: str, raw: Any) -> Any:
+        return field(name).get_db_prep_save(raw, connection)
+
+    returning = ", ".join(quote(str(f.column)) for f in meta.concrete_fields)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {column('state')} = %s, "  # noqa: S608 (our names)
+        f"{column('lease_token')} = %s, {column('lease_expires_at')} = %s, "
+        f"{column('attempts')} = {column('attempts')} + 1, {column('started_at')} = %s, "
+        f"{column('updated_at')} = %s "
+        f"WHERE {column('id')} = %s AND ({column('state')} = %s OR "
+        f"({column('state')} = %s AND {column('lease_expires_at')} < %s)) "
+        f"RETURNING {returning}"
+    )
+    params = [
+        JobState.RUNNING.value,
+        token,
+        value("lease_expires_at", now + _lease()),
+        value("started_at", now),
+        value("updated_at", now),
+        job_id,
+        JobState.QUEUED.value,
+        JobState.RUNNING.value,
+        value("lease_expires_at", now),
+    ]
+    taken = list(Job.objects.raw(sql, params))
+    return taken[0] if taken else None
 
 
 def _finish(
@@ -70,7 +103,7 @@ def _finish(
     with transaction.atomic():
         now = timezone.now()
         changes: dict[str, Any] = {
-            "state": state,
+            "state": state.value,
             "finished_at": now,
             "updated_at": now,
             "lease_token": "",
@@ -85,49 +118,119 @@ def _finish(
         )
         if not ended:
             return False
-        job.refresh_from_db()
+        # The row is now what we just wrote (the lease token guarded it): no need to read it back.
+        for name, value in changes.items():
+            setattr(job, name, value)
         record_job_event(job, f"job.{state.lower()}", **({"error": error} if error else {}))
         return True
 
 
 class LeaseKeeper:
-    """Renews the lease from a side thread while the handler works, however slow its steps."""
+    """Renews the job's lease from a side thread while the handler works, however slow its
+    steps. The thread is the process's lease renewer, started once: a job does not pay for a
+    thread start and join (a no-op job's whole run is a few milliseconds)."""
 
     def __init__(self, context: JobContext) -> None:
         self.context = context
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, name=f"lease-{context.job.pk}", daemon=True
-        )
 
     def __enter__(self) -> LeaseKeeper:
-        self.thread.start()
+        _renewer().hold(self.context)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join()
+        _renewer().release(self.context)
+
+
+class _LeaseRenewer:
+    """Every third of a lease, renews the lease of each job held; one that is no longer ours is
+    marked lost (the handler stops at its next progress or cancel check) and dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._held: dict[int, tuple[JobContext, float]] = {}  # id(context) -> (context, due)
+        self._thread: threading.Thread | None = None
+
+    def hold(self, context: JobContext) -> None:
+        with self._lock:
+            self._held[id(context)] = (context, time.monotonic() + _renew_every())
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
+                self._thread.start()
+            self._lock.notify()
+
+    def release(self, context: JobContext) -> None:
+        with self._lock:
+            self._held.pop(id(context), None)
+
+    def _due(self) -> list[JobContext]:
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                due = [context for context, at in self._held.values() if at <= now]
+                if due:
+                    for context in due:
+                        self._held[id(context)] = (context, now + _renew_every())
+                    return due
+                soonest = min((at for _, at in self._held.values()), default=None)
+                self._lock.wait(None if soonest is None else soonest - now)
+
+    def _still_held(self, context: JobContext) -> bool:
+        with self._lock:
+            return id(context) in self._held
 
     def _run(self) -> None:
-        interval = settings.DEPOT_JOB_LEASE_SECONDS / 3
+        while True:
+            due = self._due()
+            try:
+                for context in due:
+                    if self._still_held(context):
+                        self._renew(context)
+            finally:
+                connection.close()
+
+    def _renew(self, context: JobContext) -> None:
         try:
-            while not self.stopped.wait(interval):
-                renewed = Job.objects.filter(
-                    pk=self.context.job.pk,
-                    state=JobState.RUNNING,
-                    lease_token=self.context.lease_token,
-                ).update(lease_expires_at=timezone.now() + _lease())
-                if not renewed:
-                    self.context.lease_lost = True
-                    return
+            renewed = Job.objects.filter(
+                pk=context.job.pk, state=JobState.RUNNING, lease_token=context.lease_token
+            ).update(lease_expires_at=timezone.now() + _lease())
         except Exception:
-            logger.exception("renewing the lease of job %s failed", self.context.job.pk)
-        finally:
-            connection.close()
+            logger.exception("renewing the lease of job %s failed", context.job.pk)
+            self.release(context)
+            return
+        if not renewed:
+            context.lease_lost = True
+            self.release(context)
+
+
+def _renew_every() -> float:
+    return float(settings.DEPOT_JOB_LEASE_SECONDS) / 3
+
+
+_lease_renewer: _LeaseRenewer | None = None
+_lease_renewer_lock = threading.Lock()
+
+
+def _renewer() -> _LeaseRenewer:
+    global _lease_renewer
+    if _lease_renewer is None:
+        with _lease_renewer_lock:
+            if _lease_renewer is None:
+                _lease_renewer = _LeaseRenewer()
+    return _lease_renewer
+
+
+def _forget_renewer_after_fork() -> None:
+    # A forked child (a Celery prefork worker) has the object but not the thread.
+    global _lease_renewer, _lease_renewer_lock
+    _lease_renewer = None
+    _lease_renewer_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_renewer_after_fork)
 
 
 def execute(job_id: int) -> None:
-    # Connection hygiene around tasks is Celery's Django fix-up's job, not ours.
+    # Connection hygiene around tasks is the task's job (tasks/jobs.py), not ours.
     claimed = claim(job_id)
     if claimed is None:
         logger.info("job %s: nothing to do (finished, running elsewhere, or missing)", job_id)

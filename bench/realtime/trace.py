@@ -1,0 +1,134 @@
+"""BENCH_TRACE=1: timestamps along a job's path (server and worker), one JSON line per mark.
+
+Wraps Depot functions in place (bench processes only), writing
+{"p": pid, "m": mark, "t": time.time(), "j": job id or null} to $BENCH_RUN_DIR/trace/<pid>.jsonl.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_lock = threading.Lock()
+_file: Any = None
+
+
+def mark(name: str, job: Any = None, **extra: Any) -> None:
+    global _file
+    line = json.dumps({"p": os.getpid(), "m": name, "t": time.time(), "j": job, **extra})
+    with _lock:
+        if _file is None or _file[0] != os.getpid():
+            folder = Path(os.environ.get("BENCH_RUN_DIR", ".")) / "trace"
+            folder.mkdir(parents=True, exist_ok=True)
+            _file = (os.getpid(), (folder / f"{os.getpid()}.jsonl").open("a", buffering=1))
+        _file[1].write(line + "\n")
+
+
+current: dict[str, Any] = {"job": None}
+
+
+def sql_timer(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    t0 = time.time()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        mark("sql", current["job"], ms=(time.time() - t0) * 1e3, q=sql[:60], t0=t0)
+
+
+def _wrap(module: Any, name: str, label: str, job_of: Any) -> None:
+    original = getattr(module, name)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        job = job_of(args, kwargs)
+        mark(f"{label}.start", job)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            mark(f"{label}.end", job)
+
+    setattr(module, name, wrapper)
+
+
+def install() -> None:
+    import gc
+
+    from celery.signals import task_postrun, task_prerun
+
+    gc_started: dict[str, float] = {}
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started["t"] = time.perf_counter()
+            return
+        spent = (time.perf_counter() - gc_started.get("t", time.perf_counter())) * 1e3
+        if spent > 1.0:
+            mark("gc", None, gen=info["generation"], ms=spent)
+
+    gc.callbacks.append(gc_timer)
+
+    from domain.jobs import dispatch, runner
+    from realtime import publish
+
+    _wrap(runner, "claim", "claim", lambda a, k: a[0])
+    _wrap(runner, "_finish", "finish", lambda a, k: a[0].pk)
+    _wrap(dispatch, "send", "dispatch", lambda a, k: a[0])
+
+    original_send_all = publish.Publisher._send_all
+
+    async def send_all(self: Any, layer: Any, batch: list[Any]) -> None:
+        jobs = [m.get("job_id") for _, m in batch]
+        mark("publish.start", jobs[0], n=len(batch), types=[m.get("event_type") for _, m in batch])
+        await original_send_all(self, layer, batch)
+        mark("publish.end", jobs[0])
+
+    publish.Publisher._send_all = send_all  # type: ignore[method-assign]
+
+    current.clear()
+    current["job"] = None
+
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    def _created(sender: Any, connection: Any, **kw: Any) -> None:
+        mark("db.connect", current["job"])
+
+    connection_created.connect(_created, weak=False)
+
+    @task_prerun.connect(weak=False)
+    def _prerun(task_id: str, task: Any, args: Any = None, **kw: Any) -> None:
+        current["job"] = (args or [None])[0]
+        mark("task.prerun", current["job"])
+        if not any(w is sql_timer for w in connection.execute_wrappers):
+            connection.execute_wrappers.append(sql_timer)
+
+    @task_postrun.connect(weak=False)
+    def _postrun(task_id: str, task: Any, args: Any = None, **kw: Any) -> None:
+        mark("task.postrun", (args or [None])[0])
+
+    from domain.jobs import registry
+
+    kind = registry.get("bench.noop")
+    original_handler = kind.handler
+
+    def handler(ctx: Any) -> Any:
+        mark("handler", ctx.job.pk)
+        return original_handler(ctx)
+
+    object.__setattr__(kind, "handler", handler)
+
+    from realtime.consumer import DepotWSConsumer
+
+    original_dispatch = DepotWSConsumer.dispatch
+
+    async def dispatch_(self: Any, message: Any) -> None:
+        if message.get("type") == "depot.event":
+            mark("ws.dispatch", message.get("job_id"), e=message.get("event_type"))
+        await original_dispatch(self, message)
+
+    DepotWSConsumer.dispatch = dispatch_  # type: ignore[method-assign]

@@ -1,0 +1,97 @@
+"""Sending a subscription's `next` frames without executing GraphQL once per subscriber.
+
+strawberry runs every subscription as one operation task per socket (graphql-transport-ws), and
+executes the document for every event it yields: with 1,000 subscribers of one workspace, the
+same selection of the same event is executed and serialised 1,000 times per process. A resolver
+that can render its own result (see `events()` in schema/subscriptions.py) asks `frame_sender()`
+for a sender bound to the running operation, serialises the `{"data": ...}` payload once per
+event (shared by every subscriber of the process through `SharedPayloads`), and sends
+`{"id": <this operation>, "type": "next", "payload": <shared>}` itself: byte for byte what
+strawberry would send, without the per-subscriber execution, extension hooks and encoding.
+
+Everything else stays strawberry's: parsing, validation, limits, the resolver's own checks, and
+errors and completion (an exception from the resolver still ends the operation the usual way).
+"""
+
+from __future__ import annotations
+
+import collections
+from contextvars import ContextVar
+from typing import Any
+
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+
+# The graphql-transport-ws operation whose task is running (each operation has its own task,
+# so its own copy of the context).
+_operation: ContextVar[Operation[Any, Any] | None] = ContextVar("depot_ws_operation", default=None)
+
+
+class DepotTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
+    """strawberry's graphql-transport-ws handler; also tells resolvers their operation."""
+
+    async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        _operation.set(operation)
+        await super().run_operation(operation)
+
+
+class FrameSender:
+    """Sends pre-serialised `next` payloads as frames of one operation."""
+
+    __slots__ = ("_consumer", "_head", "_operation", "encode")
+
+    def __init__(self, operation: Operation[Any, Any], consumer: Any) -> None:
+        self._operation = operation
+        self._consumer = consumer
+        self.encode = consumer.encode_json
+        # The frame as strawberry builds it ({"id", "type", "payload"}, encoded by the same
+        # encoder), with the payload spliced in: encode with a one-character stand-in, cut it.
+        head = self.encode({"id": operation.id, "type": "next", "payload": 0})
+        if not isinstance(head, str) or not head.endswith("0}"):
+            raise ValueError("unexpected frame encoding")
+        self._head = head[:-2]
+
+    async def send(self, payload: str) -> None:
+        """Send `payload` (an encoded {"data": ...}) unless the operation already ended."""
+        if self._operation.completed:
+            return
+        await self._consumer.send(text_data=self._head + payload + "}")
+
+
+def frame_sender(consumer: Any) -> FrameSender | None:
+    """A sender for the operation running now, or None (not over graphql-transport-ws)."""
+    operation = _operation.get()
+    if operation is None or consumer is None or operation.handler.view is not consumer:
+        return None
+    try:
+        return FrameSender(operation, consumer)
+    except ValueError:
+        return None
+
+
+class SharedPayloads:
+    """Encoded payloads by key, shared by the subscriptions of one process; the newest kept.
+
+    Keys must identify the payload completely (the selection, the encoder and the immutable
+    event); the cache only saves work, it never changes what is sent.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: collections.OrderedDict[Any, str] = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Any) -> str | None:
+        payload = self._items.get(key)
+        if payload is not None:
+            self.hits += 1
+        return payload
+
+    def put(self, key: Any, payload: str) -> None:
+        self.misses += 1
+        self._items[key] = payload
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)

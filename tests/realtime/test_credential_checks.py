@@ -1,0 +1,126 @@
+"""Credential re-checks of open sockets: shared per user and credential, at once on a nudge."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from unittest import mock
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from domain.accounts.actor import Actor
+from domain.accounts.models import ApiToken, User, Workspace
+from domain.accounts.selectors import actor_still_valid
+from domain.accounts.tokens_service import token_revoke
+from realtime import consumer as consumer_module
+from realtime import publish
+from realtime.checks import SharedChecks
+from tests.realtime.sockets import Socket, close_db
+
+
+def test_concurrent_askers_share_one_check_and_a_later_one_starts_anew() -> None:
+    calls = 0
+
+    async def check() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    async def scenario() -> tuple[list[int], int, int]:
+        checks = SharedChecks()
+        results = await asyncio.gather(*(checks.run("k", 0.0, check) for _ in range(100)))
+        reused = await checks.run("k", 0.0, check)  # still fresh enough for `since`
+        started = asyncio.get_running_loop().time()
+        later = await checks.run("k", started + 1e9, check)  # needs one started after `since`
+        return results, reused, later
+
+    results, reused, later = asyncio.run(scenario())
+    assert results == [1] * 100
+    assert reused == 1
+    assert later == 2
+    assert calls == 2
+
+
+def test_a_failed_check_is_not_reused_and_a_cancelled_asker_does_not_cancel_it() -> None:
+    attempts = 0
+
+    async def flaky() -> str:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0.01)
+        if attempts == 1:
+            raise ConnectionError("database down")
+        return "ok"
+
+    async def scenario() -> tuple[str, str]:
+        checks = SharedChecks()
+        with pytest.raises(ConnectionError):
+            await checks.run("k", 0.0, flaky)
+        impatient = asyncio.ensure_future(checks.run("k", 0.0, flaky))
+        patient = asyncio.ensure_future(checks.run("k", 0.0, flaky))
+        await asyncio.sleep(0)
+        impatient.cancel()
+        return await patient, await checks.run("k", 0.0, flaky)
+
+    assert asyncio.run(scenario()) == ("ok", "ok")
+    assert attempts == 2
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_nudge_checks_a_users_sockets_once_and_a_revoked_token_closes_them_all(
+    workspace: Workspace, token: str, owner: User
+) -> None:
+    checked: list[Any] = []
+
+    def counting(*, actor: Actor, secret: str | None) -> Actor | None:
+        checked.append(secret)
+        return actor_still_valid(actor=actor, secret=secret)
+
+    async def scenario() -> list[int | None]:
+        sockets = [Socket() for _ in range(5)]
+        try:
+            for socket in sockets:
+                await socket.open(token)
+            await asyncio.sleep(0.3)  # every socket joined its user's group
+            # A change that keeps the token valid: one check for the five sockets.
+            await sync_to_async(_nudge)(owner.pk)
+            await _until(lambda: len(checked) >= 1)
+            await asyncio.sleep(0.3)
+            assert len(checked) == 1
+            # The token is revoked: one more check, and all five sockets close with 4403.
+            await sync_to_async(_revoke)(owner, token)
+            return [await socket.closed() for socket in sockets]
+        finally:
+            await sync_to_async(close_db)()
+
+    with mock.patch.object(consumer_module, "actor_still_valid", counting):
+        codes = asyncio.run(scenario())
+    assert codes == [4403] * 5
+    assert len(checked) == 2
+
+
+def _nudge(user_id: int) -> None:
+    from django.db import transaction
+
+    with transaction.atomic():
+        publish.credentials_changed_after_commit(user_id)
+    publish.flush()
+
+
+def _revoke(owner: User, secret: str) -> None:
+    from domain.accounts.selectors import actor_from_bearer
+
+    actor = actor_from_bearer(secret=secret)
+    assert actor.token is not None
+    token_revoke(token=ApiToken.objects.get(pk=actor.token.pk), actor=Actor(user=owner))
+    publish.flush()
+
+
+async def _until(condition: Any, wait: float = 10) -> None:
+    end = asyncio.get_running_loop().time() + wait
+    while not condition():
+        assert asyncio.get_running_loop().time() < end, "timed out"
+        await asyncio.sleep(0.01)

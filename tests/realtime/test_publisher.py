@@ -1,0 +1,151 @@
+"""realtime.publish: one sending thread per process, fed after commit, never holding a commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import transaction
+
+from domain.accounts.models import Workspace
+from domain.jobs import events
+from realtime import groups, publish
+
+
+class FakeLayer:
+    """Records group sends; can be held (a Redis that hangs) or made to fail (one that is down)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.released = threading.Event()
+        self.released.set()
+        self.failures = 0
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        # A threading.Event: the test thread releases it, this loop is the publisher's.
+        while not self.released.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("redis is down")
+        self.sent.append((group, message))
+
+
+@pytest.fixture
+def layer() -> Iterator[FakeLayer]:
+    """The process's publisher, sending to a FakeLayer for the test."""
+    fake = FakeLayer()
+    publisher = publish.Publisher(layer=lambda: fake)
+    previous = publish._publisher
+    publish._publisher = publisher
+    yield fake
+    fake.released.set()
+    publisher.stop()
+    publish._publisher = previous
+
+
+def _record_then_fail(workspace: Workspace) -> None:
+    with transaction.atomic():
+        events.record(workspace.pk, "test.rolled_back", {})
+        raise RuntimeError("undo")
+
+
+def _event_sequences(layer: FakeLayer, workspace: Workspace) -> list[int]:
+    group = groups.workspace_events(workspace.pk)
+    return [m["sequence"] for g, m in layer.sent if g == group]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commits_are_published_in_commit_order_and_a_rollback_publishes_nothing(
+    workspace: Workspace, layer: FakeLayer
+) -> None:
+    recorded = []
+    for n in range(20):
+        with transaction.atomic():
+            recorded.append(events.record(workspace.pk, "test.tick", {"n": n}).sequence)
+        if n == 10:
+            with pytest.raises(RuntimeError):
+                _record_then_fail(workspace)
+    assert publish.flush(5)
+    assert _event_sequences(layer, workspace) == recorded
+    assert not [m for _, m in layer.sent if m.get("event_type") == "test.rolled_back"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_event_reaches_its_three_groups_each_in_order(
+    workspace: Workspace, layer: FakeLayer
+) -> None:
+    with transaction.atomic():
+        for n in range(3):
+            events.record(workspace.pk, f"job.step{n}", {}, job_id=77)
+    assert publish.flush(5)
+    by_group: dict[str, list[Any]] = {}
+    for group, message in layer.sent:
+        by_group.setdefault(group, []).append(message)
+    assert [m["event_type"] for m in by_group[groups.workspace_events(workspace.pk)]] == [
+        "job.step0",
+        "job.step1",
+        "job.step2",
+    ]
+    for group in (groups.job_updates(77), groups.workspace_jobs(workspace.pk)):
+        assert [m["type"] for m in by_group[group]] == [groups.JOB_MESSAGE] * 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_or_failing_redis_never_holds_up_a_commit(
+    workspace: Workspace, layer: FakeLayer
+) -> None:
+    layer.released.clear()  # Redis hangs: every send waits
+    started = time.monotonic()
+    recorded = []
+    for n in range(30):
+        with transaction.atomic():
+            recorded.append(events.record(workspace.pk, "test.tick", {"n": n}).sequence)
+    assert time.monotonic() - started < 5  # the commits did not wait for the layer
+    assert not publish.flush(0.2)  # still queued behind the hanging send
+    layer.failures = 2  # then it fails twice (down), then it is back
+    layer.released.set()
+    assert publish.flush(5)
+    published = _event_sequences(layer, workspace)
+    assert len(published) == len(recorded) - 2
+    assert published == sorted(published)
+    assert published[-1] == recorded[-1]
+    assert publish.publisher().failed == 2
+
+
+def test_past_its_backlog_the_publisher_drops_the_oldest_messages() -> None:
+    fake = FakeLayer()
+    fake.released.clear()
+    publisher = publish.Publisher(layer=lambda: fake, max_pending=5)
+    try:
+        for n in range(50):
+            publisher.submit([("g", {"n": n})])
+        fake.released.set()
+        assert publisher.flush(5)
+        got = [m["n"] for _, m in fake.sent]
+        assert got == sorted(got)
+        assert got[-5:] == [45, 46, 47, 48, 49]
+        assert publisher.dropped == 50 - len(got)
+    finally:
+        publisher.stop()
+
+
+def test_a_forked_child_starts_its_own_publisher() -> None:
+    publisher = publish.publisher()
+    publisher.submit([])
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: it must not reuse the parent's (threadless) publisher
+        ok = publish._publisher is None and publish.publisher() is not publisher
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"1"
