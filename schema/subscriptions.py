@@ -259,7 +259,7 @@ class Subscription:
 
     @strawberry.subscription(
         description="Assets of a collection as they are created, uploaded, processed, updated, "
-        "moved or deleted."
+        "moved in or out, or deleted."
     )
     async def asset_changed(
         self, info: Info, collection_id: relay.GlobalID
@@ -286,7 +286,10 @@ class Subscription:
                     payload = message["payload"]
                     if not message["event_type"].startswith("asset."):
                         continue
-                    if payload.get("collectionId") != wanted_collection:
+                    if wanted_collection not in (
+                        payload.get("collectionId"),
+                        payload.get("fromCollectionId"),  # a move out of it
+                    ):
                         continue
                     asset_id = relay.GlobalID.from_id(payload["assetId"])
                     asset = await sync_to_async(load)(asset_id)

@@ -98,13 +98,15 @@ def asset_move(*, assets: list[Asset], collection: Collection, actor: Actor) -> 
         require_permission(actor=actor, workspace_id=asset.workspace_id, needed=Permission.WRITE)
         _editable(asset)
     moving = [asset for asset in assets if asset.collection_id != collection.pk]
+    # Where each came from, so the collection it leaves hears of it too (assetChanged).
+    left = {asset.pk: global_id("Collection", asset.collection_id) for asset in moving}
     Asset.objects.filter(pk__in=[a.pk for a in moving]).update(collection=collection)
     for asset in moving:
         asset.collection = collection
     events.record_many(
         collection.workspace_id,
         "asset.moved",
-        [asset_event_payload(asset) for asset in moving],
+        [{**asset_event_payload(asset), "fromCollectionId": left[asset.pk]} for asset in moving],
     )
     return assets
 
