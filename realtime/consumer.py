@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
 import time
@@ -60,6 +59,8 @@ class DepotWSConsumer(GraphQLWSConsumer):
         self.secret: str | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.counted_user: int | None = None
+        # This socket in its user's set of open sockets (realtime.sockets).
+        self.socket_id = uuid.uuid4().hex
 
     async def get_context(self, request: Any, response: Any) -> DepotContext:  # type: ignore[override]
         self.depot_context = DepotContext(
@@ -81,7 +82,9 @@ class DepotWSConsumer(GraphQLWSConsumer):
                 raise ConnectionRejectionError()
         # One hop to Django's sync world for all of it: the connect burst of 1,000 sockets
         # queues on that one thread.
-        actor, counted = await sync_to_async(_open_socket)(secret and str(secret), user)
+        actor, counted = await sync_to_async(_open_socket)(
+            secret and str(secret), user, self.socket_id
+        )
         if not counted:
             # Over the per-user limit: refuse this socket, not the others.
             raise ConnectionRejectionError({"code": "TOO_MANY_SOCKETS"})
@@ -104,7 +107,7 @@ class DepotWSConsumer(GraphQLWSConsumer):
             await self.channel_layer.group_discard(
                 groups.user_credentials(self.counted_user), self.channel_name
             )
-            await sync_to_async(sockets.closed_for)(self.counted_user)
+            await sync_to_async(sockets.closed_for)(self.counted_user, self.socket_id)
             self.counted_user = None
         await super().disconnect(code)
 
@@ -127,13 +130,8 @@ class DepotWSConsumer(GraphQLWSConsumer):
         await asyncio.sleep(interval * random.uniform(0.5, 1.0))
         while True:
             await self._recheck()
-            user = self.counted_user
-            if user is not None:
-                await _checks.run(
-                    ("still_open", user),
-                    time.monotonic() - interval / 2,
-                    functools.partial(sync_to_async(sockets.still_open), user),
-                )
+            if self.counted_user is not None:
+                await sync_to_async(sockets.still_open)(self.counted_user, self.socket_id)
             await asyncio.sleep(interval * random.uniform(0.9, 1.1))
 
     async def _recheck(self, nudge: str | None = None) -> None:
@@ -157,7 +155,7 @@ class DepotWSConsumer(GraphQLWSConsumer):
         context.actor = fresh
 
 
-def _open_socket(secret: str | None, user: Any) -> tuple[Actor, bool]:
+def _open_socket(secret: str | None, user: Any, socket_id: str) -> tuple[Actor, bool]:
     """The socket's actor (permissions loaded) and whether it was counted under the user's
     limit. Raises ConnectionRejectionError for a bad token."""
     if secret:
@@ -168,7 +166,7 @@ def _open_socket(secret: str | None, user: Any) -> tuple[Actor, bool]:
     else:
         actor = Actor(user=user)
     assert actor.user is not None
-    if not sockets.open_for(actor.user.pk):
+    if not sockets.open_for(actor.user.pk, socket_id):
         return actor, False
     actor.permissions  # noqa: B018 (loads them now, in the sync world)
     return actor, True
