@@ -85,20 +85,26 @@ class AssetUploadStartInput:
     )
 
 
-@strawberry.type(description="The result of assetUploadStart.")
-class AssetUploadStartPayload:
+@strawberry.type
+class UploadStartPayloadBase:
+    """What assetUploadStart and assetMultipartUploadStart both answer (besides `upload`)."""
+
     asset: AssetType | None = strawberry.field(
         description="The new asset, awaiting its bytes; with onDuplicate LINK and a duplicate, "
         "the existing asset."
-    )
-    upload: UploadTarget | None = strawberry.field(
-        description="Where to post the bytes; null when nothing is to be uploaded (LINK)."
     )
     duplicate_of: AssetType | None = strawberry.field(
         description="A READY asset of the workspace with the same SHA-256, if `sha256` was given "
         "and one exists."
     )
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="The result of assetUploadStart.")
+class AssetUploadStartPayload(UploadStartPayloadBase):
+    upload: UploadTarget | None = strawberry.field(
+        description="Where to post the bytes; null when nothing is to be uploaded (LINK)."
+    )
 
 
 @strawberry.input(description="An upload the client finished posting.")

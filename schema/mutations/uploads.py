@@ -19,8 +19,8 @@ from schema.mutations.assets import (
     IDEMPOTENCY_HELP,
     AssetJobPayload,
     AssetUploadStartInput,
+    UploadStartPayloadBase,
 )
-from schema.types.assets import AssetType
 from schema.types.uploads import MultipartUploadType, UploadedPart, UploadPartTarget
 
 
@@ -40,19 +40,10 @@ class AssetMultipartUploadStartInput(AssetUploadStartInput):
 
 
 @strawberry.type(description="The result of assetMultipartUploadStart.")
-class AssetMultipartUploadStartPayload:
-    asset: AssetType | None = strawberry.field(
-        description="The new asset, awaiting its bytes; with onDuplicate LINK and a duplicate, "
-        "the existing asset."
-    )
+class AssetMultipartUploadStartPayload(UploadStartPayloadBase):
     upload: MultipartUploadType | None = strawberry.field(
         description="The upload: its part size and count. Null when nothing is to be uploaded."
     )
-    duplicate_of: AssetType | None = strawberry.field(
-        description="A READY asset of the workspace with the same SHA-256, if `sha256` was given "
-        "and one exists."
-    )
-    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
 @strawberry.input(description="The parts to get upload URLs for.")
