@@ -33,6 +33,9 @@ class AssetChanges:
     tags: list[str] | None = None
     description: str | None = None
     custom_metadata: dict[str, Any] | None = None
+    # Keys to set in the custom metadata, a null value removing its key (a JSON merge patch
+    # of the top level): integrators change their own keys without reading the others first.
+    custom_metadata_merge: dict[str, Any] | None = None
 
 
 def clean_changes(changes: AssetChanges) -> dict[str, Any]:
@@ -61,7 +64,37 @@ def clean_changes(changes: AssetChanges) -> dict[str, Any]:
                 path=["customMetadata"],
             )
         values["custom_metadata"] = changes.custom_metadata
+    if changes.custom_metadata_merge is not None:
+        if changes.custom_metadata is not None:
+            raise InvalidAssetInput(
+                "Give customMetadata or customMetadataMerge, not both.",
+                path=["customMetadataMerge"],
+            )
+        if not isinstance(changes.custom_metadata_merge, dict):
+            raise InvalidAssetInput("The merge is a JSON object.", path=["customMetadataMerge"])
+        values[_MERGE] = changes.custom_metadata_merge
     return values
+
+
+_MERGE = "custom_metadata_merge"
+
+
+def with_merge(values: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """`values` with a custom-metadata merge applied to `current`, as the new custom metadata."""
+    if _MERGE not in values:
+        return values
+    merged = dict(current)
+    for key, value in values[_MERGE].items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    if len(json.dumps(merged)) > MAX_CUSTOM_METADATA_BYTES:
+        raise InvalidAssetInput(
+            f"Custom metadata is limited to {MAX_CUSTOM_METADATA_BYTES} bytes of JSON.",
+            path=["customMetadataMerge"],
+        )
+    return {**{k: v for k, v in values.items() if k != _MERGE}, "custom_metadata": merged}
 
 
 def _editable(asset: Asset) -> None:
@@ -75,6 +108,7 @@ def asset_update(*, asset: Asset, changes: AssetChanges, actor: Actor) -> Asset:
     values = clean_changes(changes)
     asset = Asset.objects.select_for_update().get(pk=asset.pk)
     _editable(asset)
+    values = with_merge(values, asset.custom_metadata)
     if values:
         for name, value in values.items():
             setattr(asset, name, value)
@@ -152,8 +186,9 @@ class RowError:
 
 @dataclass
 class BulkResult:
-    updated: list[Asset] = field(default_factory=list)
+    updated: list[Asset] = field(default_factory=list)  # each asset once
     errors: list[RowError] = field(default_factory=list)
+    applied_rows: int = 0  # rows, so an asset named in two rows counts twice
 
 
 @dataclass(frozen=True)
@@ -189,12 +224,14 @@ def assets_bulk_update(*, items: list[BulkItem], all_or_nothing: bool, actor: Ac
                     actor=actor, workspace_id=asset.workspace_id, needed=Permission.WRITE
                 )
                 _editable(asset)
-                values = clean_changes(item.changes)
+                earlier = staged[asset.pk][1] if asset.pk in staged else {}
+                current = earlier.get("custom_metadata", asset.custom_metadata)
+                values = with_merge(clean_changes(item.changes), current)
             except DomainError as error:
                 result.errors.append(RowError(index, error.code, error.message, error.path))
                 continue
-            previous = staged.get(asset.pk)
-            staged[asset.pk] = (asset, {**(previous[1] if previous else {}), **values})
+            staged[asset.pk] = (asset, {**earlier, **values})
+            result.applied_rows += 1
         if result.errors and all_or_nothing:
             return BulkResult(errors=result.errors)
         _apply(staged, result)

@@ -129,6 +129,11 @@ class AssetUpdateInput:
     custom_metadata: JSON | None = strawberry.field(
         default=None, description="Replaces the custom metadata (a JSON object)."
     )
+    custom_metadata_merge: JSON | None = strawberry.field(
+        default=None,
+        description="Keys to set in the custom metadata, the others kept; a key set to null is "
+        "removed (a JSON merge patch of the top level). Not with customMetadata.",
+    )
 
 
 @strawberry.type(description="The result of assetUpdate.")
@@ -163,8 +168,13 @@ class DeletePayload:
 
 def changes_of(input: AssetUpdateInput) -> editing.AssetChanges:
     custom: Any = input.custom_metadata
+    merge: Any = input.custom_metadata_merge
     return editing.AssetChanges(
-        title=input.title, tags=input.tags, description=input.description, custom_metadata=custom
+        title=input.title,
+        tags=input.tags,
+        description=input.description,
+        custom_metadata=custom,
+        custom_metadata_merge=merge,
     )
 
 

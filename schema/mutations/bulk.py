@@ -45,7 +45,9 @@ class BulkRowError:
 @strawberry.type(description="The result of assetsBulkUpdate.")
 class AssetsBulkUpdatePayload:
     updated_count: int = strawberry.field(description="How many rows were applied.")
-    assets: list[AssetType] = strawberry.field(description="The updated assets, in row order.")
+    assets: list[AssetType] = strawberry.field(
+        description="The updated assets, each once, in the order of their first row."
+    )
     row_errors: list[BulkRowError] = strawberry.field(description="Rows that were not applied.")
     errors: list[UserError] = strawberry.field(description="Why the whole call failed, if it did.")
 
@@ -78,7 +80,7 @@ class BulkMutations:
         if result is None:
             return AssetsBulkUpdatePayload(updated_count=0, assets=[], row_errors=[], errors=errors)
         return AssetsBulkUpdatePayload(
-            updated_count=len(result.updated),
+            updated_count=result.applied_rows,
             assets=result.updated,  # type: ignore[arg-type]
             row_errors=[
                 BulkRowError(

@@ -83,6 +83,47 @@ def test_bad_edits_name_the_field_and_change_nothing(
 
 
 @pytest.mark.django_db
+def test_custom_metadata_merges_keys_and_a_null_removes_one(
+    gql: GQL, token: str, photos: Collection
+) -> None:
+    asset = factories.asset(photos, custom_metadata={"sku": 7, "color": "red", "old": True})
+    merge = {"color": "blue", "old": None, "new": [1]}
+    result = gql(UPDATE, {"i": {"id": gid(asset), "customMetadataMerge": merge}}, token)
+    assert result["data"]["assetUpdate"]["asset"]["customMetadata"] == {
+        "sku": 7,
+        "color": "blue",
+        "new": [1],
+    }
+    both = {"id": gid(asset), "customMetadata": {}, "customMetadataMerge": {"a": 1}}
+    refused = gql(UPDATE, {"i": both}, token)["data"]["assetUpdate"]
+    assert refused["errors"] == [{"code": "INVALID_INPUT", "path": ["customMetadataMerge"]}]
+    too_big = {"id": gid(asset), "customMetadataMerge": {"blob": "x" * 17_000}}
+    refused = gql(UPDATE, {"i": too_big}, token)["data"]["assetUpdate"]
+    assert refused["errors"] == [{"code": "INVALID_INPUT", "path": ["customMetadataMerge"]}]
+    asset.refresh_from_db()
+    assert asset.custom_metadata == {"sku": 7, "color": "blue", "new": [1]}
+
+
+@pytest.mark.django_db
+def test_bulk_merges_apply_in_row_order_to_each_assets_own_metadata(
+    gql: GQL, token: str, photos: Collection
+) -> None:
+    first = factories.asset(photos, custom_metadata={"sku": 1})
+    second = factories.asset(photos, custom_metadata={"sku": 2, "drop": "me"})
+    items = [
+        {"id": gid(first), "customMetadataMerge": {"batch": "a"}},
+        {"id": gid(second), "customMetadataMerge": {"batch": "a", "drop": None}},
+        {"id": gid(first), "customMetadataMerge": {"batch": "b", "seen": 2}},
+    ]
+    result = gql(BULK, {"i": {"items": items}}, token)["data"]["assetsBulkUpdate"]
+    assert result == {"updatedCount": 3, "rowErrors": [], "errors": []}
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.custom_metadata == {"sku": 1, "batch": "b", "seen": 2}
+    assert second.custom_metadata == {"sku": 2, "batch": "a"}
+
+
+@pytest.mark.django_db
 def test_assets_move_between_collections_of_one_workspace_only(
     gql: GQL, token: str, photos: Collection, other_workspace: Workspace
 ) -> None:
