@@ -858,6 +858,11 @@ async def run_jobs(a: argparse.Namespace, workspace: dict[str, Any]) -> dict[str
                 "jobs": len(rows),
                 "timeouts": timeouts[name],
                 "states": states,
+                # Per job, for trace_report.py (BENCH_TRACE=1): the client's own clock.
+                "rows": [
+                    {"pk": r["pk"], "t0": r["t0"], "http": r["http"], "seen": r["seen"]}
+                    for r in rows
+                ],
                 **{
                     k: {"p50": pct(v, 50), "p99": pct(v, 99), "max": max(v)}
                     for k, v in segments.items()

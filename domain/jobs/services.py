@@ -64,14 +64,22 @@ def job_create(
         parent=parent,
         dispatched_at=timezone.now(),
     )
-    try:
-        with transaction.atomic():
-            job.save()
-    except IntegrityError:
-        found = Job.objects.get(workspace_id=workspace_id, idempotency_key=idempotency_key)
-        return _same_request(found, kind, parameters)
-    record_job_event(job, "job.queued")
+    if idempotency_key is None:
+        # Nothing unique to collide with: no savepoint (two round trips on every job's path).
+        job.save()
+    else:
+        try:
+            with transaction.atomic():
+                job.save()
+        except IntegrityError:
+            found = Job.objects.get(workspace_id=workspace_id, idempotency_key=idempotency_key)
+            return _same_request(found, kind, parameters)
+    # Dispatch is registered before the event, so after commit the job reaches the broker before
+    # job.queued is handed to the publisher thread: the broker send is on the job's critical
+    # path, the queued event is not (bench/realtime: the send took 2.5-4.4 ms instead of 0.35
+    # when the publisher thread ran beside it). Both still happen only after commit.
     dispatch.dispatch_after_commit(job.pk, job.lane)
+    record_job_event(job, "job.queued")
     return job
 
 
@@ -120,8 +128,8 @@ def job_retry(*, job: Job, actor: Actor) -> Job:
     job.finished_at = None
     job.dispatched_at = timezone.now()
     job.save()
+    dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see job_create
     record_job_event(job, "job.retried")
-    dispatch.dispatch_after_commit(job.pk, job.lane)
     return job
 
 

@@ -1,0 +1,219 @@
+"""A job's claim and finish as one statement each (Postgres, outside any transaction).
+
+The tests in test_jobs.py run inside pytest-django's transaction, so they take the general way;
+these run with real commits, so the runner takes the one-statement way, and check that it writes
+and publishes exactly what the general way does, falls back for the unusual cases, and keeps
+sequences in commit order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from domain.accounts.models import Workspace
+from domain.jobs import events, registry, runner
+from domain.jobs.context import JobContext
+from domain.jobs.errors import JobFailed
+from domain.jobs.models import Event, EventCounter, Job, JobState, Lane
+from domain.jobs.services import job_create
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        "connection.vendor != 'postgresql'", reason="the one-statement way is Postgres only"
+    ),
+]
+
+
+@registry.register("test.one_statement.ok", lane=Lane.INTERACTIVE)
+def _ok(ctx: JobContext) -> dict[str, Any]:
+    return {"fine": True}
+
+
+@registry.register("test.one_statement.fails", lane=Lane.INTERACTIVE)
+def _fails(ctx: JobContext) -> None:
+    raise JobFailed("Not today.", code="NOT_TODAY")
+
+
+def _job(workspace: Workspace, kind: str = "test.one_statement.ok") -> Job:
+    with mock.patch("domain.jobs.dispatch.send"):
+        return job_create(workspace_id=workspace.pk, kind=kind, parameters={}, created_by_id=None)
+
+
+def _events(workspace: Workspace) -> list[Event]:
+    return list(Event.objects.filter(workspace=workspace).order_by("sequence"))
+
+
+def _run_generally(job_id: int) -> None:
+    """The same job through the general way (inside a transaction), for comparison."""
+    with transaction.atomic():
+        claimed = runner.claim(job_id)
+    assert claimed is not None
+    job, token = claimed
+    with transaction.atomic():
+        assert runner._finish(job, token, JobState.SUCCEEDED, result={"fine": True})
+
+
+def test_claim_and_finish_take_one_statement_each(workspace: Workspace) -> None:
+    job = _job(workspace)
+    with (
+        mock.patch.object(
+            runner, "_claim_in_one_statement", wraps=runner._claim_in_one_statement
+        ) as claim_one,
+        mock.patch.object(
+            runner, "_finish_in_one_statement", wraps=runner._finish_in_one_statement
+        ) as finish_one,
+        mock.patch.object(runner, "_claim_in_transaction") as general,
+    ):
+        runner.execute(job.pk)
+    assert claim_one.call_count == 1
+    assert finish_one.call_count == 1
+    general.assert_not_called()
+
+
+def test_it_writes_and_publishes_what_the_general_way_does(workspace: Workspace) -> None:
+    fast, general = _job(workspace), _job(workspace)
+    published: list[dict[str, Any]] = []
+    with mock.patch("realtime.publish.publish_events", side_effect=lambda ms: published.extend(ms)):
+        runner.execute(fast.pk)
+        _run_generally(general.pk)
+    rows = {job.pk: Job.objects.get(pk=job.pk) for job in (fast, general)}
+    for name in ("state", "result", "error", "attempts", "lease_token", "lease_expires_at"):
+        assert getattr(rows[fast.pk], name) == getattr(rows[general.pk], name), name
+    assert rows[fast.pk].finished_at is not None
+    stored = [
+        (e.type, e.payload)
+        for e in _events(workspace)
+        if e.type.startswith("job.") and e.type != "job.queued"
+    ]
+    by_job: dict[int, list[tuple[str, Any]]] = {fast.pk: [], general.pk: []}
+    for message in published:
+        if message["event_type"] != "job.queued":
+            by_job[message["job_id"]].append((message["event_type"], message["payload"]))
+
+    def without_id(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        return [(t, {k: v for k, v in p.items() if k != "jobId"}) for t, p in items]
+
+    # Stored and published alike, and the same both ways (but for the job's id).
+    assert without_id(by_job[fast.pk]) == without_id(by_job[general.pk])
+    assert [t for t, _ in by_job[fast.pk]] == ["job.started", "job.succeeded"]
+
+    def canonical(items: list[tuple[str, Any]]) -> list[str]:
+        return sorted(f"{t} {json.dumps(p, sort_keys=True)}" for t, p in items)
+
+    assert canonical(stored) == canonical(by_job[fast.pk] + by_job[general.pk])
+    # Sequences: contiguous, and what was published is what was stored.
+    sequences = [e.sequence for e in _events(workspace)]
+    assert sequences == list(range(1, len(sequences) + 1))
+    ran = [e.sequence for e in _events(workspace) if e.type in ("job.started", "job.succeeded")]
+    assert sorted(m["sequence"] for m in published) == ran
+
+
+def test_a_failure_keeps_its_code(workspace: Workspace) -> None:
+    job = _job(workspace, kind="test.one_statement.fails")
+    runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.error == {"code": "NOT_TODAY", "message": "Not today."}
+    last = _events(workspace)[-1]
+    assert (last.type, last.payload["error"]["code"]) == ("job.failed", "NOT_TODAY")
+
+
+def test_nothing_is_written_when_the_job_is_not_ours(workspace: Workspace) -> None:
+    job = _job(workspace)
+    runner.execute(job.pk)
+    before = len(_events(workspace))
+    assert runner.claim(job.pk) is None  # finished: falls back, which finds nothing to do
+    assert runner._finish(job, "not-our-token", JobState.FAILED) is False
+    assert len(_events(workspace)) == before
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+
+
+def test_unusual_claims_fall_back_to_the_general_way(workspace: Workspace) -> None:
+    expired = timezone.now() - timedelta(seconds=1)
+    cancelled, worn_out = _job(workspace), _job(workspace)
+    Job.objects.filter(pk=cancelled.pk).update(
+        state=JobState.RUNNING, cancel_requested=True, lease_expires_at=expired
+    )
+    Job.objects.filter(pk=worn_out.pk).update(
+        state=JobState.RUNNING, attempts=worn_out.max_attempts, lease_expires_at=expired
+    )
+    runner.execute(cancelled.pk)
+    runner.execute(worn_out.pk)
+    assert Job.objects.get(pk=cancelled.pk).state == JobState.CANCELLED
+    worn = Job.objects.get(pk=worn_out.pk)
+    assert (worn.state, worn.error and worn.error["code"]) == (JobState.FAILED, "TOO_MANY_ATTEMPTS")
+    assert "job.started" not in [e.type for e in _events(workspace)]
+
+
+def test_an_expired_lease_is_taken_over_in_one_statement(workspace: Workspace) -> None:
+    job = _job(workspace)
+    claimed = runner.claim(job.pk)
+    assert claimed is not None
+    _, old_token = claimed
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    runner.execute(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (JobState.SUCCEEDED, 2)
+    assert runner._finish(job, old_token, JobState.FAILED) is False
+    started = [e.payload["attempt"] for e in _events(workspace) if e.type == "job.started"]
+    assert started == [1, 2]
+
+
+def test_a_workspace_without_its_counter_row_gets_one(workspace: Workspace) -> None:
+    job = _job(workspace)
+    last = EventCounter.objects.get(workspace=workspace).last_sequence
+    EventCounter.objects.filter(workspace=workspace).delete()
+    Event.objects.filter(workspace=workspace).delete()
+    runner.execute(job.pk)
+    assert [(e.type, e.sequence) for e in _events(workspace)] == [
+        ("job.started", 1),
+        ("job.succeeded", 2),
+    ]
+    assert last >= 1
+
+
+def test_a_claim_waits_for_an_open_writer_of_its_workspace(workspace: Workspace) -> None:
+    """Commit order: the claim's event cannot take a sequence below one a transaction still
+    open holds, nor commit before it."""
+    job = _job(workspace)
+    recorded = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic():
+                events.record(workspace.pk, "test.held", {})
+                recorded.set()
+                release.wait(5)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert recorded.wait(5)
+    done = threading.Event()
+
+    def claimer() -> None:
+        try:
+            runner.claim(job.pk)
+            done.set()
+        finally:
+            connection.close()
+
+    second = threading.Thread(target=claimer)
+    second.start()
+    assert not done.wait(0.5)  # blocked on the counter row
+    release.set()
+    thread.join(5)
+    second.join(5)
+    assert done.is_set()
+    assert [e.type for e in _events(workspace)][-2:] == ["test.held", "job.started"]
