@@ -47,6 +47,9 @@ def _pk_or_none(global_id: relay.GlobalID, type_name: str) -> int:
         return 0
 
 
+# Fields for one object return the filtered QuerySet, not `.first()`: strawberry-django then
+# runs the type's get_queryset and the optimizer on it (only the selected columns, relations
+# prefetched in the same thread hop) and takes `.first()` itself, None when nothing matches.
 @strawberry.type(description="Reads. Everything is scoped to the caller's workspaces.")
 class Query:
     node: relay.Node | None = strawberry_django.node(
@@ -69,13 +72,9 @@ class Query:
 
     @strawberry_django.field(description="One workspace, or null if you cannot see it.")
     def workspace(self, info: Info, id: relay.GlobalID) -> WorkspaceType | None:
-        return (
-            accounts.workspace_list_for(actor=actor_of(info))
-            .filter(  # type: ignore[return-value]
-                pk=_pk_or_none(id, "Workspace")
-            )
-            .first()
-        )
+        return accounts.workspace_list_for(actor=actor_of(info)).filter(
+            pk=_pk_or_none(id, "Workspace")
+        )  # type: ignore[return-value]
 
     @strawberry_django.connection(
         DjangoListConnection[CollectionType],
@@ -93,13 +92,9 @@ class Query:
 
     @strawberry_django.field(description="One collection, or null if you cannot see it.")
     def collection(self, info: Info, id: relay.GlobalID) -> CollectionType | None:
-        return (
-            assets.collection_list_for(actor=actor_of(info))
-            .filter(  # type: ignore[return-value]
-                pk=_pk_or_none(id, "Collection")
-            )
-            .first()
-        )
+        return assets.collection_list_for(actor=actor_of(info)).filter(
+            pk=_pk_or_none(id, "Collection")
+        )  # type: ignore[return-value]
 
     @strawberry_django.connection(
         DjangoListConnection[AssetType],
@@ -124,13 +119,7 @@ class Query:
 
     @strawberry_django.field(description="One asset, or null if you cannot see it.")
     def asset(self, info: Info, id: relay.GlobalID) -> AssetType | None:
-        return (
-            assets.asset_list_for(actor=actor_of(info))
-            .filter(  # type: ignore[return-value]
-                pk=_pk_or_none(id, "Asset")
-            )
-            .first()
-        )
+        return assets.asset_list_for(actor=actor_of(info)).filter(pk=_pk_or_none(id, "Asset"))  # type: ignore[return-value]
 
     @strawberry_django.connection(
         DjangoListConnection[JobType],
@@ -146,13 +135,7 @@ class Query:
 
     @strawberry_django.field(description="One job, or null if you cannot see it.")
     def job(self, info: Info, id: relay.GlobalID) -> JobType | None:
-        return (
-            jobs.job_list_for(actor=actor_of(info))
-            .filter(  # type: ignore[return-value]
-                pk=_pk_or_none(id, "Job")
-            )
-            .first()
-        )
+        return jobs.job_list_for(actor=actor_of(info)).filter(pk=_pk_or_none(id, "Job"))  # type: ignore[return-value]
 
     @strawberry_django.field(
         description="Jobs per state and lane, and finished jobs per minute over the last "

@@ -16,8 +16,9 @@ from domain.jobs.selectors import event_cursor_state
 from schema.context import Info, actor_of
 from schema.scalars import BigInt
 from schema.types.assets import CollectionFilter, CollectionOrder, CollectionType
+from schema.types.fields import model_field
 from schema.types.media import MediaSettingsType
-from schema.types.scoping import DepotNode, scoped_to_workspaces
+from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
 
 
 @strawberry.enum(name="Permission", description="What the caller may do in a workspace.")
@@ -43,7 +44,7 @@ class TokenScopeEnum(Enum):
 
 @strawberry_django.type(User, name="User", description="A person, as other members see them.")
 class UserType(DepotNode):
-    username: str = strawberry_django.field(description="Their login name.")
+    username: str = model_field(description="Their login name.")
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
@@ -54,49 +55,49 @@ class UserType(DepotNode):
 
 @strawberry_django.type(Membership, name="Membership", description="A user's role in a workspace.")
 class MembershipType:
-    user: UserType = strawberry_django.field(description="The member.")
-    workspace: WorkspaceType = strawberry_django.field(description="The workspace.")
-    created_at: datetime = strawberry_django.field(description="When they joined.")
+    user: UserType = model_field(description="The member.")
+    workspace: WorkspaceType = model_field(description="The workspace.")
+    created_at: datetime = model_field(description="When they joined.")
 
     get_queryset = scoped_to_workspaces("workspace_id")
 
     @strawberry_django.field(description="Their role.", only=["role"])
-    async def role(self) -> RoleEnum:
+    @in_memory
+    def role(self) -> RoleEnum:
         return RoleEnum(self.role)
 
 
 @strawberry_django.type(ApiToken, name="ApiToken", description="An API token (never its secret).")
 class ApiTokenType(DepotNode):
-    name: str = strawberry_django.field(description="What the token is for.")
-    prefix: str = strawberry_django.field(description="Its first characters, to recognise it.")
-    expires_at: datetime | None = strawberry_django.field(description="When it stops working.")
-    last_used_at: datetime | None = strawberry_django.field(description="When it was last used.")
-    revoked_at: datetime | None = strawberry_django.field(description="When it was revoked.")
-    created_at: datetime = strawberry_django.field(description="When it was made.")
-    user: UserType = strawberry_django.field(description="Whom it acts for.")
+    name: str = model_field(description="What the token is for.")
+    prefix: str = model_field(description="Its first characters, to recognise it.")
+    expires_at: datetime | None = model_field(description="When it stops working.")
+    last_used_at: datetime | None = model_field(description="When it was last used.")
+    revoked_at: datetime | None = model_field(description="When it was revoked.")
+    created_at: datetime = model_field(description="When it was made.")
+    user: UserType = model_field(description="Whom it acts for.")
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
         return queryset.filter(visible_tokens(actor_of(info)))
 
     @strawberry_django.field(description="Its scopes.", only=["scopes"])
-    async def scopes(self) -> list[TokenScopeEnum]:
+    @in_memory
+    def scopes(self) -> list[TokenScopeEnum]:
         return [TokenScopeEnum(scope) for scope in self.scopes]
 
 
 @strawberry_django.type(Workspace, name="Workspace", description="A tenant: it owns everything.")
 class WorkspaceType(DepotNode):
-    name: str = strawberry_django.field(description="The workspace's display name.")
-    slug: str = strawberry_django.field(description="A short unique handle.")
-    created_at: datetime = strawberry_django.field(description="When it was created.")
+    name: str = model_field(description="The workspace's display name.")
+    slug: str = model_field(description="A short unique handle.")
+    created_at: datetime = model_field(description="When it was created.")
     collections: DjangoListConnection[CollectionType] = strawberry_django.connection(
         description="The workspace's collections, by name unless ordered otherwise.",
         filters=CollectionFilter,
         ordering=CollectionOrder,
     )
-    memberships: list[MembershipType] = strawberry_django.field(
-        description="Its members and their roles."
-    )
+    memberships: list[MembershipType] = model_field(description="Its members and their roles.")
 
     get_queryset = scoped_to_workspaces("pk")
 
@@ -120,7 +121,8 @@ class WorkspaceType(DepotNode):
         "with workspaceMediaSettingsUpdate).",
         only=["media_settings"],
     )
-    async def media_settings(self) -> MediaSettingsType:
+    @in_memory
+    def media_settings(self) -> MediaSettingsType:
         return MediaSettingsType.from_domain(media_settings_of(self))  # type: ignore[arg-type]
 
     @strawberry_django.field(description="What you may do here, through this session or token.")
@@ -131,8 +133,8 @@ class WorkspaceType(DepotNode):
 
 @strawberry_django.type(User, name="Viewer", description="The signed-in user or token owner.")
 class ViewerType:
-    username: str = strawberry_django.field(description="The user's login name.")
-    email: str = strawberry_django.field(description="The user's email address.")
+    username: str = model_field(description="The user's login name.")
+    email: str = model_field(description="The user's email address.")
 
     @strawberry_django.field(
         description="Your memberships (through a token: only the token's workspace)."

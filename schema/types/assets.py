@@ -16,7 +16,8 @@ from domain.assets.models import Asset, Collection, Rendition
 from domain.assets.selectors import tag_lookup
 from schema.context import Info
 from schema.scalars import BigInt
-from schema.types.scoping import DepotNode, scoped_to_workspaces
+from schema.types.fields import model_field
+from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
 
 
 @strawberry.enum(name="AssetState", description="Where an asset is in its life.")
@@ -39,12 +40,12 @@ def absolute_url(info: Info, url: str) -> str:
 
 @strawberry_django.type(Rendition, name="Rendition", description="A derived image of an asset.")
 class RenditionType(DepotNode):
-    preset: str = strawberry_django.field(description="The preset that made it.")
-    format: str = strawberry_django.field(description="Image format, e.g. jpeg.")
-    width: int = strawberry_django.field(description="Width in pixels.")
-    height: int = strawberry_django.field(description="Height in pixels.")
-    size: BigInt = strawberry_django.field(description="Size in bytes.")
-    on_demand: bool = strawberry_django.field(
+    preset: str = model_field(description="The preset that made it.")
+    format: str = model_field(description="Image format, e.g. jpeg.")
+    width: int = model_field(description="Width in pixels.")
+    height: int = model_field(description="Height in pixels.")
+    size: BigInt = model_field(description="Size in bytes.")
+    on_demand: bool = model_field(
         description="Made when asked for (assetRenditionRequest), not by a preset."
     )
 
@@ -54,7 +55,8 @@ class RenditionType(DepotNode):
         description="A download link that expires; the image is shown inline.",
         only=downloads.RENDITION_FIELDS,
     )
-    async def url(self, info: Info) -> str:
+    @in_memory
+    def url(self, info: Info) -> str:
         return absolute_url(info, downloads.rendition_url(self))  # type: ignore[arg-type]
 
 
@@ -119,37 +121,35 @@ class AssetOrder:
 
 @strawberry_django.type(Asset, name="Asset", description="A file and what Depot learnt from it.")
 class AssetType(DepotNode):
-    title: str = strawberry_django.field(description="A display title.")
-    tags: list[str] = strawberry_django.field(description="Free-form labels.")
-    description: str = strawberry_django.field(description="A longer description.")
-    custom_metadata: JSON = strawberry_django.field(
-        description="Integrators' own fields, as a JSON object."
-    )
-    original_filename: str = strawberry_django.field(description="The name it was uploaded as.")
-    declared_content_type: str = strawberry_django.field(
-        description="The content type the client announced."
-    )
-    content_type: str = strawberry_django.field(
+    title: str = model_field(description="A display title.")
+    tags: list[str] = model_field(description="Free-form labels.")
+    description: str = model_field(description="A longer description.")
+    custom_metadata: JSON = model_field(description="Integrators' own fields, as a JSON object.")
+    original_filename: str = model_field(description="The name it was uploaded as.")
+    declared_content_type: str = model_field(description="The content type the client announced.")
+    content_type: str = model_field(
         description="The content type sniffed from the bytes (empty until processed)."
     )
-    size: BigInt = strawberry_django.field(description="Size in bytes.")
+    size: BigInt = model_field(description="Size in bytes.")
     sha256: str = strawberry_django.field(description="SHA-256 of the bytes, hex.")
-    metadata: JSON = strawberry_django.field(description="What processing found.")
-    created_at: datetime = strawberry_django.field(description="When it was created.")
-    updated_at: datetime = strawberry_django.field(description="When it last changed.")
-    collection: CollectionType = strawberry_django.field(description="Its collection.")
-    renditions: list[RenditionType] = strawberry_django.field(
+    metadata: JSON = model_field(description="What processing found.")
+    created_at: datetime = model_field(description="When it was created.")
+    updated_at: datetime = model_field(description="When it last changed.")
+    collection: CollectionType = model_field(description="Its collection.")
+    renditions: list[RenditionType] = model_field(
         description="Thumbnails and previews made from it."
     )
 
     get_queryset = scoped_to_workspaces("workspace_id")
 
     @strawberry_django.field(description="Where the asset is in its life.", only=["state"])
-    async def state(self) -> AssetStateEnum:
+    @in_memory
+    def state(self) -> AssetStateEnum:
         return AssetStateEnum(self.state)
 
     @strawberry_django.field(description="Why processing failed, if it did.", only=["failure"])
-    async def failure(self) -> AssetFailure | None:
+    @in_memory
+    def failure(self) -> AssetFailure | None:
         failure: dict[str, Any] | None = self.failure
         if not failure:
             return None
@@ -164,7 +164,8 @@ class AssetType(DepotNode):
         ),
         only=downloads.ORIGINAL_FIELDS,
     )
-    async def download_url(self, info: Info) -> str | None:
+    @in_memory
+    def download_url(self, info: Info) -> str | None:
         url = downloads.original_url(self)  # type: ignore[arg-type]
         return None if url is None else absolute_url(info, url)
 
@@ -184,10 +185,10 @@ class CollectionOrder:
 
 @strawberry_django.type(Collection, name="Collection", description="A named group of assets.")
 class CollectionType(DepotNode):
-    name: str = strawberry_django.field(description="The collection's name.")
-    description: str = strawberry_django.field(description="What the collection holds.")
-    created_at: datetime = strawberry_django.field(description="When it was created.")
-    updated_at: datetime = strawberry_django.field(description="When it last changed.")
+    name: str = model_field(description="The collection's name.")
+    description: str = model_field(description="What the collection holds.")
+    created_at: datetime = model_field(description="When it was created.")
+    updated_at: datetime = model_field(description="When it last changed.")
     assets: DjangoListConnection[AssetType] = strawberry_django.connection(
         description="Its assets, newest first unless ordered otherwise.",
         filters=AssetFilter,
@@ -197,7 +198,8 @@ class CollectionType(DepotNode):
     get_queryset = scoped_to_workspaces("workspace_id")
 
     @strawberry_django.field(description="The workspace it belongs to.", only=["workspace_id"])
-    async def workspace_id(self) -> relay.GlobalID:
+    @in_memory
+    def workspace_id(self) -> relay.GlobalID:
         return relay.GlobalID("Workspace", str(self.workspace_id))
 
 

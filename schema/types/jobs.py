@@ -14,7 +14,8 @@ from strawberry_django.relay import DjangoListConnection
 from domain.jobs.models import Event, Job
 from domain.jobs.stats import JobStats
 from schema.scalars import BigInt
-from schema.types.scoping import DepotNode, scoped_to_workspaces
+from schema.types.fields import model_field
+from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
 
 
 @strawberry.enum(
@@ -84,15 +85,15 @@ class JobOrder:
 
 @strawberry_django.type(Job, name="Job", description="Slow work, run by a worker, watched live.")
 class JobType(DepotNode):
-    kind: str = strawberry_django.field(description="What the job does, e.g. asset.process.")
-    parameters: JSON = strawberry_django.field(description="The job's input.")
-    result: JSON | None = strawberry_django.field(description="What it produced, once done.")
-    attempts: int = strawberry_django.field(description="How many times a worker took it.")
-    cancel_requested: bool = strawberry_django.field(description="A cancel is pending.")
-    created_at: datetime = strawberry_django.field(description="When it was queued.")
-    started_at: datetime | None = strawberry_django.field(description="When it last started.")
-    finished_at: datetime | None = strawberry_django.field(description="When it ended.")
-    parent: JobType | None = strawberry_django.field(description="The batch job it belongs to.")
+    kind: str = model_field(description="What the job does, e.g. asset.process.")
+    parameters: JSON = model_field(description="The job's input.")
+    result: JSON | None = model_field(description="What it produced, once done.")
+    attempts: int = model_field(description="How many times a worker took it.")
+    cancel_requested: bool = model_field(description="A cancel is pending.")
+    created_at: datetime = model_field(description="When it was queued.")
+    started_at: datetime | None = model_field(description="When it last started.")
+    finished_at: datetime | None = model_field(description="When it ended.")
+    parent: JobType | None = model_field(description="The batch job it belongs to.")
     children: DjangoListConnection[JobType] = strawberry_django.connection(
         description="Its child jobs, for a batch.", filters=JobFilter
     )
@@ -100,30 +101,35 @@ class JobType(DepotNode):
     get_queryset = scoped_to_workspaces("workspace_id")
 
     @strawberry_django.field(description="Who started it.", only=["created_by_id"])
-    async def created_by(self) -> relay.GlobalID | None:
+    @in_memory
+    def created_by(self) -> relay.GlobalID | None:
         pk = self.created_by_id  # type: ignore[attr-defined]
         return None if pk is None else relay.GlobalID("User", str(pk))
 
     @strawberry_django.field(description="Where the job is.", only=["state"])
-    async def state(self) -> JobStateEnum:
+    @in_memory
+    def state(self) -> JobStateEnum:
         return JobStateEnum(self.state)
 
     @strawberry_django.field(description="The queue it runs on.", only=["lane"])
-    async def lane(self) -> LaneEnum:
+    @in_memory
+    def lane(self) -> LaneEnum:
         return LaneEnum(self.lane)
 
     @strawberry_django.field(
         description="How far it has got.",
         only=["progress_done", "progress_total", "progress_stage"],
     )
-    async def progress(self) -> JobProgress:
+    @in_memory
+    def progress(self) -> JobProgress:
         job: Any = self
         return JobProgress(
             done=job.progress_done, total=job.progress_total, stage=job.progress_stage
         )
 
     @strawberry_django.field(description="Why it failed, if it did.", only=["error"])
-    async def error(self) -> JobError | None:
+    @in_memory
+    def error(self) -> JobError | None:
         error: dict[str, Any] | None = self.error
         if not error:
             return None

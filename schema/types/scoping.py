@@ -8,12 +8,28 @@ type means no entry point can forget the workspace filter.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from strawberry import relay
 
 from schema.context import actor_of
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def in_memory(resolver: F) -> F:
+    """Marks a sync resolver that never touches the database (it reads loaded columns, builds
+    an enum, signs a link), so it runs inline in either execution mode.
+
+    strawberry-django runs a sync resolver through `sync_to_async` in async execution (a thread
+    hop per object) unless it carries `is_async_safe`, its own marker for its internal resolvers
+    (`StrawberryDjangoFieldBase.safe_resolver`). `async def` would avoid the hop as well, but
+    cannot run in synchronous execution, which plain queries use over HTTP (schema/http.py).
+    tests/schema/test_execution_modes.py checks that the marker still has its effect.
+    """
+    resolver.is_async_safe = True  # type: ignore[attr-defined]
+    return resolver
 
 
 def scoped_to_workspaces(lookup: str) -> Callable[..., QuerySet[Any]]:
