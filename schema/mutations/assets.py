@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -21,12 +22,14 @@ from schema.types.jobs import JobType
 IDEMPOTENCY_HELP = "Repeat-safe: the same key with the same input returns the first result."
 
 
-def _collection(info: Info, id: relay.GlobalID, path: str = "collectionId") -> Collection:
+def collection_for(info: Info, id: relay.GlobalID, path: str = "collectionId") -> Collection:
+    """The caller's collection of this id; NOT_FOUND (at `path`) for anything else."""
     pk = decode_id(id, "Collection", path=path)
     return selectors.collection_get_for(actor=actor_of(info), collection_id=pk)
 
 
-def _asset(info: Info, id: relay.GlobalID, path: str = "assetId") -> Asset:
+def asset_for(info: Info, id: relay.GlobalID, path: str = "assetId") -> Asset:
+    """The caller's asset of this id; NOT_FOUND (at `path`) for anything else."""
     pk = decode_id(id, "Asset", path=path)
     return selectors.asset_get_for(actor=actor_of(info), asset_id=pk)
 
@@ -189,6 +192,30 @@ def _job_once(operation: str, input: Any, workspace_of: Any) -> Once:
     )
 
 
+async def complete_upload(
+    info: Info, operation: str, input: Any, call: Callable[[], services.UploadCompleted]
+) -> AssetJobPayload:
+    """Run an upload's completion once per idempotency key: its asset and processing job."""
+    once = Once(
+        key=input.idempotency_key,
+        operation=operation,
+        request=request_of(input),
+        workspace_of=lambda: asset_for(info, input.asset_id).workspace_id,
+        remember=lambda done: {"asset": done.asset.pk, "job": done.job.pk},
+        recall=lambda ref: services.UploadCompleted(
+            asset=Asset.objects.get(pk=ref["asset"]), job=Job.objects.get(pk=ref["job"])
+        ),
+    )
+    completed, errors = await attempt_once(info, once, call)
+    if completed is None:
+        return AssetJobPayload(asset=None, job=None, errors=errors)
+    return AssetJobPayload(
+        asset=completed.asset,  # type: ignore[arg-type]
+        job=completed.job,  # type: ignore[arg-type]
+        errors=[],
+    )
+
+
 # The media mutations (settings, reprocessing) come in through this class: schema/__init__.py
 # composes the root Mutation from the per-domain classes.
 @strawberry.type
@@ -214,7 +241,7 @@ class AssetMutations(MediaMutations):
     ) -> CollectionPayload:
         def call() -> Collection:
             return editing.collection_update(
-                collection=_collection(info, input.id, path="id"),
+                collection=collection_for(info, input.id, path="id"),
                 name=input.name,
                 description=input.description,
                 actor=actor_of(info),
@@ -229,11 +256,11 @@ class AssetMutations(MediaMutations):
     )
     async def collection_delete(self, info: Info, input: DeleteInput) -> DeletePayload:
         def call() -> Job:
-            collection = _collection(info, input.id, path="id")
+            collection = collection_for(info, input.id, path="id")
             return deletion.collection_delete(collection=collection, actor=actor_of(info))
 
         once = _job_once(
-            "collectionDelete", input, lambda: _collection(info, input.id, "id").workspace_id
+            "collectionDelete", input, lambda: collection_for(info, input.id, "id").workspace_id
         )
         job, errors = await attempt_once(info, once, call)
         return DeletePayload(job=job, errors=errors)  # type: ignore[arg-type]
@@ -248,7 +275,7 @@ class AssetMutations(MediaMutations):
     ) -> AssetUploadStartPayload:
         def call() -> services.UploadStarted:
             return services.asset_upload_start(
-                collection=_collection(info, input.collection_id),
+                collection=collection_for(info, input.collection_id),
                 filename=input.filename,
                 content_type=input.content_type,
                 size=int(input.size),
@@ -279,32 +306,15 @@ class AssetMutations(MediaMutations):
         self, info: Info, input: AssetUploadCompleteInput
     ) -> AssetJobPayload:
         def call() -> services.UploadCompleted:
-            asset = _asset(info, input.asset_id)
+            asset = asset_for(info, input.asset_id)
             return services.asset_upload_complete(asset=asset, actor=actor_of(info))
 
-        once = Once(
-            key=input.idempotency_key,
-            operation="assetUploadComplete",
-            request=request_of(input),
-            workspace_of=lambda: _asset(info, input.asset_id).workspace_id,
-            remember=lambda done: {"asset": done.asset.pk, "job": done.job.pk},
-            recall=lambda ref: services.UploadCompleted(
-                asset=Asset.objects.get(pk=ref["asset"]), job=Job.objects.get(pk=ref["job"])
-            ),
-        )
-        completed, errors = await attempt_once(info, once, call)
-        if completed is None:
-            return AssetJobPayload(asset=None, job=None, errors=errors)
-        return AssetJobPayload(
-            asset=completed.asset,  # type: ignore[arg-type]
-            job=completed.job,  # type: ignore[arg-type]
-            errors=[],
-        )
+        return await complete_upload(info, "assetUploadComplete", input, call)
 
     @strawberry.mutation(description="Change an asset's title, tags, description or metadata.")
     async def asset_update(self, info: Info, input: AssetUpdateInput) -> AssetPayload:
         def call() -> Asset:
-            asset = _asset(info, input.id, path="id")
+            asset = asset_for(info, input.id, path="id")
             return editing.asset_update(
                 asset=asset, changes=changes_of(input), actor=actor_of(info)
             )
@@ -317,10 +327,10 @@ class AssetMutations(MediaMutations):
         def call() -> list[Asset]:
             if len(input.asset_ids) > 1000:
                 raise editing.InvalidAssetInput("At most 1000 assets per call.", path=["assetIds"])
-            assets = [_asset(info, asset_id, path="assetIds") for asset_id in input.asset_ids]
+            assets = [asset_for(info, asset_id, path="assetIds") for asset_id in input.asset_ids]
             return editing.asset_move(
                 assets=assets,
-                collection=_collection(info, input.collection_id),
+                collection=collection_for(info, input.collection_id),
                 actor=actor_of(info),
             )
 
@@ -333,8 +343,10 @@ class AssetMutations(MediaMutations):
     )
     async def asset_delete(self, info: Info, input: DeleteInput) -> DeletePayload:
         def call() -> Job:
-            return deletion.asset_delete(asset=_asset(info, input.id, "id"), actor=actor_of(info))
+            return deletion.asset_delete(
+                asset=asset_for(info, input.id, "id"), actor=actor_of(info)
+            )
 
-        once = _job_once("assetDelete", input, lambda: _asset(info, input.id, "id").workspace_id)
+        once = _job_once("assetDelete", input, lambda: asset_for(info, input.id, "id").workspace_id)
         job, errors = await attempt_once(info, once, call)
         return DeletePayload(job=job, errors=errors)  # type: ignore[arg-type]

@@ -9,29 +9,21 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 
-from domain.assets import multipart, multipart_store, selectors, services
-from domain.assets.models import Asset, Collection, MultipartUpload
-from domain.jobs.models import Job
+from domain.assets import multipart, multipart_store, services
+from domain.assets.models import Asset, MultipartUpload
 from schema.context import Info, actor_of
-from schema.errors import UserError, decode_id
+from schema.errors import UserError
 from schema.mutations import Once, attempt, attempt_once, request_of
 from schema.mutations.assets import (
     IDEMPOTENCY_HELP,
     AssetJobPayload,
     AssetUploadStartInput,
     UploadStartPayloadBase,
+    asset_for,
+    collection_for,
+    complete_upload,
 )
 from schema.types.uploads import MultipartUploadType, UploadedPart, UploadPartTarget
-
-
-def _collection(info: Info, id: relay.GlobalID) -> Collection:
-    pk = decode_id(id, "Collection", path="collectionId")
-    return selectors.collection_get_for(actor=actor_of(info), collection_id=pk)
-
-
-def _asset(info: Info, id: relay.GlobalID) -> Asset:
-    pk = decode_id(id, "Asset", path="assetId")
-    return selectors.asset_get_for(actor=actor_of(info), asset_id=pk)
 
 
 @strawberry.input(description="A file the client is about to upload in parts.")
@@ -136,7 +128,7 @@ class UploadMutations:
     ) -> AssetMultipartUploadStartPayload:
         def call() -> multipart.MultipartStarted:
             return multipart.asset_multipart_upload_start(
-                collection=_collection(info, input.collection_id),
+                collection=collection_for(info, input.collection_id),
                 filename=input.filename,
                 content_type=input.content_type,
                 size=int(input.size),
@@ -150,7 +142,7 @@ class UploadMutations:
             key=input.idempotency_key,
             operation="assetMultipartUploadStart",
             request=request_of(input),
-            workspace_of=lambda: _collection(info, input.collection_id).workspace_id,
+            workspace_of=lambda: collection_for(info, input.collection_id).workspace_id,
             remember=lambda started: {"asset": started.asset.pk},
             recall=lambda ref: _started_of(ref["asset"]),
         )
@@ -176,7 +168,7 @@ class UploadMutations:
     ) -> AssetMultipartUploadPartUrlsPayload:
         def call() -> list[multipart_store.PartTarget]:
             return multipart.asset_multipart_upload_part_urls(
-                asset=_asset(info, input.asset_id),
+                asset=asset_for(info, input.asset_id),
                 part_numbers=input.part_numbers,
                 actor=actor_of(info),
             )
@@ -197,7 +189,7 @@ class UploadMutations:
     ) -> AssetMultipartUploadPartsPayload:
         def call() -> multipart.UploadProgress:
             return multipart.asset_multipart_upload_parts(
-                asset=_asset(info, input.asset_id), actor=actor_of(info)
+                asset=asset_for(info, input.asset_id), actor=actor_of(info)
             )
 
         progress, errors = await attempt(info, call)
@@ -229,27 +221,10 @@ class UploadMutations:
 
         def call() -> services.UploadCompleted:
             return multipart.asset_multipart_upload_complete(
-                asset=_asset(info, input.asset_id), actor=actor_of(info), parts=reported
+                asset=asset_for(info, input.asset_id), actor=actor_of(info), parts=reported
             )
 
-        once = Once(
-            key=input.idempotency_key,
-            operation="assetMultipartUploadComplete",
-            request=request_of(input),
-            workspace_of=lambda: _asset(info, input.asset_id).workspace_id,
-            remember=lambda done: {"asset": done.asset.pk, "job": done.job.pk},
-            recall=lambda ref: services.UploadCompleted(
-                asset=Asset.objects.get(pk=ref["asset"]), job=Job.objects.get(pk=ref["job"])
-            ),
-        )
-        completed, errors = await attempt_once(info, once, call)
-        if completed is None:
-            return AssetJobPayload(asset=None, job=None, errors=errors)
-        return AssetJobPayload(
-            asset=completed.asset,  # type: ignore[arg-type]
-            job=completed.job,  # type: ignore[arg-type]
-            errors=[],
-        )
+        return await complete_upload(info, "assetMultipartUploadComplete", input, call)
 
     @strawberry.mutation(
         description="Give up a multipart upload: storage drops the parts and the asset, which "
@@ -260,7 +235,7 @@ class UploadMutations:
     ) -> AssetMultipartUploadAbortPayload:
         def call() -> int:
             return multipart.asset_multipart_upload_abort(
-                asset=_asset(info, input.asset_id), actor=actor_of(info)
+                asset=asset_for(info, input.asset_id), actor=actor_of(info)
             )
 
         deleted, errors = await attempt(info, call)
