@@ -6,38 +6,31 @@ the sweeper's re-dispatches): only one caller can hold the lease, and a finished
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Field
 from django.utils import timezone
 
-from domain.common.ids import global_id
-from domain.jobs import events, registry
+from domain.jobs import registry, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobCancelled, JobFailed, LeaseLost
-from domain.jobs.models import Event, EventCounter, Job, JobState
+from domain.jobs.models import Job, JobState
 from domain.jobs.services import job_event_payload, record_job_event
 
 logger = logging.getLogger("depot.jobs")
 
 
-def _lease() -> timedelta:
-    return timedelta(seconds=settings.DEPOT_JOB_LEASE_SECONDS)
-
-
 def claim(job_id: int) -> tuple[Job, str] | None:
     """Take the job if it is queued, or running under a lease that expired. Else None."""
-    if _one_statement_possible():
-        claimed = _claim_in_one_statement(job_id)
+    if transitions.one_statement_possible():
+        claimed = transitions.claim_in_one_statement(job_id)
         if claimed is not None:
             return claimed
         # Finished, running elsewhere, cancel pending or out of attempts: the general way
@@ -63,186 +56,11 @@ def _claim_in_transaction(job_id: int) -> tuple[Job, str] | None:
     return job, token
 
 
-def _field(name: str) -> Field[Any, Any]:
-    return cast("Field[Any, Any]", Job._meta.get_field(name))
-
-
-def _column(name: str) -> str:
-    return connection.ops.quote_name(str(_field(name).column))
-
-
-def _value(name: str, raw: Any) -> Any:
-    return _field(name).get_db_prep_save(raw, connection)
-
-
-def _take_sql(
-    token: str, now: datetime, job_id: int, extra_condition: str = ""
-) -> tuple[str, list]:
-    """The conditional UPDATE that takes the job, returning the whole row as it is now."""
-    quote = connection.ops.quote_name
-    returning = ", ".join(quote(str(f.column)) for f in Job._meta.concrete_fields)
-    state, expires = _column("state"), _column("lease_expires_at")
-    sql = (
-        f"UPDATE {quote(Job._meta.db_table)} SET {state} = %s, "  # noqa: S608 (our names)
-        f"{_column('lease_token')} = %s, {expires} = %s, "
-        f"{_column('attempts')} = {_column('attempts')} + 1, {_column('started_at')} = %s, "
-        f"{_column('updated_at')} = %s "
-        f"WHERE {_column('id')} = %s AND ({state} = %s OR ({state} = %s AND {expires} < %s))"
-        f"{extra_condition} RETURNING {returning}"
-    )
-    params = [
-        JobState.RUNNING.value,
-        token,
-        _value("lease_expires_at", now + _lease()),
-        _value("started_at", now),
-        _value("updated_at", now),
-        job_id,
-        JobState.QUEUED.value,
-        JobState.RUNNING.value,
-        _value("lease_expires_at", now),
-    ]
-    return sql, params
-
-
 def _take(job_id: int, token: str, now: datetime) -> Job | None:
     """Take the job in the caller's transaction (one round trip)."""
-    sql, params = _take_sql(token, now, job_id)
+    sql, params = transitions.take_sql(token, now, job_id)
     taken = list(Job.objects.raw(sql, params))
     return taken[0] if taken else None
-
-
-# --- one statement per transition (Postgres) ---------------------------------------------------
-#
-# A no-op job's two transitions (claim with job.started, finish with job.succeeded) were each
-# BEGIN, the job UPDATE, the event statement and COMMIT: four round trips and Django's atomic()
-# around them, 3.9-4.4 ms of a ~20 ms mutation-to-client loop (bench/realtime, BENCH_TRACE=1).
-# On Postgres, outside any transaction, each transition is one statement instead: the job
-# UPDATE, the workspace's counter and the event INSERT as data-modifying CTEs, which Postgres
-# runs as one transaction (autocommit). Same guarantees as the general way: the counter row is
-# locked by the statement until it commits, so sequences still follow commit order; the event
-# commits with the state change or not at all; the live publish still happens after commit.
-# The counter is taken by an upsert, so a workspace without its counter row needs no second
-# statement. Anything unusual (a cancel pending, out of attempts, not ours to take) falls back
-# to the general way in a transaction.
-
-
-def _one_statement_possible() -> bool:
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
-
-
-def _counter_and_event_sql(source: str, type_sql: str, payload_sql: str) -> str:
-    """CTEs `c` (the workspace's next sequence, locked till commit) and `e` (the event), for the
-    one row of `source` (a CTE with workspace_id)."""
-    counters = EventCounter._meta.db_table
-    events = Event._meta.db_table
-    return (
-        f"c AS (INSERT INTO {counters} (workspace_id, last_sequence, pruned_through) "  # noqa: S608
-        f"SELECT workspace_id, 1, 0 FROM {source} "
-        f"ON CONFLICT (workspace_id) DO UPDATE SET last_sequence = {counters}.last_sequence + 1 "
-        "RETURNING workspace_id, last_sequence), "
-        f"e AS (INSERT INTO {events} (workspace_id, sequence, type, payload, created_at) "
-        f"SELECT c.workspace_id, c.last_sequence, {type_sql}, {payload_sql}, %s "
-        f"FROM c CROSS JOIN {source} RETURNING id, sequence)"
-    )
-
-
-def _claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
-    now = timezone.now()
-    token = uuid.uuid4().hex
-    # Only the plain case: no cancel pending, an attempt left (else the general way).
-    guard = (
-        f" AND NOT {_column('cancel_requested')}"
-        f" AND {_column('attempts')} < {_column('max_attempts')}"
-    )
-    take, params = _take_sql(token, now, job_id, guard)
-    # job.started's payload is job_event_payload(job, attempt=...): what the row decides (kind,
-    # attempts) is merged in SQL; the Python side below builds the same dict to publish.
-    base = {"jobId": global_id("Job", job_id), "state": JobState.RUNNING.value}
-    sql = (
-        f"WITH j AS ({take}), "  # noqa: S608 (our names)
-        + _counter_and_event_sql(
-            "j", "%s", "%s::jsonb || jsonb_build_object('kind', j.kind, 'attempt', j.attempts)"
-        )
-        + " SELECT j.*, e.id AS event_id, e.sequence AS event_sequence FROM j CROSS JOIN e"
-    )
-    params += ["job.started", json.dumps(base), now]
-    taken = list(Job.objects.raw(sql, params))
-    if not taken:
-        return None
-    job = taken[0]
-    record_job_event_committed(
-        job,
-        "job.started",
-        event_id=job.event_id,  # type: ignore[attr-defined]
-        sequence=job.event_sequence,  # type: ignore[attr-defined]
-        created_at=now,
-        attempt=job.attempts,
-    )
-    return job, token
-
-
-def _finish_in_one_statement(
-    job: Job, token: str, changes: dict[str, Any], type: str, payload: dict[str, Any]
-) -> bool:
-    quote = connection.ops.quote_name
-    now = changes["updated_at"]
-    assignments = ", ".join(f"{_column(name)} = %s" for name in changes)
-    values = [_value(name, raw) for name, raw in changes.items()]
-    update = (
-        f"UPDATE {quote(Job._meta.db_table)} SET {assignments} "  # noqa: S608 (our names)
-        f"WHERE {_column('id')} = %s AND {_column('state')} = %s "
-        f"AND {_column('lease_token')} = %s RETURNING {_column('workspace')}"
-    )
-    sql = (
-        f"WITH j AS ({update}), "  # noqa: S608 (our names)
-        + _counter_and_event_sql("j", "%s", "%s")
-        + " SELECT e.id, e.sequence FROM e"
-    )
-    params = [
-        *values,
-        job.pk,
-        JobState.RUNNING.value,
-        token,
-        type,
-        Event._meta.get_field("payload").get_db_prep_save(payload, connection),
-        now,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    for name, raw in changes.items():
-        setattr(job, name, raw)
-    events.announce_committed(
-        Event(
-            id=row[0],
-            workspace_id=job.workspace_id,
-            sequence=row[1],
-            type=type,
-            payload=payload,
-            created_at=now,
-        ),
-        job_id=job.pk,
-    )
-    return True
-
-
-def record_job_event_committed(
-    job: Job, type: str, *, event_id: int, sequence: int, created_at: datetime, **extra: Any
-) -> None:
-    """Publish an event a one-statement transition already committed."""
-    events.announce_committed(
-        Event(
-            id=event_id,
-            workspace_id=job.workspace_id,
-            sequence=sequence,
-            type=type,
-            payload=job_event_payload(job, **extra),
-            created_at=created_at,
-        ),
-        job_id=job.pk,
-    )
 
 
 def _finish(
@@ -268,9 +86,9 @@ def _finish(
         changes["progress_done"] = job.progress_total
     type = f"job.{state.lower()}"
     extra = {"error": error} if error else {}
-    if _one_statement_possible():
+    if transitions.one_statement_possible():
         payload = job_event_payload(job, **extra) | {"state": state.value}
-        return _finish_in_one_statement(job, token, changes, type, payload)
+        return transitions.finish_in_one_statement(job, token, changes, type, payload)
     with transaction.atomic():
         ended = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, lease_token=token).update(
             **changes
@@ -351,7 +169,7 @@ class _LeaseRenewer:
         try:
             renewed = Job.objects.filter(
                 pk=context.job.pk, state=JobState.RUNNING, lease_token=context.lease_token
-            ).update(lease_expires_at=timezone.now() + _lease())
+            ).update(lease_expires_at=timezone.now() + transitions.lease_duration())
         except Exception:
             logger.exception("renewing the lease of job %s failed", context.job.pk)
             self.release(context)

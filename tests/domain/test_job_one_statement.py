@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from domain.accounts.models import Workspace
-from domain.jobs import events, registry, runner
+from domain.jobs import events, registry, runner, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
 from domain.jobs.models import Event, EventCounter, Job, JobState, Lane
@@ -66,10 +66,10 @@ def test_claim_and_finish_take_one_statement_each(workspace: Workspace) -> None:
     job = _job(workspace)
     with (
         mock.patch.object(
-            runner, "_claim_in_one_statement", wraps=runner._claim_in_one_statement
+            transitions, "claim_in_one_statement", wraps=transitions.claim_in_one_statement
         ) as claim_one,
         mock.patch.object(
-            runner, "_finish_in_one_statement", wraps=runner._finish_in_one_statement
+            transitions, "finish_in_one_statement", wraps=transitions.finish_in_one_statement
         ) as finish_one,
         mock.patch.object(runner, "_claim_in_transaction") as general,
     ):
