@@ -192,6 +192,20 @@ def _job_once(operation: str, input: Any, workspace_of: Any) -> Once:
     )
 
 
+def upload_start_arguments(info: Info, input: AssetUploadStartInput) -> dict[str, Any]:
+    """What both upload starts (single and multipart) pass to their domain service."""
+    return {
+        "collection": collection_for(info, input.collection_id),
+        "filename": input.filename,
+        "content_type": input.content_type,
+        "size": int(input.size),
+        "title": input.title,
+        "actor": actor_of(info),
+        "sha256": input.sha256,
+        "on_duplicate": services.OnDuplicate(input.on_duplicate.name),
+    }
+
+
 async def complete_upload(
     info: Info, operation: str, input: Any, call: Callable[[], services.UploadCompleted]
 ) -> AssetJobPayload:
@@ -274,16 +288,7 @@ class AssetMutations(MediaMutations):
         self, info: Info, input: AssetUploadStartInput
     ) -> AssetUploadStartPayload:
         def call() -> services.UploadStarted:
-            return services.asset_upload_start(
-                collection=collection_for(info, input.collection_id),
-                filename=input.filename,
-                content_type=input.content_type,
-                size=int(input.size),
-                title=input.title,
-                actor=actor_of(info),
-                sha256=input.sha256,
-                on_duplicate=services.OnDuplicate(input.on_duplicate.name),
-            )
+            return services.asset_upload_start(**upload_start_arguments(info, input))
 
         started, errors = await attempt(info, call)
         if started is None:

@@ -22,6 +22,7 @@ from schema.mutations.assets import (
     asset_for,
     collection_for,
     complete_upload,
+    upload_start_arguments,
 )
 from schema.types.uploads import MultipartUploadType, UploadedPart, UploadPartTarget
 
@@ -127,16 +128,7 @@ class UploadMutations:
         self, info: Info, input: AssetMultipartUploadStartInput
     ) -> AssetMultipartUploadStartPayload:
         def call() -> multipart.MultipartStarted:
-            return multipart.asset_multipart_upload_start(
-                collection=collection_for(info, input.collection_id),
-                filename=input.filename,
-                content_type=input.content_type,
-                size=int(input.size),
-                title=input.title,
-                actor=actor_of(info),
-                sha256=input.sha256,
-                on_duplicate=services.OnDuplicate(input.on_duplicate.name),
-            )
+            return multipart.asset_multipart_upload_start(**upload_start_arguments(info, input))
 
         once = Once(
             key=input.idempotency_key,
