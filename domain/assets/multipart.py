@@ -113,6 +113,12 @@ def asset_multipart_upload_start(
     return MultipartStarted(asset=asset, upload=upload, duplicate_of=duplicate)
 
 
+def multipart_started_again(asset_pk: int) -> MultipartStarted:
+    """What a start returned, again: for a start repeated with its idempotency key."""
+    asset = Asset.objects.get(pk=asset_pk)
+    return MultipartStarted(asset=asset, upload=MultipartUpload.objects.filter(asset=asset).first())
+
+
 def _open_upload(asset: Asset) -> MultipartUpload:
     """The asset's upload in progress, or INVALID_STATE."""
     upload = MultipartUpload.objects.filter(asset=asset).first()

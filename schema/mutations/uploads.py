@@ -10,7 +10,6 @@ import strawberry
 from strawberry import relay
 
 from domain.assets import multipart, multipart_store, services
-from domain.assets.models import Asset, MultipartUpload
 from schema.context import Info, actor_of
 from schema.errors import UserError
 from schema.mutations import Once, attempt, attempt_once, request_of
@@ -110,13 +109,6 @@ class AssetMultipartUploadAbortPayload:
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
-def _started_of(asset_pk: int) -> multipart.MultipartStarted:
-    """What a start returned, again (for a repeated idempotency key)."""
-    asset = Asset.objects.get(pk=asset_pk)
-    upload = MultipartUpload.objects.filter(asset=asset).first()
-    return multipart.MultipartStarted(asset=asset, upload=upload)
-
-
 @strawberry.type
 class UploadMutations:
     @strawberry.mutation(
@@ -136,7 +128,7 @@ class UploadMutations:
             request=request_of(input),
             workspace_of=lambda: collection_for(info, input.collection_id).workspace_id,
             remember=lambda started: {"asset": started.asset.pk},
-            recall=lambda ref: _started_of(ref["asset"]),
+            recall=lambda ref: multipart.multipart_started_again(ref["asset"]),
         )
         started, errors = await attempt_once(info, once, call)
         if started is None:
