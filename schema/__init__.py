@@ -20,6 +20,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from schema.errors import MaskUnexpectedErrors
+from schema.execution import DepotExecutionContext
 from schema.limits import QueryLimits
 from schema.mutations.accounts import AccountMutations
 from schema.mutations.assets import AssetMutations
@@ -69,6 +70,7 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=_extensions(),
+    execution_context_class=DepotExecutionContext,
     config=StrawberryConfig(
         scalar_map=SCALAR_MAP,
         relay_max_results=settings.DEPOT_GRAPHQL_MAX_PAGE_SIZE,

@@ -139,13 +139,10 @@ class AssetType(DepotNode):
     renditions: list[RenditionType] = model_field(
         description="Thumbnails and previews made from it."
     )
+    # The column holds the enum's value, which the GraphQL enum serializes as it is.
+    state: AssetStateEnum = model_field(description="Where the asset is in its life.")
 
     get_queryset = scoped_to_workspaces("workspace_id")
-
-    @strawberry_django.field(description="Where the asset is in its life.", only=["state"])
-    @in_memory
-    def state(self) -> AssetStateEnum:
-        return AssetStateEnum(self.state)
 
     @strawberry_django.field(description="Why processing failed, if it did.", only=["failure"])
     @in_memory

@@ -106,15 +106,9 @@ class JobType(DepotNode):
         pk = self.created_by_id  # type: ignore[attr-defined]
         return None if pk is None else relay.GlobalID("User", str(pk))
 
-    @strawberry_django.field(description="Where the job is.", only=["state"])
-    @in_memory
-    def state(self) -> JobStateEnum:
-        return JobStateEnum(self.state)
-
-    @strawberry_django.field(description="The queue it runs on.", only=["lane"])
-    @in_memory
-    def lane(self) -> LaneEnum:
-        return LaneEnum(self.lane)
+    # The columns hold the enums' values, which the GraphQL enums serialize as they are.
+    state: JobStateEnum = model_field(description="Where the job is.")
+    lane: LaneEnum = model_field(description="The queue it runs on.")
 
     @strawberry_django.field(
         description="How far it has got.",

@@ -48,11 +48,11 @@ def _fields(cls: Any) -> dict[str, Any]:
 
 def test_plain_columns_are_basic_fields_and_everything_else_is_not() -> None:
     asset = _fields(AssetType)
-    for name in ("title", "size", "tags", "metadata", "created_at"):
+    for name in ("title", "size", "tags", "metadata", "created_at", "state"):
         assert isinstance(asset[name], DepotField), name
         assert asset[name].is_basic_field, name
     # relations, resolvers and relay's id keep strawberry's full per-field path
-    for name in ("collection", "renditions", "state", "download_url", "_id"):
+    for name in ("collection", "renditions", "download_url", "_id"):
         assert not asset[name].is_basic_field, name
     assert not _fields(CollectionType)["assets"].is_basic_field
     assert not _fields(JobType)["parent"].is_basic_field

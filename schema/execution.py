@@ -1,0 +1,267 @@
+"""Execution with compiled plans for plain selections.
+
+graphql-core executes every field the same way: it looks the field up, builds a `ResolveInfo`,
+wraps the resolver in the middleware (strawberry-django's optimizer), calls it, checks whether
+the result is awaitable, and completes the value through `complete_value`. For the dashboard
+query that is about 3,100 fields a request, of which about 2,600 are a loaded column or a
+Relay id: the machinery costs far more than the value (bench/http/PROFILE.md, session 3).
+
+`DepotExecutionContext` compiles, once per selection set and request, a plan that reads those
+fields directly:
+
+- a `DepotField` on a plain column (`schema/types/fields.py`): the value in the instance's
+  `__dict__`, coerced by the field's scalar or enum type, exactly as `complete_leaf_value` does;
+- the `id` of a `DepotNode`: the global id of the type's name and the primary key, as
+  strawberry's `Node._id` and strawberry-django's `resolve_model_id` compute it;
+- `__typename`: the object type's name.
+
+Every other field (relations, connections, resolvers, arguments) goes through graphql-core as
+before, in the same order, so the response keeps its key order. Whenever a direct read cannot
+answer exactly as graphql-core would (a deferred column, a null in a non-null field, a value the
+scalar refuses), that field is executed the general way instead, which loads it or reports the
+error with its path and null propagation. Skipping the optimizer's middleware for these fields is
+sound: it only acts on results that are QuerySets or managers, which a column never is. A plan
+is only used when the optimizer is the only middleware; any other resolve hook turns it off.
+
+tests/schema/test_compiled_execution.py runs the same documents with and without plans and
+compares the responses, errors included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    Undefined,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path, gather_with_cancel
+from strawberry import relay
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry_django.optimizer import DjangoOptimizerExtension
+from strawberry_django.relay.utils import resolve_model_id
+
+from schema.types.fields import DepotField
+from schema.types.scoping import DepotNode
+
+_BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
+_NODE_ID_RESOLVER = relay.Node.__dict__["_id"].__func__
+_NODE_TYPENAME = relay.Node.__dict__["resolve_typename"].__func__
+
+# A direct read answers with the completed value, or with this marker when the field has to be
+# executed the general way.
+GENERAL = object()
+
+Reader = Callable[[Any], Any]
+# (response name, reader or None for a general field, the field's details for the general way)
+Step = tuple[str, Reader | None, FieldDetailsList]
+
+
+class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, with direct reads for plain fields (see the module)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Plans live as long as the request: keyed on the grouped field set's identity, which
+        # graphql-core memoizes per selection for the whole execution (`collect_subfields`).
+        self._plans: dict[int, tuple[GroupedFieldSet, list[Step] | None]] = {}
+        middlewares = self.middleware_manager.middlewares if self.middleware_manager else ()
+        self._plans_allowed = all(isinstance(m, DjangoOptimizerExtension) for m in middlewares)
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        steps = self._plan(parent_type, grouped_field_set)
+        if steps is None:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        results: dict[str, Any] = {}
+        awaitable_fields: list[str] = []
+        is_awaitable = self.is_awaitable
+        try:
+            for response_name, reader, field_details_list in steps:
+                if reader is not None:
+                    value = reader(source_value)
+                    if value is not GENERAL:
+                        results[response_name] = value
+                        continue
+                result = self.execute_field(
+                    parent_type,
+                    source_value,
+                    field_details_list,
+                    Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[name] for name in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+        return self._gather(results, awaitable_fields)
+
+    async def _gather(self, results: dict[str, Any], awaitable_fields: list[str]) -> Any:
+        # What graphql-core's execute_fields does with awaitable fields, kept in step with it.
+        if len(awaitable_fields) == 1:
+            name = awaitable_fields[0]
+            results[name] = await results[name]
+        else:
+            awaited = await gather_with_cancel(*(results[name] for name in awaitable_fields))
+            results.update(zip(awaitable_fields, awaited, strict=True))
+        return results
+
+    def _plan(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    ) -> list[Step] | None:
+        """The steps for this selection, or None when no field can be read directly."""
+        if not self._plans_allowed:
+            return None
+        cached = self._plans.get(id(grouped_field_set))
+        if cached is not None and cached[0] is grouped_field_set:
+            return cached[1]
+        steps: list[Step] = []
+        direct = 0
+        for response_name, field_details_list in grouped_field_set.items():
+            reader = direct_reader(parent_type, field_details_list)
+            direct += reader is not None
+            steps.append((response_name, reader, field_details_list))
+        plan = steps if direct else None
+        # The set itself is kept alive with its plan, so its id cannot be reused meanwhile.
+        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        return plan
+
+
+def direct_reader(
+    parent_type: GraphQLObjectType, field_details_list: FieldDetailsList
+) -> Reader | None:
+    """A function that reads this field off a source object, or None if it cannot be read
+    directly. The reader returns GENERAL when this particular value needs the general way."""
+    node = field_details_list[0].node
+    name = node.name.value
+    if name == "__typename":
+        type_name = parent_type.name
+        return lambda source: type_name
+    field_def = parent_type.fields.get(name)
+    if field_def is None or field_def.args or node.arguments:
+        return None
+    field = field_def.extensions.get(_BACKREF)
+    coerce, non_null = leaf_coercion(field_def.type)
+    if coerce is None:
+        return None
+    if isinstance(field, DepotField) and field.is_basic_field:
+        return column_reader(field.column_attname, coerce, non_null)
+    if name == "id" and non_null and _is_node_id(parent_type, field):
+        return node_id_reader(parent_type, coerce)
+    return None
+
+
+def leaf_coercion(return_type: Any) -> tuple[Callable[[Any], Any] | None, bool]:
+    """How a value of this type is completed, if it is a scalar, an enum or a flat list of
+    them (`[String!]!`), and whether the field is non-null. A value the coercion cannot complete
+    exactly as `complete_value` would makes it return GENERAL."""
+    non_null = isinstance(return_type, GraphQLNonNull)
+    nullable_type = return_type.of_type if non_null else return_type
+    if isinstance(nullable_type, GraphQLScalarType | GraphQLEnumType):
+        return leaf_value(nullable_type.coerce_output_value), non_null
+    if not isinstance(nullable_type, GraphQLList):
+        return None, non_null
+    item_type = nullable_type.of_type
+    item_non_null = isinstance(item_type, GraphQLNonNull)
+    item_type = item_type.of_type if item_non_null else item_type
+    if not isinstance(item_type, GraphQLScalarType | GraphQLEnumType):
+        return None, non_null
+    return list_value(leaf_value(item_type.coerce_output_value), item_non_null), non_null
+
+
+def leaf_value(coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def complete(value: Any) -> Any:
+        try:
+            coerced = coerce(value)
+        except Exception:
+            return GENERAL  # graphql-core reports the error, with its path
+        return GENERAL if coerced is None or coerced is Undefined else coerced
+
+    return complete
+
+
+def list_value(complete_item: Callable[[Any], Any], item_non_null: bool) -> Callable[[Any], Any]:
+    def complete(value: Any) -> Any:
+        # Only real lists: graphql-core accepts any iterable, and a generator read here could
+        # not be read again by the general way.
+        if type(value) is not list:
+            return GENERAL
+        completed: list[Any] = []
+        for item in value:
+            if item is None:
+                if item_non_null:
+                    return GENERAL
+                completed.append(None)
+                continue
+            item = complete_item(item)
+            if item is GENERAL:
+                return GENERAL
+            completed.append(item)
+        return completed
+
+    return complete
+
+
+def column_reader(attname: str, complete: Callable[[Any], Any], non_null: bool) -> Reader:
+    def read(source: Any) -> Any:
+        try:
+            value = source.__dict__[attname]
+        except (KeyError, AttributeError):
+            return GENERAL  # deferred, or not a model instance
+        if value is None:
+            return GENERAL if non_null else None
+        return complete(value)
+
+    return read
+
+
+def _is_node_id(parent_type: GraphQLObjectType, field: Any) -> bool:
+    """Whether `id` is strawberry's Node id on a DepotNode with the stock id resolution."""
+    definition = parent_type.extensions.get(_BACKREF)
+    origin = getattr(definition, "origin", None)
+    resolver = getattr(getattr(field, "base_resolver", None), "wrapped_func", None)
+    return (
+        isinstance(origin, type)
+        and issubclass(origin, DepotNode)
+        and getattr(resolver, "__func__", None) is _NODE_ID_RESOLVER
+        and getattr(origin.resolve_typename, "__func__", None) is _NODE_TYPENAME
+        and getattr(origin.resolve_id, "__func__", None) is resolve_model_id
+        and origin.resolve_id_attr() == "pk"
+    )
+
+
+def node_id_reader(parent_type: GraphQLObjectType, complete: Callable[[Any], Any]) -> Reader:
+    type_name = parent_type.name
+
+    def read(source: Any) -> Any:
+        try:
+            pk_attname = source._meta.pk.attname
+            node_id = source.__dict__[pk_attname]
+        except (KeyError, AttributeError):
+            return GENERAL
+        if node_id is None:
+            return GENERAL
+        return complete(relay.GlobalID(type_name=type_name, node_id=str(node_id)))
+
+    return read

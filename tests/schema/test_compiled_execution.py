@@ -1,0 +1,225 @@
+"""Compiled plans for plain selections (schema/execution.py) answer exactly as graphql-core's
+general execution does: the same data in the same key order, the same errors with the same
+paths and null propagation. Every document here runs twice through the real view, with plans
+and with them switched off, and the two responses must be equal."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from graphql import GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLString
+from strawberry.extensions import SchemaExtension
+
+from domain.accounts.models import Workspace
+from domain.assets.models import Rendition
+from domain.common.ids import global_id
+from domain.jobs.models import Job, JobState, Lane
+from schema import schema as depot_schema
+from schema.execution import GENERAL, DepotExecutionContext, column_reader, leaf_coercion
+from tests import factories
+from tests.conftest import GQL
+from tests.support.cache import clear_cache
+
+ASSET_FIELDS = """id __typename title tags description customMetadata originalFilename
+  declaredContentType contentType size metadata createdAt updatedAt state sha256
+  renditions { id preset format width height size onDemand __typename }"""
+
+DOCUMENTS = {
+    "dashboard": f"""query($w: ID!) {{ collections(workspaceId: $w, first: 20) {{ totalCount
+      edges {{ cursor node {{ id name __typename assets(first: 10) {{ totalCount
+        edges {{ node {{ {ASSET_FIELDS} }} }} }} }} }} }} }}""",
+    "aliases, fragments and directives": """query($w: ID!, $yes: Boolean!, $no: Boolean!) {
+      c: collections(workspaceId: $w, first: 5) { edges { node {
+        ...C
+        again: name
+        assets(first: 3) { edges { node {
+          t: title title @include(if: $yes) size @skip(if: $yes) bytes: size
+          ... on Asset { sha256 title }
+          ... @include(if: $no) { description }
+          renditions { w: width width h: height ...R }
+        } } }
+      } } } }
+      fragment C on Collection { id name __typename }
+      fragment R on Rendition { preset p: preset __typename }""",
+    "node and nodes": """query($a: ID!, $c: ID!, $r: ID!) {
+      node(id: $a) { id __typename ... on Asset { title size renditions { preset } } }
+      nodes(ids: [$a, $c, $r]) { id ... on Collection { name } ... on Rendition { width } }
+    }""",
+    "viewer and jobs": """query($w: ID!) { viewer { username memberships { role
+      workspace { id name slug } } }
+      jobs(workspaceId: $w, first: 5) { edges { node { id kind state lane attempts
+        parameters result startedAt cancelRequested progress { done total stage }
+        parent { id kind } } } } }""",
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_read_cache(settings: Any) -> None:
+    settings.DEPOT_READ_CACHE_SECONDS = 0
+    clear_cache()
+
+
+@pytest.fixture
+def dataset(workspace: Workspace) -> dict[str, Any]:
+    first = None
+    for c in range(3):
+        collection = factories.collection(workspace, name=f"collection {c}")
+        for a in range(3):
+            asset = factories.asset(
+                collection,
+                tags=["x", f"t{a}"],
+                description="" if a else "described",
+                custom_metadata={"n": a, "nested": {"ok": True}},
+                metadata={"width": 10 * a},
+                size=2**40 + a,
+            )
+            factories.rendition(asset)
+            factories.rendition(asset, preset="preview-1024")
+            first = first or asset
+    assert first is not None
+    parent = Job.objects.create(
+        workspace=workspace, kind="collection.delete", lane=Lane.BULK, state=JobState.RUNNING
+    )
+    Job.objects.create(
+        workspace=workspace,
+        kind="asset.process",
+        lane=Lane.INTERACTIVE,
+        state=JobState.SUCCEEDED,
+        parent=parent,
+        result={"renditions": 2},
+        progress_done=3,
+        progress_total=3,
+    )
+    rendition = first.renditions.first()
+    assert rendition is not None
+    return {
+        "w": global_id("Workspace", workspace.pk),
+        "a": global_id("Asset", first.pk),
+        "c": global_id("Collection", first.collection_id),
+        "r": global_id("Rendition", rendition.pk),
+        "yes": True,
+        "no": False,
+    }
+
+
+def _both(
+    gql: GQL, token: str, document: str, variables: dict[str, Any], monkeypatch: Any
+) -> tuple[Any, Any]:
+    compiled = gql(document, variables, token)
+    with monkeypatch.context() as m:
+        m.setattr(DepotExecutionContext, "_plan", lambda *args: None)
+        general = gql(document, variables, token)
+    return compiled, general
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(DOCUMENTS))
+def test_plans_answer_exactly_as_general_execution(
+    gql: GQL, token: str, dataset: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = DOCUMENTS[name]
+    used = {k: v for k, v in dataset.items() if f"${k}" in document}
+    compiled, general = _both(gql, token, document, used, monkeypatch)
+    assert "errors" not in general, general
+    assert compiled == general
+    # key order too: clients may rely on it, and the spec asks for it
+    assert repr(compiled) == repr(general)
+
+
+@pytest.mark.django_db
+def test_a_value_the_scalar_refuses_reports_the_same_error(
+    gql: GQL, token: str, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A width beyond 32 bits cannot be an Int: the field is null (it is non-null, so its
+    rendition and then the list become null), with one error at the same path either way."""
+    original = Rendition.from_db
+
+    def from_db(cls: type[Rendition], *args: Any) -> Rendition:
+        rendition = original.__func__(cls, *args)  # type: ignore[attr-defined]
+        if rendition.preset == "preview-1024":
+            rendition.__dict__["width"] = 2**40
+        return rendition
+
+    monkeypatch.setattr(Rendition, "from_db", classmethod(from_db))
+    document = "query($a: ID!) { asset(id: $a) { title renditions { preset width } } }"
+    compiled, general = _both(gql, token, document, {"a": dataset["a"]}, monkeypatch)
+    assert compiled == general
+    assert compiled["data"] == {"asset": None}  # [Rendition!]! propagates up to the asset
+    (error,) = compiled["errors"]
+    assert error["path"][:2] == ["asset", "renditions"]
+    assert error["path"][-1] == "width"
+    assert "32-bit" in error["message"]
+
+
+@pytest.mark.django_db
+def test_plain_fields_skip_graphql_cores_per_field_execution(
+    gql: GQL, token: str, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executed: Counter[str] = Counter()
+    original = DepotExecutionContext.execute_field
+
+    def counted(self: Any, parent_type: Any, source: Any, details: Any, *rest: Any) -> Any:
+        executed[details[0].node.name.value] += 1
+        return original(self, parent_type, source, details, *rest)
+
+    monkeypatch.setattr(DepotExecutionContext, "execute_field", counted)
+    body = gql(DOCUMENTS["dashboard"], {"w": dataset["w"]}, token)
+    assert "errors" not in body, body
+    assert len(body["data"]["collections"]["edges"]) == 3
+    plain = {"id", "__typename", "title", "size", "state", "preset", "width", "height", "name"}
+    plain |= {"tags", "customMetadata", "createdAt"}
+    assert not plain & set(executed), executed
+    # what is left is per object, not per value: connections, edges, nodes, relations, resolvers
+    assert executed["renditions"] == 9
+    assert executed["sha256"] == 9  # a field with its own resolver
+
+
+def test_a_column_read_defers_to_general_execution_when_it_cannot_answer() -> None:
+    class Row:
+        def __init__(self, **values: Any) -> None:
+            self.__dict__.update(values)
+
+    int_value, _ = leaf_coercion(GraphQLInt)
+    assert int_value is not None
+    width = column_reader("width", int_value, non_null=True)
+    assert width(Row(width=7)) == 7
+    assert width(Row()) is GENERAL  # deferred: general execution loads it
+    assert width(Row(width=None)) is GENERAL  # null in a non-null field: the error
+    assert width(Row(width=2**40)) is GENERAL  # refused by Int: the error
+    tags_value, non_null = leaf_coercion(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLString))))
+    assert tags_value is not None
+    assert non_null
+    tags = column_reader("tags", tags_value, non_null=True)
+    assert tags(Row(tags=["a", "b"])) == ["a", "b"]
+    assert tags(Row(tags=["a", None])) is GENERAL  # a null in [String!]: the error
+    assert tags(Row(tags=("a",))) is GENERAL  # any other iterable: the general way
+    assert leaf_coercion(GraphQLList(GraphQLList(GraphQLString)))[0] is None
+    string_value, _ = leaf_coercion(GraphQLString)
+    assert string_value is not None
+    description = column_reader("description", string_value, non_null=False)
+    assert description(Row(description=None)) is None
+    assert description(object()) is GENERAL
+
+
+class Shout(SchemaExtension):
+    """A resolve hook of another kind: it must see every field, plain ones included."""
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        value = _next(root, info, *args, **kwargs)
+        return value.upper() if isinstance(value, str) else value
+
+
+@pytest.mark.django_db
+def test_any_other_resolve_hook_turns_plans_off(
+    gql: GQL, token: str, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factories.asset(factories.collection(workspace), title="quiet")
+    monkeypatch.setattr(depot_schema, "extensions", [*depot_schema.extensions, Shout])
+    body = gql(
+        "query($w: ID!) { assets(workspaceId: $w, first: 1) { edges { node { title } } } }",
+        {"w": global_id("Workspace", workspace.pk)},
+        token,
+    )
+    assert body["data"]["assets"]["edges"][0]["node"]["title"] == "QUIET"
