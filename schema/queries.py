@@ -28,6 +28,7 @@ from schema.types.assets import (
     CollectionType,
 )
 from schema.types.jobs import EventType, JobFilter, JobOrder, JobStatsType, JobType
+from schema.types.scoping import in_memory
 
 
 def _in_workspace(info: Info, workspace_id: relay.GlobalID | None) -> int | None:
@@ -67,10 +68,12 @@ class Query:
     @strawberry_django.connection(
         DjangoListConnection[WorkspaceType], description="Workspaces you can see."
     )
+    @in_memory
     def workspaces(self, info: Info) -> Iterable[Workspace]:
         return accounts.workspace_list_for(actor=actor_of(info))
 
     @strawberry_django.field(description="One workspace, or null if you cannot see it.")
+    @in_memory
     def workspace(self, info: Info, id: relay.GlobalID) -> WorkspaceType | None:
         return accounts.workspace_list_for(actor=actor_of(info)).filter(
             pk=_pk_or_none(id, "Workspace")
@@ -82,6 +85,7 @@ class Query:
         filters=CollectionFilter,
         ordering=CollectionOrder,
     )
+    @in_memory
     def collections(
         self, info: Info, workspace_id: relay.GlobalID | None = None
     ) -> Iterable[Collection]:
@@ -91,6 +95,7 @@ class Query:
         return queryset if workspace_pk is None else queryset.filter(workspace_id=workspace_pk)
 
     @strawberry_django.field(description="One collection, or null if you cannot see it.")
+    @in_memory
     def collection(self, info: Info, id: relay.GlobalID) -> CollectionType | None:
         return assets.collection_list_for(actor=actor_of(info)).filter(
             pk=_pk_or_none(id, "Collection")
@@ -102,6 +107,7 @@ class Query:
         filters=AssetFilter,
         ordering=AssetOrder,
     )
+    @in_memory
     def assets(
         self,
         info: Info,
@@ -118,6 +124,7 @@ class Query:
         return queryset
 
     @strawberry_django.field(description="One asset, or null if you cannot see it.")
+    @in_memory
     def asset(self, info: Info, id: relay.GlobalID) -> AssetType | None:
         return assets.asset_list_for(actor=actor_of(info)).filter(pk=_pk_or_none(id, "Asset"))  # type: ignore[return-value]
 
@@ -127,6 +134,7 @@ class Query:
         filters=JobFilter,
         ordering=JobOrder,
     )
+    @in_memory
     def jobs(self, info: Info, workspace_id: relay.GlobalID | None = None) -> Iterable[Job]:
         with as_graphql_errors():
             workspace_pk = _in_workspace(info, workspace_id)
@@ -134,6 +142,7 @@ class Query:
         return queryset if workspace_pk is None else queryset.filter(workspace_id=workspace_pk)
 
     @strawberry_django.field(description="One job, or null if you cannot see it.")
+    @in_memory
     def job(self, info: Info, id: relay.GlobalID) -> JobType | None:
         return jobs.job_list_for(actor=actor_of(info)).filter(pk=_pk_or_none(id, "Job"))  # type: ignore[return-value]
 

@@ -173,3 +173,29 @@ def test_thread_hops_do_not_grow_with_the_page(
     execution = sum(n for m, n in hops.items() if m.startswith(("strawberry", "django.db")))
     # the root resolver, its queryset hook, the fetch: not one per collection or asset
     assert execution <= 3, hops
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_object_is_fetched_in_one_thread_hop(
+    token: str, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The root resolvers only build a QuerySet from the actor's permissions, which admission
+    has loaded (`in_memory`): the one hop left is strawberry-django's fetch."""
+    asset = factories.asset(factories.collection(workspace))
+    factories.rendition(asset)
+    hops: Counter[str] = Counter()
+    original = SyncToAsync.__call__
+
+    async def counted(hop: Any, *args: Any, **kwargs: Any) -> Any:
+        hops[getattr(hop.func, "__module__", "?")] += 1
+        return await original(hop, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    response = _async_post(
+        {"query": ASSET, "variables": {"id": global_id("Asset", asset.pk)}}, token
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    assert body["data"]["asset"]["renditions"] == [{"preset": "thumb-256", "width": 256}]
+    execution = sum(n for m, n in hops.items() if m.startswith(("strawberry", "django.db")))
+    assert execution == 1, hops
