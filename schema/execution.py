@@ -32,8 +32,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.db.models import QuerySet
+from django.db.models.manager import BaseManager
 from graphql import (
     GraphQLEnumType,
+    GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -45,7 +48,7 @@ from graphql.pyutils import Path, gather_with_cancel
 from strawberry import relay
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry_django.optimizer import DjangoOptimizerExtension
+from strawberry_django.optimizer import DjangoOptimizerExtension, is_optimized_by_prefetching
 from strawberry_django.relay.utils import resolve_model_id
 
 from schema.types.fields import DepotField
@@ -60,8 +63,9 @@ _NODE_TYPENAME = relay.Node.__dict__["resolve_typename"].__func__
 GENERAL = object()
 
 Reader = Callable[[Any], Any]
-# (response name, reader or None for a general field, the field's details for the general way)
-Step = tuple[str, Reader | None, FieldDetailsList]
+# (response name, reader or None for a general field, the field's details, and the field to
+# complete the value as when the reader returns an object or a list of them, else None)
+Step = tuple[str, Reader | None, FieldDetailsList, GraphQLField | None]
 
 
 class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -92,11 +96,24 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         awaitable_fields: list[str] = []
         is_awaitable = self.is_awaitable
         try:
-            for response_name, reader, field_details_list in steps:
+            for response_name, reader, field_details_list, field_def in steps:
                 if reader is not None:
                     value = reader(source_value)
                     if value is not GENERAL:
-                        results[response_name] = value
+                        if field_def is None:
+                            results[response_name] = value
+                            continue
+                        result = self._complete(
+                            parent_type,
+                            field_def,
+                            field_details_list,
+                            Path(path, response_name, parent_type.name),
+                            value,
+                            position_context,
+                        )
+                        results[response_name] = result
+                        if is_awaitable(result):
+                            awaitable_fields.append(response_name)
                         continue
                 result = self.execute_field(
                     parent_type,
@@ -116,6 +133,40 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if not awaitable_fields:
             return results
         return self._gather(results, awaitable_fields)
+
+    def _complete(
+        self,
+        parent_type: GraphQLObjectType,
+        field_def: GraphQLField,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> Any:
+        """The second half of graphql-core's execute_field, for a value read directly: complete
+        it (objects and lists of them) and report errors the way execute_field does."""
+        return_type = field_def.type
+        info = self.build_resolve_info(
+            field_def, [details.node for details in field_details_list], parent_type, path
+        )
+        try:
+            completed = self.complete_value(
+                return_type, field_details_list, info, path, value, position_context
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        if not self.is_awaitable(completed):
+            return completed
+
+        async def await_completed() -> Any:
+            try:
+                return await completed
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, return_type, field_details_list, path)
+                return None
+
+        return await_completed()
 
     async def _gather(self, results: dict[str, Any], awaitable_fields: list[str]) -> Any:
         # What graphql-core's execute_fields does with awaitable fields, kept in step with it.
@@ -139,9 +190,9 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         steps: list[Step] = []
         direct = 0
         for response_name, field_details_list in grouped_field_set.items():
-            reader = direct_reader(parent_type, field_details_list)
+            reader, completes = direct_reader(parent_type, field_details_list)
             direct += reader is not None
-            steps.append((response_name, reader, field_details_list))
+            steps.append((response_name, reader, field_details_list, completes))
         plan = steps if direct else None
         # The set itself is kept alive with its plan, so its id cannot be reused meanwhile.
         self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
@@ -150,26 +201,44 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
 def direct_reader(
     parent_type: GraphQLObjectType, field_details_list: FieldDetailsList
-) -> Reader | None:
+) -> tuple[Reader | None, GraphQLField | None]:
     """A function that reads this field off a source object, or None if it cannot be read
-    directly. The reader returns GENERAL when this particular value needs the general way."""
+    directly, and the field whose type completes what it reads, when that is not yet a leaf
+    value. The reader returns GENERAL when this particular value needs the general way."""
     node = field_details_list[0].node
     name = node.name.value
     if name == "__typename":
         type_name = parent_type.name
-        return lambda source: type_name
+        return (lambda source: type_name), None
     field_def = parent_type.fields.get(name)
     if field_def is None or field_def.args or node.arguments:
-        return None
+        return None, None
     field = field_def.extensions.get(_BACKREF)
-    coerce, non_null = leaf_coercion(field_def.type)
-    if coerce is None:
-        return None
-    if isinstance(field, DepotField) and field.is_basic_field:
-        return column_reader(field.column_attname, coerce, non_null)
-    if name == "id" and non_null and _is_node_id(parent_type, field):
-        return node_id_reader(parent_type, coerce)
-    return None
+    complete, non_null = leaf_coercion(field_def.type)
+    if complete is not None:
+        if isinstance(field, DepotField) and field.is_basic_field:
+            return column_reader(field.column_attname, complete, non_null), None
+        if name == "id" and non_null and _is_node_id(parent_type, field):
+            return node_id_reader(parent_type, complete), None
+        if _is_basic(field_def, field):
+            return leaf_reader(attribute_reader(field_def.resolve), complete, non_null), None
+        return None, None
+    if isinstance(field, DepotField) and field.prefetch_cache_name:
+        return prefetched_reader(field.prefetch_cache_name), field_def
+    if _is_basic(field_def, field):
+        return attribute_reader(field_def.resolve), field_def
+    return None, None
+
+
+def _is_basic(field_def: GraphQLField, field: Any) -> bool:
+    """A strawberry field without resolver, arguments or extensions: strawberry resolves it with
+    `_get_basic_result`, a plain read of the attribute."""
+    resolve = field_def.resolve
+    return bool(
+        getattr(resolve, "__name__", "") == "_get_basic_result"
+        and getattr(resolve, "_is_default", False)
+        and getattr(field, "is_basic_field", False)
+    )
 
 
 def leaf_coercion(return_type: Any) -> tuple[Callable[[Any], Any] | None, bool]:
@@ -223,6 +292,18 @@ def list_value(complete_item: Callable[[Any], Any], item_non_null: bool) -> Call
     return complete
 
 
+def leaf_reader(read_value: Reader, complete: Callable[[Any], Any], non_null: bool) -> Reader:
+    def read(source: Any) -> Any:
+        value = read_value(source)
+        if value is GENERAL:
+            return GENERAL
+        if value is None:
+            return GENERAL if non_null else None
+        return complete(value)
+
+    return read
+
+
 def column_reader(attname: str, complete: Callable[[Any], Any], non_null: bool) -> Reader:
     def read(source: Any) -> Any:
         try:
@@ -263,5 +344,40 @@ def node_id_reader(parent_type: GraphQLObjectType, complete: Callable[[Any], Any
         if node_id is None:
             return GENERAL
         return complete(relay.GlobalID(type_name=type_name, node_id=str(node_id)))
+
+    return read
+
+
+def prefetched_reader(cache_name: str) -> Reader:
+    """A to-many relation the optimizer prefetched: what strawberry-django answers for it (the
+    prefetched rows, its `get_queryset` being done at prefetch time), without building the
+    related manager and its filtered QuerySet for every source object."""
+
+    def read(source: Any) -> Any:
+        try:
+            queryset = source.__dict__["_prefetched_objects_cache"][cache_name]
+        except (KeyError, AttributeError):
+            return GENERAL
+        rows = queryset._result_cache
+        if rows is None or not is_optimized_by_prefetching(queryset):
+            return GENERAL
+        return rows
+
+    return read
+
+
+def attribute_reader(resolve: Callable[..., Any]) -> Reader:
+    """A basic strawberry field of object type (a connection's `edges`, an edge's `node`):
+    strawberry's own basic resolver, without the middleware. A QuerySet or manager goes the
+    general way, since the optimizer's middleware acts on those."""
+
+    def read(source: Any) -> Any:
+        try:
+            value = resolve(source)
+        except Exception:
+            return GENERAL  # the general way runs it again and reports the error
+        if isinstance(value, QuerySet | BaseManager):
+            return GENERAL
+        return value
 
     return read

@@ -22,6 +22,7 @@ import functools
 from typing import Any
 
 import strawberry_django
+from django.db.models.fields.related_descriptors import ReverseManyToOneDescriptor
 from django.db.models.query_utils import DeferredAttribute
 from strawberry_django.fields.field import StrawberryDjangoField
 
@@ -47,6 +48,27 @@ class DepotField(StrawberryDjangoField):
         if type(attr) is not DeferredAttribute:
             return _NOT_A_COLUMN
         return str(attr.field.attname)
+
+    @functools.cached_property
+    def prefetch_cache_name(self) -> str:
+        """For a plain to-many relation (a reverse foreign key, no arguments, no resolver): the
+        key under which a prefetch keeps its rows on the instance; "" otherwise."""
+        django_type = self.origin_django_type
+        if (
+            django_type is None
+            or self.base_resolver is not None
+            or self.extensions
+            or self.permission_classes
+            or self.arguments
+            or not self.is_list
+            or self.is_connection
+            or self.is_paginated
+        ):
+            return _NOT_A_COLUMN
+        attr = getattr(django_type.model, self.django_name or self.python_name, None)
+        if type(attr) is not ReverseManyToOneDescriptor:
+            return _NOT_A_COLUMN
+        return str(attr.rel.cache_name)
 
     @property
     def is_basic_field(self) -> bool:
