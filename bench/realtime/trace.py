@@ -18,9 +18,10 @@ _lock = threading.Lock()
 _file: Any = None
 
 
-def mark(name: str, job: Any = None, **extra: Any) -> None:
+def mark(name: str, job: Any = None, at: float | None = None, **extra: Any) -> None:
     global _file
-    line = json.dumps({"p": os.getpid(), "m": name, "t": time.time(), "j": job, **extra})
+    t = time.time() if at is None else at
+    line = json.dumps({"p": os.getpid(), "m": name, "t": t, "j": job, **extra})
     with _lock:
         if _file is None or _file[0] != os.getpid():
             folder = Path(os.environ.get("BENCH_RUN_DIR", ".")) / "trace"
@@ -89,6 +90,18 @@ def install() -> None:
 
     publish.Publisher._send_all = send_all  # type: ignore[method-assign]
 
+    original_submit = publish.Publisher.submit
+
+    def submit(self: Any, sends: list[Any]) -> None:
+        if sends:
+            types = [m.get("event_type") for _, m in sends]
+            mark("publish.submit", sends[0][1].get("job_id"), types=types)
+        original_submit(self, sends)
+
+    publish.Publisher.submit = submit  # type: ignore[method-assign]
+
+    _install_broker_marks(dispatch)
+
     current.clear()
     current["job"] = None
 
@@ -132,3 +145,70 @@ def install() -> None:
         await original_dispatch(self, message)
 
     DepotWSConsumer.dispatch = dispatch_  # type: ignore[method-assign]
+
+
+def _job_of_message(message: Any) -> int | None:
+    try:
+        return int(str(message.headers.get("argsrepr", "")).strip("(),[] "))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _install_broker_marks(dispatch: Any) -> None:
+    """The broker hand-off in detail: the server's LPUSH, and in the worker's parent the BRPOP
+    reply, kombu's unacked bookkeeping (a Redis round trip) and Celery's task_received."""
+    from celery.signals import task_received
+    from kombu.transport import redis as kombu_redis
+
+    sending: dict[str, Any] = {"job": None}
+    original_send = dispatch.send
+
+    def send(job_id: int, lane: str) -> None:
+        sending["job"] = job_id
+        try:
+            original_send(job_id, lane)
+        finally:
+            sending["job"] = None
+
+    dispatch.send = send
+
+    original_put = kombu_redis.Channel._put
+
+    def put(self: Any, queue: str, message: Any, **kwargs: Any) -> Any:
+        mark("put.start", sending["job"])
+        try:
+            return original_put(self, queue, message, **kwargs)
+        finally:
+            mark("put.end", sending["job"])
+
+    kombu_redis.Channel._put = put  # type: ignore[method-assign]
+
+    read_at: dict[str, float] = {}
+    original_read = kombu_redis.Channel._brpop_read
+
+    def brpop_read(self: Any, **options: Any) -> Any:
+        read_at["t"] = time.time()
+        return original_read(self, **options)
+
+    kombu_redis.Channel._brpop_read = brpop_read  # type: ignore[method-assign]
+
+    original_append = kombu_redis.QoS.append
+
+    def append(self: Any, message: Any, delivery_tag: Any) -> Any:
+        job = _job_of_message(message)
+        if "t" in read_at:
+            mark("brpop.read", job, at=read_at.pop("t"))
+        try:
+            return original_append(self, message, delivery_tag)
+        finally:
+            mark("qos.end", job)
+
+    kombu_redis.QoS.append = append  # type: ignore[method-assign]
+
+    @task_received.connect(weak=False)
+    def _received(request: Any = None, **kw: Any) -> None:
+        try:
+            job = int(request.args[0])
+        except Exception:
+            job = None
+        mark("task.received", job)

@@ -17,23 +17,29 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-# The steps of one job, in path order: (label, mark, which occurrence filter).
+# The steps of one job, in path order: (label, mark, the step its gap is measured from).
 STEPS = [
-    ("view.start (server)", "view.start"),
-    ("view: job row + job.queued committed", "dispatch.start"),
-    ("broker send done (server)", "dispatch.end"),
-    ("view.end (server)", "view.end"),
-    ("client has HTTP response", "http"),
-    ("worker task.prerun", "task.prerun"),
-    ("claim.start", "claim.start"),
-    ("claim.end (job.started committed)", "claim.end"),
-    ("handler", "handler"),
-    ("finish.start", "finish.start"),
-    ("finish.end (job.succeeded committed)", "finish.end"),
-    ("worker publish.start (job.succeeded)", "publish.succeeded.start"),
-    ("worker publish.end (job.succeeded)", "publish.succeeded.end"),
-    ("server ws.dispatch job.succeeded", "ws.succeeded"),
-    ("client has job.succeeded", "seen"),
+    ("view.start (server)", "view.start", "t0"),
+    ("view: job row + job.queued committed", "dispatch.start", "view.start"),
+    ("  kombu LPUSH starts (server)", "put.start", "dispatch.start"),
+    ("  kombu LPUSH done (server)", "put.end", "put.start"),
+    ("broker send done (server)", "dispatch.end", "put.end"),
+    ("view.end (server)", "view.end", "dispatch.end"),
+    ("client has HTTP response", "http", "view.end"),
+    ("worker parent: BRPOP reply read", "brpop.read", "put.end"),
+    ("worker parent: unacked bookkeeping done", "qos.end", "brpop.read"),
+    ("worker parent: task_received", "task.received", "qos.end"),
+    ("worker task.prerun (child)", "task.prerun", "task.received"),
+    ("claim.start", "claim.start", "task.prerun"),
+    ("claim.end (job.started committed)", "claim.end", "claim.start"),
+    ("handler", "handler", "claim.end"),
+    ("finish.start", "finish.start", "handler"),
+    ("finish.end (job.succeeded committed)", "finish.end", "finish.start"),
+    ("worker publish.submit (job.succeeded)", "publish.succeeded.submit", "finish.end"),
+    ("worker publish.start (job.succeeded)", "publish.succeeded.start", "publish.succeeded.submit"),
+    ("worker publish.end (job.succeeded)", "publish.succeeded.end", "publish.succeeded.start"),
+    ("server ws.dispatch job.succeeded", "ws.succeeded", "publish.succeeded.start"),
+    ("client has job.succeeded", "seen", "ws.succeeded"),
 ]
 
 
@@ -73,7 +79,10 @@ def per_job(marks: list[dict[str, Any]]) -> tuple[dict[int, dict[str, float]], d
                 if v["m"] == "view.start":
                     at[job].setdefault("view.start", v["t"])
                 attributed[job].append(v)
-        if name == "publish.start":
+        if name == "publish.submit":
+            if "job.succeeded" in (m.get("types") or []) and isinstance(job, int):
+                at[job].setdefault("publish.succeeded.submit", m["t"])
+        elif name == "publish.start":
             types = m.get("types") or []
             if "job.succeeded" in types and isinstance(job, int):
                 at[job].setdefault("publish.succeeded.start", m["t"])
@@ -104,9 +113,9 @@ def main() -> None:
     jobs = [r["pk"] for r in rows]
     loop = [(at[j]["seen"] - at[j]["t0"]) * 1e3 for j in jobs]
     print(f"{len(jobs)} jobs; loop p50 {pct(loop, 50):.2f} ms, p99 {pct(loop, 99):.2f} ms")
-    print(f"{'step':44} {'at p50':>7} {'at p99':>7} {'gap p50':>8} {'gap p99':>8}  n")
-    previous = "t0"
-    for label, key in STEPS:
+    header = "step (gap: from the step it names)"
+    print(f"{header:44} {'at p50':>7} {'at p99':>7} {'gap p50':>8} {'gap p99':>8}  n")
+    for label, key, previous in STEPS:
         offsets = [(at[j][key] - at[j]["t0"]) * 1e3 for j in jobs if key in at[j]]
         gaps = [
             (at[j][key] - at[j][previous]) * 1e3 for j in jobs if key in at[j] and previous in at[j]
@@ -117,7 +126,6 @@ def main() -> None:
             f"{label:44} {pct(offsets, 50):7.2f} {pct(offsets, 99):7.2f} "
             f"{pct(gaps, 50):8.2f} {pct(gaps, 99):8.2f}  {len(offsets)}"
         )
-        previous = key
     # SQL per step, by statement prefix.
     sql: dict[str, list[float]] = defaultdict(list)
     for j in jobs:
@@ -141,7 +149,9 @@ def main() -> None:
     print(f"\nslowest {a.slowest}:")
     for j in sorted(jobs, key=lambda j: -(at[j]["seen"] - at[j]["t0"]))[: a.slowest]:
         t0 = at[j]["t0"]
-        steps = " ".join(f"{key}={(at[j][key] - t0) * 1e3:.1f}" for _, key in STEPS if key in at[j])
+        steps = " ".join(
+            f"{key}={(at[j][key] - t0) * 1e3:.1f}" for _, key, _ in STEPS if key in at[j]
+        )
         extra = " ".join(
             f"gc(p{g['p']},g{g['gen']},{g['ms']:.1f}ms@{(g['t'] - t0) * 1e3:.1f})"
             for g in inside[j]
