@@ -97,35 +97,29 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         try:
             for response_name, reader, field_details_list, field_def in steps:
-                if reader is not None:
-                    value = reader(source_value)
-                    if value is not GENERAL:
-                        if field_def is None:
-                            results[response_name] = value
-                            continue
-                        result = self._complete(
-                            parent_type,
-                            field_def,
-                            field_details_list,
-                            Path(path, response_name, parent_type.name),
-                            value,
-                            position_context,
-                        )
-                        results[response_name] = result
-                        if is_awaitable(result):
-                            awaitable_fields.append(response_name)
+                value = GENERAL if reader is None else reader(source_value)
+                if value is not GENERAL and field_def is None:
+                    results[response_name] = value  # a leaf, complete already
+                    continue
+                field_path = Path(path, response_name, parent_type.name)
+                if value is GENERAL or field_def is None:
+                    result = self.execute_field(
+                        parent_type, source_value, field_details_list, field_path, position_context
+                    )
+                    if result is Undefined:
                         continue
-                result = self.execute_field(
-                    parent_type,
-                    source_value,
-                    field_details_list,
-                    Path(path, response_name, parent_type.name),
-                    position_context,
-                )
-                if result is not Undefined:
-                    results[response_name] = result
-                    if is_awaitable(result):
-                        awaitable_fields.append(response_name)
+                else:
+                    result = self._complete(
+                        parent_type,
+                        field_def,
+                        field_details_list,
+                        field_path,
+                        value,
+                        position_context,
+                    )
+                results[response_name] = result
+                if is_awaitable(result):
+                    awaitable_fields.append(response_name)
         except Exception:
             if awaitable_fields:
                 self.settle_in_background([results[name] for name in awaitable_fields])

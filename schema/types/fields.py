@@ -30,21 +30,26 @@ _NOT_A_COLUMN = ""
 
 
 class DepotField(StrawberryDjangoField):
-    @functools.cached_property
-    def column_attname(self) -> str:
-        """The instance attribute of the plain column this field reads, or "" if it is not one."""
+    def _plain_model_attribute(self) -> Any:
+        """The model's attribute behind this field when the field is a plain declaration (no
+        resolver, extensions, permission classes or arguments), else None."""
         django_type = self.origin_django_type
         if (
             django_type is None
             or self.base_resolver is not None
             or self.extensions
             or self.permission_classes
-            or self.is_relation
             or self.arguments
-            or self.django_type is not None
         ):
+            return None
+        return getattr(django_type.model, self.django_name or self.python_name, None)
+
+    @functools.cached_property
+    def column_attname(self) -> str:
+        """The instance attribute of the plain column this field reads, or "" if it is not one."""
+        if self.is_relation or self.django_type is not None:
             return _NOT_A_COLUMN
-        attr = getattr(django_type.model, self.django_name or self.python_name, None)
+        attr = self._plain_model_attribute()
         if type(attr) is not DeferredAttribute:
             return _NOT_A_COLUMN
         return str(attr.field.attname)
@@ -53,19 +58,9 @@ class DepotField(StrawberryDjangoField):
     def prefetch_cache_name(self) -> str:
         """For a plain to-many relation (a reverse foreign key, no arguments, no resolver): the
         key under which a prefetch keeps its rows on the instance; "" otherwise."""
-        django_type = self.origin_django_type
-        if (
-            django_type is None
-            or self.base_resolver is not None
-            or self.extensions
-            or self.permission_classes
-            or self.arguments
-            or not self.is_list
-            or self.is_connection
-            or self.is_paginated
-        ):
+        if not self.is_list or self.is_connection or self.is_paginated:
             return _NOT_A_COLUMN
-        attr = getattr(django_type.model, self.django_name or self.python_name, None)
+        attr = self._plain_model_attribute()
         if type(attr) is not ReverseManyToOneDescriptor:
             return _NOT_A_COLUMN
         return str(attr.rel.cache_name)

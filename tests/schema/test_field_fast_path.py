@@ -146,6 +146,19 @@ def _async_post(body: dict[str, Any], token: str) -> Any:
     return async_to_sync(post)()
 
 
+def _count_hops(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Thread hops (`sync_to_async` calls) from now on, by the module of the function."""
+    hops: Counter[str] = Counter()
+    original = SyncToAsync.__call__
+
+    async def counted(hop: Any, *args: Any, **kwargs: Any) -> Any:
+        hops[getattr(hop.func, "__module__", "?")] += 1
+        return await original(hop, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    return hops
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("assets", [2, 6])
 def test_thread_hops_do_not_grow_with_the_page(
@@ -155,14 +168,7 @@ def test_thread_hops_do_not_grow_with_the_page(
         collection = factories.collection(workspace, name=f"c{c}")
         for _ in range(assets):
             factories.rendition(factories.asset(collection))
-    hops: Counter[str] = Counter()
-    original = SyncToAsync.__call__
-
-    async def counted(hop: Any, *args: Any, **kwargs: Any) -> Any:
-        hops[getattr(hop.func, "__module__", "?")] += 1
-        return await original(hop, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    hops = _count_hops(monkeypatch)
     variables = {"w": global_id("Workspace", workspace.pk)}
     response = _async_post({"query": DASHBOARD, "variables": variables}, token)
     body = response.json()
@@ -183,14 +189,7 @@ def test_one_object_is_fetched_in_one_thread_hop(
     has loaded (`in_memory`): the one hop left is strawberry-django's fetch."""
     asset = factories.asset(factories.collection(workspace))
     factories.rendition(asset)
-    hops: Counter[str] = Counter()
-    original = SyncToAsync.__call__
-
-    async def counted(hop: Any, *args: Any, **kwargs: Any) -> Any:
-        hops[getattr(hop.func, "__module__", "?")] += 1
-        return await original(hop, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    hops = _count_hops(monkeypatch)
     response = _async_post(
         {"query": ASSET, "variables": {"id": global_id("Asset", asset.pk)}}, token
     )
