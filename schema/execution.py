@@ -30,6 +30,7 @@ compares the responses, errors included.
 from __future__ import annotations
 
 from collections.abc import Callable
+from inspect import isawaitable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -363,15 +364,15 @@ def prefetched_reader(cache_name: str) -> Reader:
 def attribute_reader(resolve: Callable[..., Any]) -> Reader:
     """A basic strawberry field of object type (a connection's `edges`, an edge's `node`):
     strawberry's own basic resolver, without the middleware. A QuerySet or manager goes the
-    general way, since the optimizer's middleware acts on those."""
+    general way, since the optimizer's middleware acts on those, and so does an awaitable."""
 
     def read(source: Any) -> Any:
         try:
             value = resolve(source)
         except Exception:
             return GENERAL  # the general way runs it again and reports the error
-        if isinstance(value, QuerySet | BaseManager):
-            return GENERAL
+        if isinstance(value, QuerySet | BaseManager) or isawaitable(value):
+            return GENERAL  # graphql-core awaits it first
         return value
 
     return read

@@ -22,6 +22,7 @@ from schema import schema as depot_schema
 from schema.execution import (
     GENERAL,
     DepotExecutionContext,
+    attribute_reader,
     column_reader,
     leaf_coercion,
     prefetched_reader,
@@ -249,3 +250,21 @@ def test_only_rows_the_optimizer_prefetched_are_read_directly(workspace: Workspa
     )
     rows = read(by_optimizer)
     assert [r.preset for r in rows] == ["thumb-256"]
+
+
+def test_an_attribute_read_leaves_querysets_and_awaitables_to_general_execution() -> None:
+    class Edge:
+        def __init__(self, node: Any) -> None:
+            self.node = node
+
+    read = attribute_reader(lambda source: source.node)
+    assert read(Edge("a node")) == "a node"
+    assert read(Edge(Asset.objects.none())) is GENERAL  # the optimizer's middleware shapes it
+
+    async def later() -> str:
+        return "a node"
+
+    pending = later()
+    assert read(Edge(pending)) is GENERAL  # graphql-core awaits it, then completes it
+    pending.close()
+    assert attribute_reader(lambda source: source.missing)(Edge(None)) is GENERAL
