@@ -76,7 +76,7 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         # Plans live as long as the request: keyed on the grouped field set's identity, which
         # graphql-core memoizes per selection for the whole execution (`collect_subfields`).
-        self._plans: dict[int, tuple[GroupedFieldSet, list[Step] | None]] = {}
+        self._plans: dict[int, tuple[GroupedFieldSet, GraphQLObjectType, list[Step] | None]] = {}
         middlewares = self.middleware_manager.middlewares if self.middleware_manager else ()
         self._plans_allowed = all(isinstance(m, DjangoOptimizerExtension) for m in middlewares)
 
@@ -180,8 +180,8 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if not self._plans_allowed:
             return None
         cached = self._plans.get(id(grouped_field_set))
-        if cached is not None and cached[0] is grouped_field_set:
-            return cached[1]
+        if cached is not None and cached[0] is grouped_field_set and cached[1] is parent_type:
+            return cached[2]
         steps: list[Step] = []
         direct = 0
         for response_name, field_details_list in grouped_field_set.items():
@@ -190,7 +190,7 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
             steps.append((response_name, reader, field_details_list, completes))
         plan = steps if direct else None
         # The set itself is kept alive with its plan, so its id cannot be reused meanwhile.
-        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        self._plans[id(grouped_field_set)] = (grouped_field_set, parent_type, plan)
         return plan
 
 
