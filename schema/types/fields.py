@@ -14,6 +14,10 @@ is Django's plain `DeferredAttribute` (not a file, not a foreign key id, not a p
 value is then read from the instance's `__dict__`, which is where Django keeps a loaded column.
 A column the query did not load (deferred) takes strawberry-django's own path, which loads it
 (through a thread hop in async execution), exactly as before. Everything else is unchanged.
+
+It also tells `schema/execution.py`'s compiled plans what they may read directly: the column
+(`column_attname`), or, for a plain to-many relation, where a prefetch keeps its rows
+(`prefetch_cache_name`).
 """
 
 from __future__ import annotations
