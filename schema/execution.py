@@ -45,6 +45,7 @@ from graphql import (
     Undefined,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.executor import to_nodes
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry import relay
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -141,9 +142,7 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """The second half of graphql-core's execute_field, for a value read directly: complete
         it (objects and lists of them) and report errors the way execute_field does."""
         return_type = field_def.type
-        info = self.build_resolve_info(
-            field_def, [details.node for details in field_details_list], parent_type, path
-        )
+        info = self.build_resolve_info(field_def, to_nodes(field_details_list), parent_type, path)
         try:
             completed = self.complete_value(
                 return_type, field_details_list, info, path, value, position_context
@@ -300,6 +299,8 @@ def leaf_reader(read_value: Reader, complete: Callable[[Any], Any], non_null: bo
 
 
 def column_reader(attname: str, complete: Callable[[Any], Any], non_null: bool) -> Reader:
+    # leaf_reader with the column read inlined: this runs for most values of a response, and
+    # one call fewer per value is measurable there.
     def read(source: Any) -> Any:
         try:
             value = source.__dict__[attname]
