@@ -144,7 +144,12 @@ const pageProblems = [];
 // Part PUTs go through a route: passed on, dropped or held as the current scenario wants.
 // URLs this test dropped or held on purpose, whose failures are expected.
 const expectedFailures = new Set();
-const parts = { policy: "pass", passed: 0, dropped: 0, held: [] };
+// `seen` counts the part PUTs Playwright reported as requests, routed or not: a count that does
+// not rest on the route (CI once saw a multipart upload's three PUTs reach the server, fast and
+// concurrent as unintercepted requests are, with the route handler never called).
+const parts = { policy: "pass", passed: 0, dropped: 0, held: [], seen: 0 };
+// Depot's signed local part URLs (embedded), or S3's presigned UploadPart (uploadId=).
+const isPartUrl = (url) => url.pathname.startsWith("/uploads/local/parts/") || url.searchParams.has("uploadId");
 const operations = []; // names of the GraphQL operations the page sent, in order
 
 async function run() {
@@ -167,6 +172,8 @@ async function run() {
   });
   context.setDefaultTimeout(15_000);
   page = context.pages()[0] ?? (await context.newPage());
+  // Room for every request the run makes (the default keeps 250), for partUploadsInPage.
+  await context.addInitScript(() => performance.setResourceTimingBufferSize(10_000));
   page.on("console", (message) => {
     // Failed loads are reported with their URL by the response listener below.
     if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
@@ -183,6 +190,9 @@ async function run() {
     if (request.method() !== "POST" || !request.url().endsWith("/graphql/")) return;
     const name = /^\s*(?:query|mutation)\s+(\w+)/.exec(request.postDataJSON()?.query ?? "")?.[1];
     if (name) operations.push(name);
+  });
+  page.on("request", (request) => {
+    if (request.method() === "PUT" && isPartUrl(new URL(request.url()))) parts.seen += 1;
   });
   page.on("requestfailed", (request) => {
     if (expectedFailures.has(request.url())) return;
@@ -201,8 +211,7 @@ async function run() {
     throw new E2EFailure(`sign-in failed: still on ${page.url()}`);
   }
   if (!page.url().endsWith(dashboard)) throw new E2EFailure(`sign-in led to ${page.url()}, not ${dashboard}`);
-  // Part PUTs: Depot's signed local URLs (embedded), or S3's presigned UploadPart (uploadId=).
-  await page.route((url) => url.pathname.startsWith("/uploads/local/parts/") || url.searchParams.has("uploadId"), routePart);
+  await page.route(isPartUrl, routePart);
 
   step("waiting for the dashboard and its live connection");
   await waitInPage(page, "the dashboard", (user) => {
@@ -311,8 +320,20 @@ async function routePart(route) {
   }
 }
 
+/** Part uploads the page has completed, by its own Resource Timing: a count that does not
+ *  depend on Playwright seeing the request. */
+function partUploadsInPage() {
+  return page.evaluate(() =>
+    performance.getEntriesByType("resource").filter((entry) => {
+      const url = new URL(entry.name);
+      const part = url.pathname.startsWith("/uploads/local/parts/") || url.searchParams.has("uploadId");
+      return part && entry.initiatorType === "xmlhttprequest";
+    }).length,
+  );
+}
+
 function partPolicy(policy) {
-  Object.assign(parts, { policy, passed: 0, dropped: 0, held: [] });
+  Object.assign(parts, { policy, passed: 0, dropped: 0, held: [], seen: 0 });
 }
 
 async function uploadFile(collection, filename, buffer) {
@@ -390,12 +411,18 @@ async function multipartUpload(collection) {
   const buffer = makeNoisePng(LARGE_SIDE);
   partPolicy("pass");
   step(`uploading ${filename} (${buffer.length} bytes) in parts`);
+  const before = await partUploadsInPage();
   await uploadFile(collection, filename, buffer);
   const row = await waitForRow(filename, ["done"]);
   if (row.mode !== "multipart") throw new E2EFailure(`${filename} went the ${row.mode} way, not in parts`);
-  if (!(row.partCount >= 2) || parts.passed !== row.partCount) {
-    throw new E2EFailure(`${filename}: expected one PUT for each of several parts, saw ${parts.passed} PUTs for ${row.partCount} parts`);
+  const sent = (await partUploadsInPage()) - before;
+  if (!(row.partCount >= 2) || sent !== row.partCount) {
+    throw new E2EFailure(
+      `${filename}: expected one PUT for each of several parts, the page sent ${sent} for ${row.partCount} parts ` +
+        `(Playwright saw ${parts.seen}, routed ${parts.passed})`,
+    );
   }
+  if (parts.passed !== sent) step(`note: Playwright routed ${parts.passed} of the ${sent} part PUTs (saw ${parts.seen})`);
   step(`uploaded in ${row.partCount} parts, job ${row.jobId}`);
   await expectStored(filename, buffer);
 }
@@ -418,16 +445,18 @@ async function multipartResume(collection) {
 
   partPolicy("pass");
   const before = operations.length;
+  const uploadsBefore = await partUploadsInPage();
   await rowButton(filename, "resume").click();
   const row = await waitForRow(filename, ["done"]);
-  if (parts.passed !== missing) {
-    throw new E2EFailure(`Resume sent ${parts.passed} part PUTs; ${missing} part(s) were missing`);
+  const sent = (await partUploadsInPage()) - uploadsBefore;
+  if (sent !== missing) {
+    throw new E2EFailure(`Resume sent ${sent} part PUTs (Playwright routed ${parts.passed}); ${missing} part(s) were missing`);
   }
   const resumed = operations.slice(before).filter((name) => name.startsWith("AssetMultipart"));
   if (resumed[0] !== "AssetMultipartUploadParts" || resumed.at(-1) !== "AssetMultipartUploadComplete") {
     throw new E2EFailure(`Resume sent ${resumed.join(", ")}: expected AssetMultipartUploadParts first, AssetMultipartUploadComplete last`);
   }
-  step(`resumed: ${parts.passed} missing part(s) sent, job ${row.jobId}`);
+  step(`resumed: ${sent} missing part(s) sent, job ${row.jobId}`);
   await expectStored(filename, buffer);
 }
 
