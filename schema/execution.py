@@ -15,6 +15,14 @@ fields directly:
   strawberry's `Node._id` and strawberry-django's `resolve_model_id` compute it;
 - `__typename`: the object type's name.
 
+A value read directly that is an object, or a list of them, is completed inline when every
+field under it can be read directly too (`_inline`): the plan's readers build its dict, with the
+type check graphql-core makes, and graphql-core's per-object machinery (`complete_value`,
+`complete_object_value`, field collection, `execute_fields`) is skipped. For the dashboard query
+that is the edges, assets and renditions under each collection: about 1,000 of its 1,060
+objects. Anything under it that cannot be read directly gives the whole value back to
+graphql-core.
+
 Every other field (relations, connections, resolvers, arguments) goes through graphql-core as
 before, in the same order, so the response keeps its key order. Whenever a direct read cannot
 answer exactly as graphql-core would (a deferred column, a null in a non-null field, a value the
@@ -68,6 +76,9 @@ Reader = Callable[[Any], Any]
 # (response name, reader or None for a general field, the field's details, and the field to
 # complete the value as when the reader returns an object or a list of them, else None)
 Step = tuple[str, Reader | None, FieldDetailsList, GraphQLField | None]
+# An object completed inline: graphql-core's is_type_of check for its type (None: no check),
+# and the steps of its selection, every one with a reader.
+InlinePlan = tuple[Callable[[Any, Any], Any] | None, list[Step]]
 
 
 class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -78,6 +89,9 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # Plans live as long as the request: keyed on the grouped field set's identity, which
         # graphql-core memoizes per selection for the whole execution (`collect_subfields`).
         self._plans: dict[int, tuple[GroupedFieldSet, GraphQLObjectType, list[Step] | None]] = {}
+        self._inline_plans: dict[
+            tuple[GraphQLObjectType, int], tuple[FieldDetailsList, InlinePlan | None]
+        ] = {}
         middlewares = self.middleware_manager.middlewares if self.middleware_manager else ()
         self._plans_allowed = all(isinstance(m, DjangoOptimizerExtension) for m in middlewares)
 
@@ -111,14 +125,18 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if result is Undefined:
                         continue
                 else:
-                    result = self._complete(
-                        parent_type,
-                        field_def,
-                        field_details_list,
-                        field_path,
-                        value,
-                        position_context,
-                    )
+                    result = GENERAL
+                    if position_context is None:
+                        result = self._inline(field_def.type, field_details_list, value)
+                    if result is GENERAL:
+                        result = self._complete(
+                            parent_type,
+                            field_def,
+                            field_details_list,
+                            field_path,
+                            value,
+                            position_context,
+                        )
                 results[response_name] = result
                 if is_awaitable(result):
                     awaitable_fields.append(response_name)
@@ -129,6 +147,77 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if not awaitable_fields:
             return results
         return self._gather(results, awaitable_fields)
+
+    def _inline(self, return_type: Any, field_details_list: FieldDetailsList, value: Any) -> Any:
+        """Complete a value read directly without graphql-core, when everything under it can be
+        read directly too: objects whose every field has a reader, lists of them, nulls where
+        the type allows them. GENERAL when any part of it cannot; the caller then completes the
+        whole value the general way (a read has no side effect, so reading again is safe)."""
+        if isinstance(return_type, GraphQLNonNull):
+            if value is None:
+                return GENERAL
+            return_type = return_type.of_type
+        elif value is None:
+            return None
+        if isinstance(return_type, GraphQLList):
+            # Only real lists, as in list_value.
+            if type(value) is not list:
+                return GENERAL
+            item_type = return_type.of_type
+            completed: list[Any] = []
+            for item in value:
+                item = self._inline(item_type, field_details_list, item)
+                if item is GENERAL:
+                    return GENERAL
+                completed.append(item)
+            return completed
+        if not isinstance(return_type, GraphQLObjectType):
+            return GENERAL  # interfaces and unions are resolved by graphql-core
+        inline = self._inline_plan(return_type, field_details_list)
+        if inline is None:
+            return GENERAL
+        is_type_of, steps = inline
+        if is_type_of is not None and not is_type_of(value, None):
+            return GENERAL  # graphql-core raises its error
+        results: dict[str, Any] = {}
+        for response_name, reader, sub_details, field_def in steps:
+            sub_value = reader(value)  # type: ignore[misc] # _inline_plan has only readers
+            if sub_value is GENERAL:
+                return GENERAL
+            if field_def is not None:
+                sub_value = self._inline(field_def.type, sub_details, sub_value)
+                if sub_value is GENERAL:
+                    return GENERAL
+            results[response_name] = sub_value
+        return results
+
+    def _inline_plan(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> InlinePlan | None:
+        """The steps of an object completed inline, with the type check graphql-core would
+        make, or None when the object must go through graphql-core."""
+        key = (return_type, id(field_details_list))
+        cached = self._inline_plans.get(key)
+        if cached is not None:
+            return cached[1]
+        inline: InlinePlan | None = None
+        # graphql-core's own memoized collection, so the grouped field set (and the plan
+        # cached on it) is the one execute_fields would be given.
+        grouped_field_set, new_defer_usages, _ = self.collect_subfields(
+            return_type, field_details_list
+        )
+        steps = self._plan(return_type, grouped_field_set)
+        is_type_of = return_type.is_type_of
+        if (
+            not new_defer_usages
+            and steps is not None
+            and all(reader is not None and _inlinable(details) for _, reader, details, _ in steps)
+            and (is_type_of is None or _is_info_free(is_type_of))
+        ):
+            inline = (is_type_of, steps)
+        # The list is kept alive with the entry, so its id cannot be reused meanwhile.
+        self._inline_plans[key] = (field_details_list, inline)
+        return inline
 
     def _complete(
         self,
@@ -222,6 +311,29 @@ def direct_reader(
     if _is_basic(field_def, field):
         return attribute_reader(field_def.resolve), field_def
     return None, None
+
+
+def _inlinable(field_details_list: FieldDetailsList) -> bool:
+    """No directive on the field but @skip and @include (which field collection has applied):
+    @stream changes how graphql-core completes a list."""
+    return all(
+        directive.name.value in ("skip", "include")
+        for details in field_details_list
+        for directive in details.node.directives or ()
+    )
+
+
+def _is_info_free(is_type_of: Callable[..., Any]) -> bool:
+    """Whether this is strawberry-django's generated `is_type_of` with no inherited check, the
+    one predicate that does not look at its `info` (so the inline path may pass None)."""
+    func = getattr(is_type_of, "__func__", None)
+    owner = getattr(is_type_of, "__self__", None)
+    return (
+        getattr(func, "__qualname__", "") == "_process_type.<locals>.is_type_of"
+        and getattr(func, "__module__", "") == "strawberry_django.type"
+        and isinstance(owner, type)
+        and getattr(super(owner, owner), "is_type_of", None) is None
+    )
 
 
 def _is_basic(field_def: GraphQLField, field: Any) -> bool:

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import strawberry
 from django.db.models import Prefetch
 from graphql import GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLString
 from strawberry.extensions import SchemaExtension
@@ -27,6 +28,7 @@ from schema.execution import (
     leaf_coercion,
     prefetched_reader,
 )
+from schema.types.assets import AssetType
 from tests import factories
 from tests.conftest import GQL
 from tests.support.cache import clear_cache
@@ -56,6 +58,17 @@ DOCUMENTS = {
       node(id: $a) { id __typename ... on Asset { title size renditions { preset } } }
       nodes(ids: [$a, $c, $r]) { id ... on Collection { name } ... on Rendition { width } }
     }""",
+    # Nothing under the assets' edges needs graphql-core: completed inline, whole.
+    "inline subtrees": """query($w: ID!, $yes: Boolean!, $no: Boolean!) {
+      collections(workspaceId: $w, first: 20) { edges { node { id
+        assets(first: 10) { edges { cursor node {
+          id title t: title size state tags description __typename
+          ... on Asset { customMetadata }
+          ... @include(if: $no) { originalFilename }
+          renditions { preset width @include(if: $yes) height @skip(if: $yes) __typename ...R }
+        } } }
+      } } } }
+      fragment R on Rendition { id format onDemand w: width }""",
     "viewer and jobs": """query($w: ID!) { viewer { username memberships { role
       workspace { id name slug } } }
       jobs(workspaceId: $w, first: 5) { edges { node { id kind state lane attempts
@@ -182,6 +195,65 @@ def test_plain_fields_skip_graphql_cores_per_field_execution(
     assert set(executed) == {"collections", "totalCount", "assets", "sha256"}, executed
     assert executed["assets"] == 3
     assert executed["sha256"] == 9  # a field with its own resolver
+
+
+@pytest.mark.django_db
+def test_whole_subtrees_of_plain_fields_are_completed_inline(
+    gql: GQL, token: str, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edges, their assets and the assets' renditions never reach graphql-core's object
+    completion when every field under them is read directly."""
+    completed: Counter[str] = Counter()
+    original = DepotExecutionContext.complete_object_value
+
+    def counted(self: Any, return_type: Any, *rest: Any) -> Any:
+        completed[return_type.name] += 1
+        return original(self, return_type, *rest)
+
+    monkeypatch.setattr(DepotExecutionContext, "complete_object_value", counted)
+    document = DOCUMENTS["inline subtrees"]
+    variables = {k: dataset[k] for k in ("w", "yes", "no")}
+    body = gql(document, variables, token)
+    assert "errors" not in body, body
+    edges = body["data"]["collections"]["edges"][0]["node"]["assets"]["edges"]
+    assert len(edges) == 3
+    assert len(edges[0]["node"]["renditions"]) == 2
+    assert set(completed) == {
+        "CollectionConnection",
+        "CollectionEdge",
+        "Collection",
+        "AssetConnection",
+    }, completed
+    # With sha256 (a resolver of its own) under the asset, only the renditions go inline.
+    completed.clear()
+    body = gql(DOCUMENTS["dashboard"], {"w": dataset["w"]}, token)
+    assert "errors" not in body, body
+    assert completed["Asset"] == 9
+    assert "Rendition" not in completed
+
+
+@pytest.mark.django_db
+def test_an_object_of_the_wrong_type_fails_inline_as_in_graphql_core(
+    gql: GQL, token: str, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rendition cast to another type fails graphql-core's is_type_of check: the inline path
+    gives that list back to graphql-core, which reports the error at the same path."""
+    original = Rendition.from_db
+
+    def from_db(cls: type[Rendition], *args: Any) -> Rendition:
+        rendition = original.__func__(cls, *args)  # type: ignore[attr-defined]
+        if rendition.preset == "preview-1024":
+            strawberry.cast(AssetType, rendition)
+        return rendition
+
+    monkeypatch.setattr(Rendition, "from_db", classmethod(from_db))
+    document = "query($a: ID!) { asset(id: $a) { title renditions { preset width } } }"
+    compiled, general = _both(gql, token, document, {"a": dataset["a"]}, monkeypatch)
+    assert compiled == general
+    assert compiled["data"] == {"asset": None}
+    (error,) = compiled["errors"]
+    assert error["path"][:2] == ["asset", "renditions"]
+    assert "Expected value of type 'Rendition'" in error["message"]
 
 
 def test_a_column_read_defers_to_general_execution_when_it_cannot_answer() -> None:
