@@ -58,6 +58,7 @@ from graphql.pyutils import Path, gather_with_cancel
 from strawberry import relay
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 from strawberry_django.optimizer import DjangoOptimizerExtension, is_optimized_by_prefetching
 from strawberry_django.relay.utils import resolve_model_id
 
@@ -78,7 +79,7 @@ Reader = Callable[[Any], Any]
 Step = tuple[str, Reader | None, FieldDetailsList, GraphQLField | None]
 # An object completed inline: graphql-core's is_type_of check for its type (None: no check),
 # and the steps of its selection, every one with a reader.
-InlinePlan = tuple[Callable[[Any, Any], Any] | None, list[Step]]
+InlinePlan = tuple[Callable[[Any], bool] | None, list[Step]]
 
 
 class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -177,7 +178,7 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if inline is None:
             return GENERAL
         is_type_of, steps = inline
-        if is_type_of is not None and not is_type_of(value, None):
+        if is_type_of is not None and not is_type_of(value):
             return GENERAL  # graphql-core raises its error
         results: dict[str, Any] = {}
         for response_name, reader, sub_details, field_def in steps:
@@ -208,13 +209,14 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         )
         steps = self._plan(return_type, grouped_field_set)
         is_type_of = return_type.is_type_of
+        type_check = None if is_type_of is None else model_type_check(is_type_of)
         if (
             not new_defer_usages
             and steps is not None
             and all(reader is not None and _inlinable(details) for _, reader, details, _ in steps)
-            and (is_type_of is None or _is_info_free(is_type_of))
+            and (is_type_of is None or type_check is not None)
         ):
-            inline = (is_type_of, steps)
+            inline = (type_check, steps)
         # The list is kept alive with the entry, so its id cannot be reused meanwhile.
         self._inline_plans[key] = (field_details_list, inline)
         return inline
@@ -323,17 +325,36 @@ def _inlinable(field_details_list: FieldDetailsList) -> bool:
     )
 
 
-def _is_info_free(is_type_of: Callable[..., Any]) -> bool:
-    """Whether this is strawberry-django's generated `is_type_of` with no inherited check, the
-    one predicate that does not look at its `info` (so the inline path may pass None)."""
+def model_type_check(is_type_of: Callable[..., Any]) -> Callable[[Any], bool] | None:
+    """graphql-core's `is_type_of` check as a one-argument function, when it is the one
+    strawberry-django generates for a model type and the type inherits no check of its own;
+    else None. That predicate answers from the object alone: a type cast decides, else the
+    object must be an instance of the type or of its model. Asked about a thousand objects a
+    request, its wrapper (the cast lookup, `super()`) cost more than the answer."""
     func = getattr(is_type_of, "__func__", None)
     owner = getattr(is_type_of, "__self__", None)
-    return (
-        getattr(func, "__qualname__", "") == "_process_type.<locals>.is_type_of"
-        and getattr(func, "__module__", "") == "strawberry_django.type"
-        and isinstance(owner, type)
-        and getattr(super(owner, owner), "is_type_of", None) is None
-    )
+    if (
+        func is None
+        or getattr(func, "__qualname__", "") != "_process_type.<locals>.is_type_of"
+        or getattr(func, "__module__", "") != "strawberry_django.type"
+        or not isinstance(owner, type)
+        or getattr(super(owner, owner), "is_type_of", None) is not None
+    ):
+        return None
+    captured = dict(zip(func.__code__.co_freevars, func.__closure__ or (), strict=True))
+    try:
+        cls = captured["cls"].cell_contents
+        classes = (cls, captured["model"].cell_contents)
+    except (KeyError, ValueError):  # an empty cell
+        return None
+
+    def check(value: Any) -> bool:
+        type_cast = getattr(value, TYPE_CAST_ATTRIBUTE, None)
+        if type_cast is not None:
+            return type_cast is cls
+        return isinstance(value, classes)
+
+    return check
 
 
 def _is_basic(field_def: GraphQLField, field: Any) -> bool:

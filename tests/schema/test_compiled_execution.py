@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import strawberry
 from django.db.models import Prefetch
-from graphql import GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLString
+from graphql import GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLString
 from strawberry.extensions import SchemaExtension
 from strawberry_django.optimizer import mark_optimized_by_prefetching
 
@@ -26,9 +26,10 @@ from schema.execution import (
     attribute_reader,
     column_reader,
     leaf_coercion,
+    model_type_check,
     prefetched_reader,
 )
-from schema.types.assets import AssetType
+from schema.types.assets import AssetType, RenditionType
 from tests import factories
 from tests.conftest import GQL
 from tests.support.cache import clear_cache
@@ -254,6 +255,26 @@ def test_an_object_of_the_wrong_type_fails_inline_as_in_graphql_core(
     (error,) = compiled["errors"]
     assert error["path"][:2] == ["asset", "renditions"]
     assert "Expected value of type 'Rendition'" in error["message"]
+
+
+def test_the_inline_type_check_answers_as_strawberry_djangos_is_type_of() -> None:
+    graphql_type = depot_schema._schema.type_map["Rendition"]
+    assert isinstance(graphql_type, GraphQLObjectType)
+    is_type_of = graphql_type.is_type_of
+    assert is_type_of is not None
+    check = model_type_check(is_type_of)
+    assert check is not None
+    cast = strawberry.cast(AssetType, Rendition(preset="cast"))
+    for value in (Rendition(preset="p"), Asset(title="t"), cast, "text", None):
+        assert check(value) == is_type_of(value, None), value  # type: ignore[arg-type]
+    assert model_type_check(lambda value, info: True) is None  # anything else: graphql-core
+
+    class Custom(RenditionType):  # a check of its own: graphql-core calls it
+        @classmethod
+        def is_type_of(cls, obj: Any, info: Any) -> bool:
+            return False
+
+    assert model_type_check(Custom.is_type_of) is None
 
 
 def test_a_column_read_defers_to_general_execution_when_it_cannot_answer() -> None:
