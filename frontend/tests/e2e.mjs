@@ -332,6 +332,18 @@ function partUploadsInPage() {
   );
 }
 
+/** Part uploads completed since `before`, once at least `expected` of them are (or 2 s have
+ *  passed): Resource Timing entries reach the page asynchronously, after the request ends. */
+async function partUploadsSince(before, expected) {
+  const deadline = Date.now() + 2_000;
+  let sent = (await partUploadsInPage()) - before;
+  while (sent < expected && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    sent = (await partUploadsInPage()) - before;
+  }
+  return sent;
+}
+
 function partPolicy(policy) {
   Object.assign(parts, { policy, passed: 0, dropped: 0, held: [], seen: 0 });
 }
@@ -415,7 +427,7 @@ async function multipartUpload(collection) {
   await uploadFile(collection, filename, buffer);
   const row = await waitForRow(filename, ["done"]);
   if (row.mode !== "multipart") throw new E2EFailure(`${filename} went the ${row.mode} way, not in parts`);
-  const sent = (await partUploadsInPage()) - before;
+  const sent = await partUploadsSince(before, row.partCount);
   if (!(row.partCount >= 2) || sent !== row.partCount) {
     throw new E2EFailure(
       `${filename}: expected one PUT for each of several parts, the page sent ${sent} for ${row.partCount} parts ` +
@@ -448,7 +460,7 @@ async function multipartResume(collection) {
   const uploadsBefore = await partUploadsInPage();
   await rowButton(filename, "resume").click();
   const row = await waitForRow(filename, ["done"]);
-  const sent = (await partUploadsInPage()) - uploadsBefore;
+  const sent = await partUploadsSince(uploadsBefore, missing);
   if (sent !== missing) {
     throw new E2EFailure(`Resume sent ${sent} part PUTs (Playwright routed ${parts.passed}); ${missing} part(s) were missing`);
   }
