@@ -118,10 +118,13 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if value is not GENERAL and field_def is None:
                     results[response_name] = value  # a leaf, complete already
                     continue
-                field_path = Path(path, response_name, parent_type.name)
                 if value is GENERAL or field_def is None:
                     result = self.execute_field(
-                        parent_type, source_value, field_details_list, field_path, position_context
+                        parent_type,
+                        source_value,
+                        field_details_list,
+                        Path(path, response_name, parent_type.name),
+                        position_context,
                     )
                     if result is Undefined:
                         continue
@@ -130,11 +133,13 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if position_context is None:
                         result = self._inline(field_def.type, field_details_list, value)
                     if result is GENERAL:
+                        # The path only when graphql-core needs one: an inlined value has no
+                        # errors to place.
                         result = self._complete(
                             parent_type,
                             field_def,
                             field_details_list,
-                            field_path,
+                            Path(path, response_name, parent_type.name),
                             value,
                             position_context,
                         )

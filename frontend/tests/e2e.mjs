@@ -325,6 +325,7 @@ async function routePart(route) {
 function partUploadsInPage() {
   return page.evaluate(() =>
     performance.getEntriesByType("resource").filter((entry) => {
+      // isPartUrl again: this function runs in the page, where the test's functions are not.
       const url = new URL(entry.name);
       const part = url.pathname.startsWith("/uploads/local/parts/") || url.searchParams.has("uploadId");
       return part && entry.initiatorType === "xmlhttprequest";
