@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from domain.accounts.models import Workspace
+from domain.common.querysets import PrefetchFriendlyQuerySet
 
 
 class Collection(models.Model):
@@ -80,7 +81,11 @@ class Asset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
     updated_at = models.DateTimeField(auto_now=True, help_text="When it last changed.")
 
+    objects = PrefetchFriendlyQuerySet.as_manager()
+
     class Meta:
+        # Prefetches (Django's and the GraphQL optimizer's) load through the base manager.
+        base_manager_name = "objects"
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["collection", "-created_at"], name="asset_collection_created"),
@@ -109,7 +114,10 @@ class Rendition(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = PrefetchFriendlyQuerySet.as_manager()
+
     class Meta:
+        base_manager_name = "objects"
         ordering = ["preset"]
         constraints = [
             models.UniqueConstraint(fields=["asset", "preset"], name="rendition_unique_preset")
