@@ -62,7 +62,7 @@ from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 from strawberry_django.optimizer import DjangoOptimizerExtension, is_optimized_by_prefetching
 from strawberry_django.relay.utils import resolve_model_id
 
-from schema.types.fields import DepotField
+from schema.types.fields import DepotField, PrefetchedConnection
 from schema.types.scoping import DepotNode
 
 _BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
@@ -301,9 +301,13 @@ def direct_reader(
         type_name = parent_type.name
         return (lambda source: type_name), None
     field_def = parent_type.fields.get(name)
-    if field_def is None or field_def.args or node.arguments:
+    if field_def is None:
         return None, None
     field = field_def.extensions.get(_BACKREF)
+    if isinstance(field, DepotField) and field.prefetched_connection is not None:
+        return prefetched_connection_reader(field.prefetched_connection), field_def
+    if field_def.args or node.arguments:
+        return None, None
     complete, non_null = leaf_coercion(field_def.type)
     if complete is not None:
         if isinstance(field, DepotField) and field.is_basic_field:
@@ -483,20 +487,66 @@ def node_id_reader(parent_type: GraphQLObjectType, complete: Callable[[Any], Any
     return read
 
 
+def _optimizer_prefetched(source: Any, cache_name: str) -> Any:
+    """The QuerySet holding the rows the optimizer prefetched for this relation of `source`
+    (so the type's `get_queryset` was applied), or None."""
+    try:
+        queryset = source.__dict__["_prefetched_objects_cache"][cache_name]
+    except (KeyError, AttributeError):
+        return None
+    if queryset._result_cache is None or not is_optimized_by_prefetching(queryset):
+        return None
+    return queryset
+
+
 def prefetched_reader(cache_name: str) -> Reader:
     """A to-many relation the optimizer prefetched: what strawberry-django answers for it (the
     prefetched rows, its `get_queryset` being done at prefetch time), without building the
     related manager and its filtered QuerySet for every source object."""
 
     def read(source: Any) -> Any:
+        queryset = _optimizer_prefetched(source, cache_name)
+        return GENERAL if queryset is None else queryset._result_cache
+
+    return read
+
+
+def prefetched_connection_reader(connection: PrefetchedConnection) -> Reader:
+    """A plain connection whose page the optimizer prefetched: the connection strawberry-django
+    answers from it (`DjangoListConnection.resolve_optimized_connection_by_prefetch`: an edge
+    per row, with the row's number as its cursor), without the field's wrapper, the conversion
+    of its arguments (the optimizer applied them to the prefetch), the related manager, or the
+    search for the edge type on every call. Rows without the optimizer's pagination
+    annotations go the general way, where strawberry-django falls back to querying."""
+    cache_name = connection.cache_name
+    connection_type, resolve_edge = connection.connection_type, connection.edge_type.resolve_edge
+
+    def read(source: Any) -> Any:
+        nodes = _optimizer_prefetched(source, cache_name)
+        if nodes is None:
+            return GENERAL
+        rows = nodes._result_cache
         try:
-            queryset = source.__dict__["_prefetched_objects_cache"][cache_name]
-        except (KeyError, AttributeError):
+            edges = [resolve_edge(row, cursor=row._strawberry_row_number - 1) for row in rows]
+            has_previous_page = rows[0]._strawberry_row_number > 1 if rows else False
+            has_next_page = (
+                rows[-1]._strawberry_row_number < rows[-1]._strawberry_total_count
+                if rows
+                else False
+            )
+        except AttributeError:
             return GENERAL
-        rows = queryset._result_cache
-        if rows is None or not is_optimized_by_prefetching(queryset):
-            return GENERAL
-        return rows
+        answer = connection_type(
+            edges=edges,
+            page_info=relay.PageInfo(
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+                has_previous_page=has_previous_page,
+                has_next_page=has_next_page,
+            ),
+        )
+        answer.nodes = nodes  # as resolve_connection sets it: totalCount reads it
+        return answer
 
     return read
 

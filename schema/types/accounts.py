@@ -16,7 +16,7 @@ from domain.jobs.selectors import event_cursor_state
 from schema.context import Info, actor_of
 from schema.scalars import BigInt
 from schema.types.assets import CollectionFilter, CollectionOrder, CollectionType
-from schema.types.fields import model_field
+from schema.types.fields import model_connection, model_field
 from schema.types.media import MediaSettingsType
 from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
 
@@ -92,7 +92,7 @@ class WorkspaceType(DepotNode):
     name: str = model_field(description="The workspace's display name.")
     slug: str = model_field(description="A short unique handle.")
     created_at: datetime = model_field(description="When it was created.")
-    collections: DjangoListConnection[CollectionType] = strawberry_django.connection(
+    collections: DjangoListConnection[CollectionType] = model_connection(
         description="The workspace's collections, by name unless ordered otherwise.",
         filters=CollectionFilter,
         ordering=CollectionOrder,

@@ -16,7 +16,7 @@ from domain.assets.models import Asset, Collection, Rendition
 from domain.assets.selectors import tag_lookup
 from schema.context import Info
 from schema.scalars import BigInt
-from schema.types.fields import model_field
+from schema.types.fields import model_connection, model_field
 from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
 
 
@@ -186,7 +186,7 @@ class CollectionType(DepotNode):
     description: str = model_field(description="What the collection holds.")
     created_at: datetime = model_field(description="When it was created.")
     updated_at: datetime = model_field(description="When it last changed.")
-    assets: DjangoListConnection[AssetType] = strawberry_django.connection(
+    assets: DjangoListConnection[AssetType] = model_connection(
         description="Its assets, newest first unless ordered otherwise.",
         filters=AssetFilter,
         ordering=AssetOrder,

@@ -14,7 +14,7 @@ from strawberry_django.relay import DjangoListConnection
 from domain.jobs.models import Event, Job
 from domain.jobs.stats import JobStats
 from schema.scalars import BigInt
-from schema.types.fields import model_field
+from schema.types.fields import model_connection, model_field
 from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
 
 
@@ -94,7 +94,7 @@ class JobType(DepotNode):
     started_at: datetime | None = model_field(description="When it last started.")
     finished_at: datetime | None = model_field(description="When it ended.")
     parent: JobType | None = model_field(description="The batch job it belongs to.")
-    children: DjangoListConnection[JobType] = strawberry_django.connection(
+    children: DjangoListConnection[JobType] = model_connection(
         description="Its child jobs, for a batch.", filters=JobFilter
     )
 

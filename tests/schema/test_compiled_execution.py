@@ -70,6 +70,32 @@ DOCUMENTS = {
         } } }
       } } } }
       fragment R on Rendition { id format onDemand w: width }""",
+    # Prefetched pages read directly: cursors, page info, arguments applied by the optimizer.
+    "nested connections": """query($w: ID!, $n: Int!) {
+      collections(workspaceId: $w, first: 3) { edges { node {
+        a: assets(first: $n, ordering: [{title: ASC}], filters: {titleContains: "a"}) {
+          totalCount
+          pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+          edges { cursor node { title } } }
+      } } } }""",
+    "a nested page after a cursor": """query($w: ID!) {
+      collections(workspaceId: $w, first: 3) { edges { node {
+        assets(first: 1, after: "YXJyYXljb25uZWN0aW9uOjA=") {
+          pageInfo { hasPreviousPage hasNextPage startCursor } edges { cursor node { id } } }
+      } } } }""",
+    # Aliases of one relation: strawberry-django's optimizer prefetches none of them, so they
+    # go the general way, which queries per collection.
+    "aliased connections": """query($w: ID!) {
+      collections(workspaceId: $w, first: 2) { edges { node {
+        a: assets(first: 2) { edges { node { title } } }
+        b: assets(first: 2) { totalCount edges { node { size } } }
+      } } } }""",
+    "connections with different arguments": """query($w: ID!) {
+      collections(workspaceId: $w, first: 2) { edges { node {
+        first: assets(first: 1) { pageInfo { hasNextPage endCursor } edges { node { title } } }
+        rest: assets(first: 2, after: "YXJyYXljb25uZWN0aW9uOjA=") {
+          pageInfo { hasPreviousPage hasNextPage } edges { cursor node { title } } }
+      } } } }""",
     "viewer and jobs": """query($w: ID!) { viewer { username memberships { role
       workspace { id name slug } } }
       jobs(workspaceId: $w, first: 5) { edges { node { id kind state lane attempts
@@ -124,7 +150,22 @@ def dataset(workspace: Workspace) -> dict[str, Any]:
         "r": global_id("Rendition", rendition.pk),
         "yes": True,
         "no": False,
+        "n": 2,
     }
+
+
+@pytest.fixture
+def executed(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many times graphql-core executed each field (by name) the general way."""
+    counts: Counter[str] = Counter()
+    original = DepotExecutionContext.execute_field
+
+    def counted(self: Any, parent_type: Any, source: Any, details: Any, *rest: Any) -> Any:
+        counts[details[0].node.name.value] += 1
+        return original(self, parent_type, source, details, *rest)
+
+    monkeypatch.setattr(DepotExecutionContext, "execute_field", counted)
+    return counts
 
 
 def _both(
@@ -178,24 +219,49 @@ def test_a_value_the_scalar_refuses_reports_the_same_error(
 
 @pytest.mark.django_db
 def test_plain_fields_skip_graphql_cores_per_field_execution(
-    gql: GQL, token: str, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    gql: GQL, token: str, dataset: dict[str, Any], executed: Counter[str]
 ) -> None:
-    executed: Counter[str] = Counter()
-    original = DepotExecutionContext.execute_field
-
-    def counted(self: Any, parent_type: Any, source: Any, details: Any, *rest: Any) -> Any:
-        executed[details[0].node.name.value] += 1
-        return original(self, parent_type, source, details, *rest)
-
-    monkeypatch.setattr(DepotExecutionContext, "execute_field", counted)
     body = gql(DOCUMENTS["dashboard"], {"w": dataset["w"]}, token)
     assert "errors" not in body, body
     assert len(body["data"]["collections"]["edges"]) == 3
     # Read directly: columns, ids, __typename, edges and their nodes and cursors, prefetched
-    # relations. Left to graphql-core: fields with resolvers or arguments (connections).
-    assert set(executed) == {"collections", "totalCount", "assets", "sha256"}, executed
-    assert executed["assets"] == 3
-    assert executed["sha256"] == 9  # a field with its own resolver
+    # relations and the connections over them. Left to graphql-core: fields with resolvers
+    # (totalCount, sha256) and root fields.
+    assert set(executed) == {"collections", "totalCount", "sha256"}, executed
+    assert executed["totalCount"] == 1 + 3
+    assert executed["sha256"] == 9
+
+
+@pytest.mark.django_db
+def test_prefetched_pages_are_read_directly_and_others_resolved(
+    gql: GQL, token: str, dataset: dict[str, Any], executed: Counter[str]
+) -> None:
+    """A nested connection whose page the optimizer prefetched is built from those rows; one it
+    did not prefetch (aliases) goes through strawberry-django's resolver, which queries."""
+    body = gql(DOCUMENTS["nested connections"], {"w": dataset["w"], "n": 2}, token)
+    assert "errors" not in body, body
+    first = body["data"]["collections"]["edges"][0]["node"]
+    assert first["a"]["totalCount"] == 3
+    assert first["a"]["pageInfo"]["hasNextPage"] is True
+    assert [e["node"]["title"] for e in first["a"]["edges"]] == sorted(
+        e["node"]["title"] for e in first["a"]["edges"]
+    )
+    assert executed["assets"] == 0
+    body = gql(DOCUMENTS["a nested page after a cursor"], {"w": dataset["w"]}, token)
+    assert "errors" not in body, body
+    page = body["data"]["collections"]["edges"][0]["node"]["assets"]
+    assert page["pageInfo"] == {
+        "hasPreviousPage": True,
+        "hasNextPage": True,
+        "startCursor": "YXJyYXljb25uZWN0aW9uOjE=",
+    }
+    assert executed["assets"] == 0
+    executed.clear()
+    for name in ("aliased connections", "connections with different arguments"):
+        executed.clear()
+        body = gql(DOCUMENTS[name], {"w": dataset["w"]}, token)
+        assert "errors" not in body, body
+        assert executed["assets"] == 2 * 2, name
 
 
 @pytest.mark.django_db
@@ -219,12 +285,9 @@ def test_whole_subtrees_of_plain_fields_are_completed_inline(
     edges = body["data"]["collections"]["edges"][0]["node"]["assets"]["edges"]
     assert len(edges) == 3
     assert len(edges[0]["node"]["renditions"]) == 2
-    assert set(completed) == {
-        "CollectionConnection",
-        "CollectionEdge",
-        "Collection",
-        "AssetConnection",
-    }, completed
+    # The root connection is completed by graphql-core (the root field is executed the general
+    # way); everything under it inline, the prefetched assets connections included.
+    assert set(completed) == {"CollectionConnection"}, completed
     # With sha256 (a resolver of its own) under the asset, only the renditions go inline.
     completed.clear()
     body = gql(DOCUMENTS["dashboard"], {"w": dataset["w"]}, token)

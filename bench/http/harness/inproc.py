@@ -5,7 +5,7 @@ steadier than wrk on a shared VM, and the same driver runs under cProfile or py-
 
 usage (after `KEEP_DB=1 bench/http/run.sh setup`, which seeds depot_bench and writes .run/):
   inproc.py depot|depot-uncached|floor|strawberry-default asset|dashboard [-n N] [--warmup N]
-            [--hops] [--profile FILE]
+            [--hops] [--sql] [--profile FILE]
 The environment defaults to run.sh's (Postgres and Redis on 127.0.0.1, production settings);
 anything already set wins. The query is any body in .run/bodies/ (asset, dashboard, ...).
 """
@@ -62,6 +62,7 @@ def main() -> int:
     ap.add_argument("--profile")
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--hops", action="store_true", help="count sync_to_async calls by function")
+    ap.add_argument("--sql", action="store_true", help="print the SQL of one request, then stop")
     a = ap.parse_args()
     settings_module, app_module, path, read_cache = SETUPS[a.contender]
     settings_module = os.environ.get("INPROC_SETTINGS", settings_module)
@@ -129,6 +130,18 @@ def main() -> int:
             status,
             raw[:300],
         )
+        if a.sql:
+            from django.db.backends import utils
+
+            run_sql = utils.CursorWrapper._execute
+
+            def printed(self, sql, params, *args, **kwargs):  # type: ignore[no-untyped-def]
+                print(f"{sql}\n  -- {params}")
+                return run_sql(self, sql, params, *args, **kwargs)
+
+            utils.CursorWrapper._execute = printed  # type: ignore[method-assign]
+            await one()
+            return
         hops: collections.Counter[str] = collections.Counter()
         if a.hops:
             from asgiref import sync
