@@ -16,7 +16,7 @@ fields directly:
 - `__typename`: the object type's name.
 
 A value read directly that is an object, or a list of them, is completed inline when every
-field under it can be read directly too (`_inline`): the plan's readers build its dict, with the
+field under it can be read directly too (`_completer`): the plan's readers build its dict, with the
 type check graphql-core makes, and graphql-core's per-object machinery (`complete_value`,
 `complete_object_value`, field collection, `execute_fields`) is skipped. For the dashboard query
 that is the edges, assets and renditions under each collection: about 1,000 of its 1,060
@@ -77,9 +77,9 @@ Reader = Callable[[Any], Any]
 # (response name, reader or None for a general field, the field's details, and the field to
 # complete the value as when the reader returns an object or a list of them, else None)
 Step = tuple[str, Reader | None, FieldDetailsList, GraphQLField | None]
-# An object completed inline: graphql-core's is_type_of check for its type (None: no check),
-# and the steps of its selection, every one with a reader.
-InlinePlan = tuple[Callable[[Any], bool] | None, list[Step]]
+# Completes a value read directly (an object, a list of them, or null) into its response
+# value, or answers GENERAL.
+Completer = Callable[[Any], Any]
 
 
 class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -90,9 +90,7 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # Plans live as long as the request: keyed on the grouped field set's identity, which
         # graphql-core memoizes per selection for the whole execution (`collect_subfields`).
         self._plans: dict[int, tuple[GroupedFieldSet, GraphQLObjectType, list[Step] | None]] = {}
-        self._inline_plans: dict[
-            tuple[GraphQLObjectType, int], tuple[FieldDetailsList, InlinePlan | None]
-        ] = {}
+        self._completers: dict[tuple[Any, int], tuple[FieldDetailsList, Completer | None]] = {}
         middlewares = self.middleware_manager.middlewares if self.middleware_manager else ()
         self._plans_allowed = all(isinstance(m, DjangoOptimizerExtension) for m in middlewares)
 
@@ -131,7 +129,9 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 else:
                     result = GENERAL
                     if position_context is None:
-                        result = self._inline(field_def.type, field_details_list, value)
+                        complete = self._completer(field_def.type, field_details_list)
+                        if complete is not None:
+                            result = complete(value)
                     if result is GENERAL:
                         # The path only when graphql-core needs one: an inlined value has no
                         # errors to place.
@@ -154,59 +154,39 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
         return self._gather(results, awaitable_fields)
 
-    def _inline(self, return_type: Any, field_details_list: FieldDetailsList, value: Any) -> Any:
-        """Complete a value read directly without graphql-core, when everything under it can be
-        read directly too: objects whose every field has a reader, lists of them, nulls where
-        the type allows them. GENERAL when any part of it cannot; the caller then completes the
-        whole value the general way (a read has no side effect, so reading again is safe)."""
+    def _completer(
+        self, return_type: Any, field_details_list: FieldDetailsList
+    ) -> Completer | None:
+        """A function that completes a value of this type for this selection without
+        graphql-core: objects whose every field has a reader, lists of them, nulls where the
+        type allows them. It answers GENERAL for a value it cannot complete exactly, and the
+        caller then completes the whole value the general way (a read has no side effect, so
+        reading again is safe). None when no value of it can be completed so (a field under it
+        without a reader, an interface, @stream, a deferred fragment). Built once per selection
+        and request, so completing a value is straight calls, with no type dispatch."""
+        key = (return_type, id(field_details_list))
+        cached = self._completers.get(key)
+        if cached is not None and cached[0] is field_details_list:
+            return cached[1]
         if isinstance(return_type, GraphQLNonNull):
-            if value is None:
-                return GENERAL
-            return_type = return_type.of_type
-        elif value is None:
-            return None
+            completer = _non_null(self._nullable_completer(return_type.of_type, field_details_list))
+        else:
+            completer = _nullable(self._nullable_completer(return_type, field_details_list))
+        # The list is kept alive with the entry, so its id cannot be reused meanwhile.
+        self._completers[key] = (field_details_list, completer)
+        return completer
+
+    def _nullable_completer(
+        self, return_type: Any, field_details_list: FieldDetailsList
+    ) -> Completer | None:
         if isinstance(return_type, GraphQLList):
             # Only real lists, as in list_value, and not streamed.
-            if type(value) is not list or not _not_streamed(field_details_list):
-                return GENERAL
-            item_type = return_type.of_type
-            completed: list[Any] = []
-            for item in value:
-                item = self._inline(item_type, field_details_list, item)
-                if item is GENERAL:
-                    return GENERAL
-                completed.append(item)
-            return completed
+            if not _not_streamed(field_details_list):
+                return None
+            item = self._completer(return_type.of_type, field_details_list)
+            return None if item is None else _list_of(item)
         if not isinstance(return_type, GraphQLObjectType):
-            return GENERAL  # interfaces and unions are resolved by graphql-core
-        inline = self._inline_plan(return_type, field_details_list)
-        if inline is None:
-            return GENERAL
-        is_type_of, steps = inline
-        if is_type_of is not None and not is_type_of(value):
-            return GENERAL  # graphql-core raises its error
-        results: dict[str, Any] = {}
-        for response_name, reader, sub_details, field_def in steps:
-            sub_value = reader(value)  # type: ignore[misc] # _inline_plan has only readers
-            if sub_value is GENERAL:
-                return GENERAL
-            if field_def is not None:
-                sub_value = self._inline(field_def.type, sub_details, sub_value)
-                if sub_value is GENERAL:
-                    return GENERAL
-            results[response_name] = sub_value
-        return results
-
-    def _inline_plan(
-        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
-    ) -> InlinePlan | None:
-        """The steps of an object completed inline, with the type check graphql-core would
-        make, or None when the object must go through graphql-core."""
-        key = (return_type, id(field_details_list))
-        cached = self._inline_plans.get(key)
-        if cached is not None:
-            return cached[1]
-        inline: InlinePlan | None = None
+            return None  # interfaces and unions are resolved by graphql-core
         # graphql-core's own memoized collection, so the grouped field set (and the plan
         # cached on it) is the one execute_fields would be given.
         grouped_field_set, new_defer_usages, _ = self.collect_subfields(
@@ -215,16 +195,19 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         steps = self._plan(return_type, grouped_field_set)
         is_type_of = return_type.is_type_of
         type_check = None if is_type_of is None else model_type_check(is_type_of)
-        if (
-            not new_defer_usages
-            and steps is not None
-            and all(reader is not None for _, reader, _, _ in steps)
-            and (is_type_of is None or type_check is not None)
-        ):
-            inline = (type_check, steps)
-        # The list is kept alive with the entry, so its id cannot be reused meanwhile.
-        self._inline_plans[key] = (field_details_list, inline)
-        return inline
+        if new_defer_usages or steps is None or (is_type_of is not None and type_check is None):
+            return None
+        compiled: list[tuple[str, Reader, Completer | None]] = []
+        for response_name, reader, sub_details, field_def in steps:
+            if reader is None:
+                return None
+            sub = None
+            if field_def is not None:
+                sub = self._completer(field_def.type, sub_details)
+                if sub is None:
+                    return None
+            compiled.append((response_name, reader, sub))
+        return _object_of(type_check, compiled)
 
     def _complete(
         self,
@@ -322,6 +305,62 @@ def direct_reader(
     if _is_basic(field_def, field):
         return attribute_reader(field_def.resolve), field_def
     return None, None
+
+
+def _non_null(inner: Completer | None) -> Completer | None:
+    if inner is None:
+        return None
+
+    def complete(value: Any) -> Any:
+        return GENERAL if value is None else inner(value)
+
+    return complete
+
+
+def _nullable(inner: Completer | None) -> Completer | None:
+    if inner is None:
+        return None
+
+    def complete(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return complete
+
+
+def _list_of(item: Completer) -> Completer:
+    def complete(value: Any) -> Any:
+        if type(value) is not list:
+            return GENERAL
+        completed: list[Any] = []
+        for entry in value:
+            entry = item(entry)
+            if entry is GENERAL:
+                return GENERAL
+            completed.append(entry)
+        return completed
+
+    return complete
+
+
+def _object_of(
+    type_check: Callable[[Any], bool] | None, steps: list[tuple[str, Reader, Completer | None]]
+) -> Completer:
+    def complete(value: Any) -> Any:
+        if type_check is not None and not type_check(value):
+            return GENERAL  # graphql-core raises its error
+        results: dict[str, Any] = {}
+        for response_name, reader, sub in steps:
+            sub_value = reader(value)
+            if sub_value is GENERAL:
+                return GENERAL
+            if sub is not None:
+                sub_value = sub(sub_value)
+                if sub_value is GENERAL:
+                    return GENERAL
+            results[response_name] = sub_value
+        return results
+
+    return complete
 
 
 def _not_streamed(field_details_list: FieldDetailsList) -> bool:

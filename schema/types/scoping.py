@@ -26,7 +26,7 @@ def in_memory(resolver: F) -> F:
     hop per object) unless it carries `is_async_safe`, its own marker for its internal resolvers
     (`StrawberryDjangoFieldBase.safe_resolver`). `async def` would avoid the hop as well, but
     cannot run in synchronous execution, which plain queries use over HTTP (schema/http.py).
-    tests/schema/test_execution_modes.py checks that the marker still has its effect.
+    tests/schema/test_field_fast_path.py checks that the marker still has its effect.
     """
     resolver.is_async_safe = True  # type: ignore[attr-defined]
     return resolver
