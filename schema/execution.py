@@ -16,20 +16,24 @@ fields directly:
 - `__typename`: the object type's name.
 
 A value read directly that is an object, or a list of them, is completed inline when every
-field under it can be read directly too (`_completer`): the plan's readers build its dict, with the
-type check graphql-core makes, and graphql-core's per-object machinery (`complete_value`,
+field under it can be read directly too (`_completer`): the plan's readers build its dict, with
+the type check graphql-core makes, and graphql-core's per-object machinery (`complete_value`,
 `complete_object_value`, field collection, `execute_fields`) is skipped. For the dashboard query
 that is the edges, assets and renditions under each collection: about 1,000 of its 1,060
 objects. Anything under it that cannot be read directly gives the whole value back to
 graphql-core.
 
-Every other field (relations, connections, resolvers, arguments) goes through graphql-core as
-before, in the same order, so the response keeps its key order. Whenever a direct read cannot
-answer exactly as graphql-core would (a deferred column, a null in a non-null field, a value the
-scalar refuses), that field is executed the general way instead, which loads it or reports the
-error with its path and null propagation. Skipping the optimizer's middleware for these fields is
-sound: it only acts on results that are QuerySets or managers, which a column never is. A plan
-is only used when the optimizer is the only middleware; any other resolve hook turns it off.
+A nested connection whose page the optimizer prefetched (`model_connection`) is read directly
+too: the connection strawberry-django would build from the prefetched rows.
+
+Every other field (relations and connections not prefetched, resolvers, arguments) goes through
+graphql-core as before, in the same order, so the response keeps its key order. Whenever a
+direct read cannot answer exactly as graphql-core would (a deferred column, a null in a non-null
+field, a value the scalar refuses), that field is executed the general way instead, which loads
+it or reports the error with its path and null propagation. Skipping the optimizer's middleware
+for these fields is sound: it only acts on results that are QuerySets or managers, which a
+column never is. A plan is only used when the optimizer is the only middleware; any other
+resolve hook turns it off.
 
 tests/schema/test_compiled_execution.py runs the same documents with and without plans and
 compares the responses, errors included.
@@ -169,9 +173,10 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if cached is not None and cached[0] is field_details_list:
             return cached[1]
         if isinstance(return_type, GraphQLNonNull):
-            completer = _non_null(self._nullable_completer(return_type.of_type, field_details_list))
+            inner = self._nullable_completer(return_type.of_type, field_details_list)
+            completer = _on_null(inner, GENERAL)
         else:
-            completer = _nullable(self._nullable_completer(return_type, field_details_list))
+            completer = _on_null(self._nullable_completer(return_type, field_details_list), None)
         # The list is kept alive with the entry, so its id cannot be reused meanwhile.
         self._completers[key] = (field_details_list, completer)
         return completer
@@ -307,22 +312,14 @@ def direct_reader(
     return None, None
 
 
-def _non_null(inner: Completer | None) -> Completer | None:
+def _on_null(inner: Completer | None, answer: Any) -> Completer | None:
+    """`inner` for values, `answer` for null: None in a nullable field, GENERAL in a non-null
+    one (graphql-core reports the error and propagates the null)."""
     if inner is None:
         return None
 
     def complete(value: Any) -> Any:
-        return GENERAL if value is None else inner(value)
-
-    return complete
-
-
-def _nullable(inner: Completer | None) -> Completer | None:
-    if inner is None:
-        return None
-
-    def complete(value: Any) -> Any:
-        return None if value is None else inner(value)
+        return answer if value is None else inner(value)
 
     return complete
 
