@@ -27,10 +27,13 @@ from schema.mutations.assets import AssetMutations
 from schema.mutations.bulk import BulkMutations
 from schema.mutations.jobs import JobMutations
 from schema.mutations.uploads import UploadMutations
+from schema.optimizer_aliases import install as merge_aliases_in_the_optimizer
 from schema.persisted import PersistedQueries
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
 from schema.subscriptions import Subscription
+
+merge_aliases_in_the_optimizer()
 
 
 @strawberry.type(description="Changes. Each returns a payload with `errors` for expected failures.")

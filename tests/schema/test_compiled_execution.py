@@ -6,10 +6,13 @@ and with them switched off, and the two responses must be equal."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import strawberry
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Prefetch
 from graphql import GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLString
 from strawberry.extensions import SchemaExtension
@@ -83,8 +86,8 @@ DOCUMENTS = {
         assets(first: 1, after: "YXJyYXljb25uZWN0aW9uOjA=") {
           pageInfo { hasPreviousPage hasNextPage startCursor } edges { cursor node { id } } }
       } } } }""",
-    # Aliases of one relation: strawberry-django's optimizer prefetches none of them, so they
-    # go the general way, which queries per collection.
+    # Aliases of one relation with the same arguments: one prefetch (schema/optimizer_aliases.py)
+    # that both read directly.
     "aliased connections": """query($w: ID!) {
       collections(workspaceId: $w, first: 2) { edges { node {
         a: assets(first: 2) { edges { node { title } } }
@@ -234,10 +237,15 @@ def test_plain_fields_skip_graphql_cores_per_field_execution(
 
 @pytest.mark.django_db
 def test_prefetched_pages_are_read_directly_and_others_resolved(
-    gql: GQL, token: str, dataset: dict[str, Any], executed: Counter[str]
+    gql: GQL,
+    token: str,
+    dataset: dict[str, Any],
+    executed: Counter[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A nested connection whose page the optimizer prefetched is built from those rows; one it
-    did not prefetch (aliases) goes through strawberry-django's resolver, which queries."""
+    """A nested connection whose page the optimizer prefetched is built from those rows, for
+    aliases with the same arguments too; aliases with different arguments are not prefetched and
+    go through strawberry-django's resolver, which queries per collection."""
     body = gql(DOCUMENTS["nested connections"], {"w": dataset["w"], "n": 2}, token)
     assert "errors" not in body, body
     first = body["data"]["collections"]["edges"][0]["node"]
@@ -257,11 +265,48 @@ def test_prefetched_pages_are_read_directly_and_others_resolved(
     }
     assert executed["assets"] == 0
     executed.clear()
-    for name in ("aliased connections", "connections with different arguments"):
-        executed.clear()
-        body = gql(DOCUMENTS[name], {"w": dataset["w"]}, token)
-        assert "errors" not in body, body
-        assert executed["assets"] == 2 * 2, name
+    with _statements(monkeypatch) as aliased:
+        body = gql(DOCUMENTS["aliased connections"], {"w": dataset["w"]}, token)
+    assert "errors" not in body, body
+    first = body["data"]["collections"]["edges"][0]["node"]
+    plain = _one_alias(gql, token, dataset)  # the same page asked without aliases
+    assert [e["node"]["title"] for e in first["a"]["edges"]] == [
+        e["node"]["title"] for e in plain["edges"]
+    ]
+    assert first["b"]["totalCount"] == 3
+    assert executed["assets"] == 0
+    collections_only = """query($w: ID!) {
+      collections(workspaceId: $w, first: 2) { edges { node { id } } } }"""
+    with _statements(monkeypatch) as flat:
+        gql(collections_only, {"w": dataset["w"]}, token)
+    assert len(aliased) == len(flat) + 1, aliased  # one prefetch for both aliases' pages
+    assert plain["pageInfo"]["hasNextPage"] is True
+    executed.clear()
+    body = gql(DOCUMENTS["connections with different arguments"], {"w": dataset["w"]}, token)
+    assert "errors" not in body, body
+    assert executed["assets"] == 2 * 2
+
+
+@contextmanager
+def _statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQL statements run meanwhile, on any thread's connection."""
+    statements: list[str] = []
+    original = CursorWrapper._execute  # type: ignore[attr-defined]
+
+    def counted(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql)
+        return original(self, sql, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CursorWrapper, "_execute", counted)
+        yield statements
+
+
+def _one_alias(gql: GQL, token: str, dataset: dict[str, Any]) -> Any:
+    document = """query($w: ID!) { collections(workspaceId: $w, first: 2) { edges { node {
+      assets(first: 2) { pageInfo { hasNextPage } edges { node { title } } } } } } }"""
+    body = gql(document, {"w": dataset["w"]}, token)
+    return body["data"]["collections"]["edges"][0]["node"]["assets"]
 
 
 @pytest.mark.django_db
