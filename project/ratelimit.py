@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -72,6 +73,9 @@ def _forget_shared_cache(*, setting: str, **kwargs: Any) -> None:
 class Verdict:
     allowed: bool
     retry_after: int
+    # With hit_all(version_key=...): that key's value, read in the same round trip (created
+    # with a random value if absent); None if the store could not be asked.
+    version: int | None = None
 
 
 def hit(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
@@ -87,13 +91,17 @@ def hit(scope: str, identity: str, rate: tuple[int, int]) -> Verdict:
         return Verdict(allowed=True, retry_after=0)
 
 
-def hit_all(checks: list[tuple[str, str, tuple[int, int]]]) -> Verdict:
+def hit_all(
+    checks: list[tuple[str, str, tuple[int, int]]], *, version_key: str | None = None
+) -> Verdict:
     """Count one request against several limits at once; the first one exceeded wins.
 
-    On Redis this is one pipelined round trip for all of them (every API request pays it).
+    On Redis this is one pipelined round trip for all of them (every API request pays it),
+    which also reads `version_key` if given: a version stamp that some other writer moves
+    (domain.accounts.credentials), read here so that it costs no round trip of its own.
     """
     try:
-        counts = _count_pipelined(checks)
+        counts, version = _count_pipelined(checks, version_key)
     except Exception:
         logger.warning("rate limit store unavailable; allowing the request", exc_info=True)
         return Verdict(allowed=True, retry_after=0)
@@ -102,26 +110,55 @@ def hit_all(checks: list[tuple[str, str, tuple[int, int]]]) -> Verdict:
             verdict = hit(scope, identity, rate)
             if not verdict.allowed:
                 return verdict
-        return Verdict(allowed=True, retry_after=0)
+        return Verdict(allowed=True, retry_after=0, version=_version(version_key))
     for (_, _, (limit, seconds)), count in zip(checks, counts, strict=True):
         if count > limit:
             return Verdict(allowed=False, retry_after=_retry_after(seconds))
-    return Verdict(allowed=True, retry_after=0)
+    return Verdict(allowed=True, retry_after=0, version=version)
 
 
-def _count_pipelined(checks: list[tuple[str, str, tuple[int, int]]]) -> list[int] | None:
+def _count_pipelined(
+    checks: list[tuple[str, str, tuple[int, int]]], version_key: str | None
+) -> tuple[list[int] | None, int | None]:
     cache = shared_cache()
     backend = getattr(cache, "_cache", None)
     if not isinstance(backend, RedisCacheClient):
-        return None
+        return None, None
     client = backend.get_client(write=True)
     pipeline = client.pipeline(transaction=False)
     for scope, identity, (_, seconds) in checks:
         key = cache.make_and_validate_key(_key(scope, identity, seconds))
         pipeline.incr(key)
         pipeline.expire(key, seconds + 1, nx=True)
+    if version_key is not None:
+        stamp = cache.make_and_validate_key(version_key)
+        # An int, which Django's Redis cache stores as is (it pickles anything else).
+        pipeline.set(stamp, new_stamp(), nx=True)
+        pipeline.get(stamp)
     replies = pipeline.execute()
-    return [int(count) for count in replies[::2]]
+    counts = [int(count) for count in replies[: 2 * len(checks) : 2]]
+    if version_key is None:
+        return counts, None
+    return counts, None if replies[-1] is None else int(replies[-1])
+
+
+def _version(version_key: str | None) -> int | None:
+    """The stamp from a cache other than Redis (the embedded mode's memory)."""
+    if version_key is None:
+        return None
+    try:
+        cache = shared_cache()
+        cache.add(version_key, new_stamp(), timeout=None)
+        value = cache.get(version_key)
+    except Exception:
+        logger.warning("cache unavailable; no version stamp", exc_info=True)
+        return None
+    return value if isinstance(value, int) else None
+
+
+def new_stamp() -> int:
+    """A fresh random version stamp (see Verdict.version)."""
+    return secrets.randbits(62)
 
 
 def _key(scope: str, identity: str, seconds: int) -> str:

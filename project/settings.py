@@ -286,6 +286,9 @@ DEPOT_GRAPHQL_MAX_COST = env.int("DEPOT_GRAPHQL_MAX_COST", 20_000, minimum=10)
 DEPOT_GRAPHQL_MAX_BATCH = env.int("DEPOT_GRAPHQL_MAX_BATCH", 10, minimum=1)
 # Asset and collection queries are served from a cache keyed on the event sequences (0: off).
 DEPOT_READ_CACHE_SECONDS = env.int("DEPOT_READ_CACHE_SECONDS", 30)
+# How long a process may reuse an API token's lookup while the credentials epoch stands (0: read
+# it for every request); domain/accounts/credentials.py.
+DEPOT_TOKEN_CACHE_SECONDS = env.int("DEPOT_TOKEN_CACHE_SECONDS", 30, minimum=0)
 DEPOT_PERSISTED_QUERY_TTL_SECONDS = env.int("DEPOT_PERSISTED_QUERY_TTL_SECONDS", 86_400 * 7)
 # Rate limits, "<requests>/<seconds>": per API token, and per client IP for every request.
 DEPOT_RATE_LIMIT_TOKEN = parse_rate(

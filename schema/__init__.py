@@ -17,9 +17,10 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from schema.errors import MaskUnexpectedErrors
+from schema.errors import MarkExecution, MaskUnexpectedErrors
 from schema.execution import DepotExecutionContext
 from schema.limits import QueryLimits
 from schema.mutations.accounts import AccountMutations
@@ -50,6 +51,22 @@ _LIMIT_RULES = (
 )
 
 
+class _RememberingNameConverter(NameConverter):
+    """Remembers each Python name's GraphQL name. The optimizer looks fields up by GraphQL
+    name on every request, converting the name of each field of the type it walks until one
+    matches (about 100 conversions for one asset with its renditions)."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_camel_case=True)
+        self._converted: dict[str, str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        converted = self._converted.get(name)
+        if converted is None:
+            converted = self._converted[name] = super().apply_naming_config(name)
+        return converted
+
+
 def _extensions() -> list[Any]:
     # Factories: a fresh extension per operation. The parser and validation caches live at
     # module level in strawberry, so they are shared across requests all the same.
@@ -64,6 +81,7 @@ def _extensions() -> list[Any]:
         QueryLimits,
         DjangoOptimizerExtension,
         MaskUnexpectedErrors,
+        MarkExecution,
     ]
     return extensions
 
@@ -75,6 +93,7 @@ schema = strawberry.Schema(
     extensions=_extensions(),
     execution_context_class=DepotExecutionContext,
     config=StrawberryConfig(
+        name_converter=_RememberingNameConverter(),
         scalar_map=SCALAR_MAP,
         relay_max_results=settings.DEPOT_GRAPHQL_MAX_PAGE_SIZE,
         disable_field_suggestions=not settings.DEPOT_GRAPHQL_INTROSPECTION,

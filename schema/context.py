@@ -25,5 +25,15 @@ class DepotContext:
 Info = StrawberryInfo[DepotContext, None]
 
 
+def context_for_request(request: Any, response: Any) -> DepotContext:
+    """The context of an HTTP request that admission let in (schema/http.py set its actor)."""
+    return DepotContext(
+        request=request,
+        response=response,
+        actor=request.depot_actor,
+        request_id=request.depot_request_id,
+    )
+
+
 def actor_of(info: Info) -> Actor:
     return info.context.actor

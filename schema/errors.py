@@ -16,7 +16,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from domain.common.errors import DomainError, NotFound, Unauthenticated
 
@@ -130,3 +130,18 @@ class MaskUnexpectedErrors(MaskErrors):
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_ERROR", "requestId": request_id}
         return masked
+
+
+class MarkExecution(SchemaExtension):
+    """Notes on an HTTP request that its operation began to execute. One that did not (its
+    document did not parse or validate, or a limit refused it) is a request error, which
+    GraphQL over HTTP answers with 400 and no `data` (schema/http.py). Noted here because
+    strawberry tells the two apart only in async execution (a PreExecutionError), and plain
+    queries run synchronously (schema/sync_lane.py). Last in the list, so every other
+    extension's checks before execution have passed when it runs."""
+
+    def on_execute(self) -> Iterator[None]:
+        request = getattr(self.execution_context.context, "request", None)
+        if request is not None and hasattr(request, "depot_executed"):
+            request.depot_executed = True
+        yield

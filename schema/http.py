@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
@@ -28,14 +29,14 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from strawberry.django.views import AsyncGraphQLView
-from strawberry.types.execution import PreExecutionError
 
+from domain.accounts import credentials
 from domain.accounts.actor import ANONYMOUS, Actor
 from domain.accounts.errors import InvalidToken
-from domain.accounts.selectors import bearer_lookup
 from project import ratelimit
 from schema import persisted, read_cache
-from schema.context import DepotContext
+from schema.context import DepotContext, context_for_request
+from schema.sync_lane import SyncGraphQLView, sync_lane
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -97,14 +98,18 @@ def _is_mutation(query: str) -> bool:
     )
 
 
-def admit(request: HttpRequest) -> tuple[Actor, dict[int, int] | None] | HttpResponseBase:
+def admit(
+    request: HttpRequest, *, need_sequence: bool = False
+) -> tuple[Actor, dict[int, int] | None] | HttpResponseBase:
     """Everything before GraphQL, in one thread hop: rate limits, then who is calling.
 
     A bearer token wins; else the session, whose requests must pass Django's CSRF check. A
     request with neither is anonymous: it can read nothing and change nothing, so it needs no
     CSRF token either. The actor's permissions are loaded here too, so resolvers that only
-    read them need no database access of their own. With a token, the event sequence of its
-    workspace comes from the same statement (for the read cache's key).
+    read them need no database access of their own. A token's lookup is reused while the
+    credentials epoch, read with the rate limits, stands (domain.accounts.credentials); with
+    `need_sequence` it is read with the event sequence of its workspace (for the read cache's
+    key), which only the database has.
     """
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -112,18 +117,21 @@ def admit(request: HttpRequest) -> tuple[Actor, dict[int, int] | None] | HttpRes
     checks = [("ip", ratelimit.client_ip(request), settings.DEPOT_RATE_LIMIT_IP)]
     if secret:
         checks.append(("token", secret, settings.DEPOT_RATE_LIMIT_TOKEN))
-    limited = ratelimit.hit_all(checks)
+    limited = ratelimit.hit_all(checks, version_key=credentials.EPOCH_KEY if secret else None)
     if not limited.allowed:
         return ratelimit.too_many(limited, "Too many requests.")
     if header:
         if scheme.lower() != "bearer" or not secret:
             return _unauthorised("Use `Authorization: Bearer <token>`.", "INVALID_TOKEN")
         try:
-            bearer = bearer_lookup(secret=secret)
+            bearer = credentials.bearer_for(
+                secret=secret, epoch=limited.version, need_sequence=need_sequence
+            )
         except InvalidToken as error:
             return _unauthorised(error.message, error.code)
-        sequences = {ws: bearer.event_sequence for ws in bearer.actor.permissions}
-        return bearer.actor, sequences
+        if not need_sequence:
+            return bearer.actor, None
+        return bearer.actor, {ws: bearer.event_sequence for ws in bearer.actor.permissions}
     user = request.user
     if not user.is_authenticated:
         return ANONYMOUS, None
@@ -135,23 +143,43 @@ def admit(request: HttpRequest) -> tuple[Actor, dict[int, int] | None] | HttpRes
     return actor, None
 
 
-def _admit_and_look_up(
-    request: HttpRequest, material: read_cache.Material | None
-) -> tuple[Actor | HttpResponseBase, str | None, HttpResponse | None]:
-    """admit(), and for a cacheable read its cache key and any cached response: one hop."""
-    admitted = admit(request)
+@dataclass
+class _Admitted:
+    """What the admission hop decided: an answer already (refused, cached, or run on the sync
+    lane), else the request is the async view's to execute, its actor set on it."""
+
+    answer: HttpResponseBase | None = None
+    cache_key: str | None = None
+
+
+def _admit_and_answer(
+    request: HttpRequest, material: read_cache.Material | None, sync_view: SyncGraphQLView | None
+) -> _Admitted:
+    """admit(); then for a cacheable read its cache key and any cached response; then, for a
+    plain query (`sync_view` given), its execution and the read cache's store. One hop."""
+    admitted = admit(request, need_sequence=material is not None)
     if isinstance(admitted, HttpResponseBase):
-        return admitted, None, None
+        return _Admitted(answer=admitted)
     actor, sequences = admitted
+    key = None
     if material is not None:
         material = material.resolve()
-    if material is None:
-        return actor, None, None
-    key = read_cache.key_for(material, actor, sequences)
-    cached = read_cache.lookup(key)
-    if cached is not None and material.register and material.query is not None:
-        persisted.store_query(material.digest, material.query)
-    return actor, key, cached
+    if material is not None:
+        key = read_cache.key_for(material, actor, sequences)
+        cached = read_cache.lookup(key)
+        if cached is not None:
+            if material.register and material.query is not None:
+                persisted.store_query(material.digest, material.query)
+            return _Admitted(answer=cached)
+    request.depot_actor = actor  # type: ignore[attr-defined]
+    request.depot_request_id = uuid.uuid4().hex[:16]  # type: ignore[attr-defined]
+    request.depot_executed = False  # type: ignore[attr-defined]
+    if sync_view is None:
+        return _Admitted(cache_key=key)
+    response = sync_view.dispatch(request)
+    if key is not None and isinstance(response, HttpResponse):
+        read_cache.store(key, response)
+    return _Admitted(answer=response)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -173,17 +201,14 @@ class DepotGraphQLView(AsyncGraphQLView[DepotContext, None]):
             refused["Allow"] = "POST"
             return refused
         material = read_cache.request_material(request)
-        actor, cache_key, cached = await sync_to_async(_admit_and_look_up)(request, material)
-        if isinstance(actor, HttpResponseBase):
-            return actor
-        if cached is not None:
-            return self._shape(request, cached, media_type)
-        request.depot_actor = actor  # type: ignore[attr-defined]
-        request.depot_request_id = uuid.uuid4().hex[:16]  # type: ignore[attr-defined]
-        request.depot_request_error = False  # type: ignore[attr-defined]
+        lane = sync_lane(self.schema, self.allow_queries_via_get)
+        sync_view = lane.view if lane.takes(request) else None
+        admitted = await sync_to_async(_admit_and_answer)(request, material, sync_view)
+        if admitted.answer is not None:
+            return self._shape(request, admitted.answer, media_type)
         response = await super().dispatch(request, *args, **kwargs)
-        if cache_key is not None and isinstance(response, HttpResponse):
-            await sync_to_async(read_cache.store)(cache_key, response)
+        if admitted.cache_key is not None and isinstance(response, HttpResponse):
+            await sync_to_async(read_cache.store)(admitted.cache_key, response)
         return self._shape(request, response, media_type)
 
     def _wants_ide(self, request: HttpRequest) -> bool:
@@ -194,34 +219,23 @@ class DepotGraphQLView(AsyncGraphQLView[DepotContext, None]):
             and "query" not in request.GET
         )
 
-    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
-        result = await super().execute_operation(*args, **kwargs)
-        request = kwargs.get("request", args[0] if args else None)
-        if isinstance(result, PreExecutionError) and request is not None:
-            request.depot_request_error = True
-        return result
-
     def _shape(self, request: HttpRequest, response: HttpResponseBase, media: str) -> Any:
         if response.status_code != 200 or not isinstance(response, HttpResponse):
             return response
         if media == GRAPHQL_RESPONSE:
             response["Content-Type"] = GRAPHQL_RESPONSE
-            if getattr(request, "depot_request_error", False):
-                # A request error: nothing executed, so the spec wants no `data` at all.
+            if getattr(request, "depot_executed", True) is False:
+                # A request error (schema.errors.MarkExecution): nothing executed, so the spec
+                # wants no `data` at all. A batch answers each of its operations: 200.
                 body = json.loads(response.content)
-                if isinstance(body, dict):
+                if isinstance(body, dict) and body.get("errors"):
                     body.pop("data", None)
                     response.content = json.dumps(body).encode()
-                response.status_code = 400
+                    response.status_code = 400
         return response
 
     async def get_context(self, request: HttpRequest, response: HttpResponse) -> DepotContext:
-        return DepotContext(
-            request=request,
-            response=response,
-            actor=request.depot_actor,  # type: ignore[attr-defined]
-            request_id=request.depot_request_id,  # type: ignore[attr-defined]
-        )
+        return context_for_request(request, response)
 
 
 class BearerGraphQLLane:

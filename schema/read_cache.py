@@ -13,9 +13,10 @@ Only queries whose root fields all read assets and collections are cached; anyth
 
 The key is the query's SHA-256 (so a persisted query sent by its hash alone shares the entry of
 its full text), the variables, the operation name, the host, the Accept header, the caller's
-permission per workspace and those workspaces' event sequences. Who is calling is never cached:
-the view checks the rate limits and reads the token from the database on every request, hit or
-miss (schema/http.py), and a bearer token's statement returns its workspace's sequence too.
+permission per workspace and those workspaces' event sequences. Who is calling is never cached
+here: the view checks the rate limits and reads the token from the database on every cacheable
+request, hit or miss (schema/http.py), and a bearer token's statement returns its workspace's
+sequence too. (Other requests may reuse a token's lookup: domain/accounts/credentials.py.)
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import FieldNode
 
 from domain.accounts.actor import Actor
 from domain.jobs.selectors import event_sequences
 from project.ratelimit import shared_cache
 from schema import persisted
+from schema.operations import query_operation
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +49,11 @@ VOLATILE_FIELDS = frozenset({"jobs", "job", "events", "eventSequence", "apiToken
 
 @lru_cache(maxsize=512)
 def _cacheable_document(query: str, operation_name: str | None) -> bool:
-    try:
-        document = parse(query)
-    except GraphQLError:
+    found = query_operation(query, operation_name)
+    if found is None:
         return False
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [op for op in operations if op.name and op.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
-        return False
-    roots = operations[0].selection_set.selections
+    document, operation = found
+    roots = operation.selection_set.selections
     if not all(isinstance(s, FieldNode) and s.name.value in CACHEABLE_ROOTS for s in roots):
         return False
     return not any(name in VOLATILE_FIELDS for name in _field_names(document))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -114,10 +115,28 @@ class Bearer:
     event_sequence: int
 
 
-def bearer_lookup(*, secret: str) -> Bearer:
-    """The actor for an API token secret (with the event sequence of its workspace), or
-    InvalidToken. Marks the token as used. One statement; always read from the database, so a
-    revoked or expired token, or a changed role, takes effect on the next request."""
+@dataclass(frozen=True)
+class BearerRecord:
+    """What the bearer statement read for one secret, before any check: immutable, so a
+    process may keep it (domain.accounts.credentials) and build a fresh Actor from it."""
+
+    token_values: tuple[Any, ...]
+    user_values: tuple[Any, ...]
+    member_role: str | None
+    event_sequence: int
+
+    def used_at(self, when: datetime) -> BearerRecord:
+        values = list(self.token_values)
+        values[_LAST_USED_INDEX] = when
+        return replace(self, token_values=tuple(values))
+
+
+_LAST_USED_INDEX = _TOKEN_ATTNAMES.index("last_used_at")
+
+
+def bearer_record(*, secret: str) -> BearerRecord:
+    """The token, user and role behind a secret as the database has them now, or
+    InvalidToken if no unrevoked token has that secret. One statement."""
     if not secret.startswith(TOKEN_PREFIX):
         raise InvalidToken("The API token is not valid.")
     db = connections[DEFAULT_DB_ALIAS]
@@ -132,9 +151,19 @@ def bearer_lookup(*, secret: str) -> Bearer:
         for convert in functions:
             if values[index] is not None:
                 values[index] = convert(values[index], col, db)
-    token = ApiToken.from_db(db.alias, _TOKEN_ATTNAMES, values[:n_token])
-    user = User.from_db(db.alias, _USER_ATTNAMES, values[n_token : n_token + n_user])
-    member_role, event_sequence = row[-2], row[-1]
+    return BearerRecord(
+        token_values=tuple(values[:n_token]),
+        user_values=tuple(values[n_token : n_token + n_user]),
+        member_role=row[-2],
+        event_sequence=int(row[-1] or 0),
+    )
+
+
+def bearer_admit(record: BearerRecord) -> tuple[Bearer, BearerRecord]:
+    """The actor for a record, or InvalidToken if the token expired or its user was
+    deactivated. Marks the token as used (coarsely); returns the record as it is after that."""
+    token = ApiToken.from_db(DEFAULT_DB_ALIAS, _TOKEN_ATTNAMES, list(record.token_values))
+    user = User.from_db(DEFAULT_DB_ALIAS, _USER_ATTNAMES, list(record.user_values))
     now = timezone.now()
     if token.expires_at is not None and token.expires_at <= now:
         raise InvalidToken("The API token is not valid.")
@@ -144,11 +173,22 @@ def bearer_lookup(*, secret: str) -> Bearer:
     # Coarse on purpose: one write a minute per token, not one per request.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+        record = record.used_at(now)
     permissions: dict[int, Permission] = {}
-    if member_role is not None:
-        permissions[token.workspace_id] = min(ROLE_PERMISSION[Role(member_role)], token.permission)
+    if record.member_role is not None:
+        role = Role(record.member_role)
+        permissions[token.workspace_id] = min(ROLE_PERMISSION[role], token.permission)
     actor = Actor(user=user, token=token, _permissions=permissions)
-    return Bearer(actor=actor, event_sequence=int(event_sequence or 0))
+    return Bearer(actor=actor, event_sequence=record.event_sequence), record
+
+
+def bearer_lookup(*, secret: str) -> Bearer:
+    """The actor for an API token secret (with the event sequence of its workspace), or
+    InvalidToken. Marks the token as used. One statement; always read from the database, so a
+    revoked or expired token, or a changed role, takes effect on the next request."""
+    bearer, _ = bearer_admit(bearer_record(secret=secret))
+    return bearer
 
 
 def actor_from_bearer(*, secret: str) -> Actor:

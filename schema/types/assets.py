@@ -49,7 +49,7 @@ class RenditionType(DepotNode):
         description="Made when asked for (assetRenditionRequest), not by a preset."
     )
 
-    get_queryset = scoped_to_workspaces("asset__workspace_id")
+    get_queryset = scoped_to_workspaces("asset__workspace_id", owner="asset")
 
     @strawberry_django.field(
         description="A download link that expires; the image is shown inline.",

@@ -32,11 +32,40 @@ def in_memory(resolver: F) -> F:
     return resolver
 
 
-def scoped_to_workspaces(lookup: str) -> Callable[..., QuerySet[Any]]:
+def scoped_to_workspaces(lookup: str, *, owner: str | None = None) -> Callable[..., QuerySet[Any]]:
+    """`get_queryset` that keeps the rows of the caller's workspaces (`lookup` leads to the
+    workspace id).
+
+    `owner` names a foreign key to the row that owns these (a rendition's `asset`). Loaded as
+    that owner's plain reverse relation (`Asset.renditions`, prefetched or not), the rows need
+    no filter of their own: they are the rows of an owner the caller was already allowed to
+    see, and a filter through the owner would only join its table again. Everywhere else
+    (`node`, another field) they are filtered.
+    """
+    owner_relation: list[tuple[type, str]] = []  # (owner model, accessor), found on first use
+
     def get_queryset(cls: type, queryset: QuerySet[Any], info: Any, **kwargs: Any) -> QuerySet[Any]:
+        if owner is not None and _loaded_through(info, queryset.model, owner, owner_relation):
+            return queryset
         return queryset.filter(**{f"{lookup}__in": actor_of(info).workspace_ids()})
 
     return classmethod(get_queryset)  # type: ignore[return-value]
+
+
+def _loaded_through(info: Any, model: type, owner: str, found: list[tuple[type, str]]) -> bool:
+    field = getattr(info, "_field", None)
+    if field is None or getattr(field, "base_resolver", True) is not None:
+        return False
+    if not found:
+        foreign_key = model._meta.get_field(owner)  # type: ignore[attr-defined]
+        found.append((foreign_key.related_model, foreign_key.remote_field.get_accessor_name()))
+    owner_model, accessor = found[0]
+    origin = getattr(field, "origin_django_type", None)
+    return (
+        origin is not None
+        and origin.model is owner_model
+        and getattr(field, "django_name", None) == accessor
+    )
 
 
 class DepotNode(relay.Node):

@@ -36,6 +36,8 @@ class World:
 def foreign(other_workspace: Workspace, stranger: User, make_user: Callable[..., User]) -> World:
     collection = factories.collection(other_workspace, "Theirs")
     asset = factories.asset(collection)
+    # Loaded as an asset's renditions they need no filter of their own; by id they do.
+    rendition = factories.rendition(asset)
     job = Job.objects.create(
         workspace=other_workspace,
         kind="asset.process",
@@ -53,6 +55,7 @@ def foreign(other_workspace: Workspace, stranger: User, make_user: Callable[...,
             "Workspace": other_workspace.pk,
             "Collection": collection.pk,
             "Asset": asset.pk,
+            "Rendition": rendition.pk,
             "Job": job.pk,
             "ApiToken": token.pk,
             "User": member.pk,
@@ -76,7 +79,7 @@ CALLS: dict[str, Call] = {
     "node": Call("query($id: ID!) { node(id: $id) { id } }", _id("Asset")),
     "nodes": Call(
         "query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
-        lambda ref: {"ids": [ref("Asset"), ref("Collection"), ref("Job")]},
+        lambda ref: {"ids": [ref("Asset"), ref("Collection"), ref("Job"), ref("Rendition")]},
     ),
     "workspace": Call("query($id: ID!) { workspace(id: $id) { name } }", _id("Workspace")),
     "collections": Call(

@@ -1,0 +1,214 @@
+"""Plain queries run synchronously in the hop that admits them (schema/sync_lane.py), and answer
+exactly as the async view does: every request here is sent twice through the real view, once
+down the sync lane and once with the lane switched off, and the status, media type and body
+(key order included) must be equal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client, RequestFactory
+
+from domain.accounts.models import Workspace
+from domain.common.ids import global_id
+from schema import schema as depot_schema
+from schema.sync_lane import SyncGraphQLView, SyncLane
+from tests.schema.test_compiled_execution import DOCUMENTS, dataset  # noqa: F401 (a fixture)
+from tests.support.cache import clear_cache
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+UNHAPPY: dict[str, tuple[str, dict[str, Any]]] = {
+    "an id of nothing": ("query($id: ID!) { asset(id: $id) { id } }", {"id": "QXNzZXQ6MA=="}),
+    "another workspace": (
+        "query($w: ID!) { assets(workspaceId: $w, first: 1) { totalCount } }",
+        {"w": "other"},
+    ),
+    "a page over the limit": (
+        "query($w: ID!) { collections(workspaceId: $w, first: 101) { totalCount } }",
+        {"w": "mine"},
+    ),
+    "a field that does not exist": ("{ viewer { nope } }", {}),
+    "an unused variable": ("query($x: Int!) { viewer { username } }", {}),
+    "a variable of the wrong type": ("query($id: ID!) { asset(id: $id) { id } }", {"id": [1]}),
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_read_cache(settings: Any) -> None:
+    settings.DEPOT_READ_CACHE_SECONDS = 0
+    clear_cache()
+
+
+@pytest.fixture
+def lanes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which lane each request took, in order."""
+    taken: list[str] = []
+    original = SyncGraphQLView.dispatch
+
+    def dispatch(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        taken.append("sync")
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(SyncGraphQLView, "dispatch", dispatch)
+    return taken
+
+
+def _post(client: Client, token: str, query: str, variables: dict[str, Any], accept: str) -> Any:
+    response = client.post(
+        "/graphql/",
+        data=json.dumps({"query": query, "variables": variables}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}", "Accept": accept},
+    )
+    return response.status_code, response["Content-Type"], response.content.decode()
+
+
+def _both_lanes(
+    client: Client,
+    token: str,
+    query: str,
+    variables: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    accept: str = GRAPHQL_RESPONSE,
+) -> tuple[Any, Any]:
+    sync = _post(client, token, query, variables, accept)
+    with monkeypatch.context() as m:
+        m.setattr(SyncLane, "takes", lambda *args: False)
+        general = _post(client, token, query, variables, accept)
+    return sync, general
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(DOCUMENTS))
+def test_plain_queries_answer_as_the_async_view_does(
+    client: Client,
+    token: str,
+    dataset: dict[str, Any],  # noqa: F811 (the fixture)
+    name: str,
+    lanes: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    document = DOCUMENTS[name]
+    used = {k: v for k, v in dataset.items() if f"${k}" in document}
+    sync, general = _both_lanes(client, token, document, used, monkeypatch)
+    assert lanes == ["sync"]
+    assert sync[0] == 200
+    assert "errors" not in json.loads(sync[2]), sync
+    assert sync == general
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(UNHAPPY))
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+def test_errors_are_the_same_in_both_lanes(
+    client: Client,
+    token: str,
+    workspace: Workspace,
+    other_workspace: Workspace,
+    name: str,
+    accept: str,
+    lanes: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    query, variables = UNHAPPY[name]
+    ids = {"mine": workspace.pk, "other": other_workspace.pk}
+    if variables.get("w") in ids:
+        variables = {"w": global_id("Workspace", ids[variables["w"]])}
+    sync, general = _both_lanes(client, token, query, variables, monkeypatch, accept)
+    assert lanes == ["sync"]
+    assert sync == general
+    body = json.loads(sync[2])
+    if name in ("a field that does not exist", "an unused variable", "a page over the limit"):
+        # refused before execution: a request error
+        assert sync[0] == (400 if accept == GRAPHQL_RESPONSE else 200)
+        assert body["errors"]
+    elif name == "another workspace":
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        assert body["errors"][0]["path"] == ["assets"]
+    elif name == "an id of nothing":
+        assert body == {"data": {"asset": None}}
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_is_masked_the_same_way(
+    client: Client,
+    token: str,
+    workspace: Workspace,
+    lanes: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise RuntimeError("SELECT secret FROM somewhere")
+
+    monkeypatch.setattr("schema.queries.assets.asset_list_for", broken)
+    query = "query($id: ID!) { asset(id: $id) { id } }"
+    sync, general = _both_lanes(
+        client, token, query, {"id": global_id("Asset", 1)}, monkeypatch, "application/json"
+    )
+    assert lanes == ["sync"]
+    answers = [json.loads(body) for _, _, body in (sync, general)]
+    for answer in answers:
+        error = answer["errors"][0]
+        assert error["message"] == "Unexpected error."
+        assert error["extensions"]["code"] == "INTERNAL_ERROR"
+        assert "secret" not in json.dumps(answer)
+        error["extensions"].pop("requestId")  # one per request
+    assert answers[0] == answers[1]
+
+
+@pytest.mark.django_db
+def test_a_bad_token_is_refused_before_either_lane(client: Client, lanes: list[str]) -> None:
+    response = client.post(
+        "/graphql/",
+        data=json.dumps({"query": "{ viewer { username } }"}),
+        content_type="application/json",
+        headers={"Authorization": "Bearer dpt_not-a-token"},
+    )
+    assert response.status_code == 401
+    assert lanes == []
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [
+        ("POST", {"query": "{ viewer { username } }"}, True),
+        (
+            "POST",
+            {
+                "query": "query A { viewer { id } } query B { workspaces { totalCount } }",
+                "operationName": "B",
+            },
+            True,
+        ),
+        ("GET", {"query": "{ workspaces { totalCount } }"}, True),
+        ("POST", {"query": "query A { viewer { id } } mutation B { __typename }"}, False),
+        (
+            "POST",
+            {"query": "query A { viewer { id } } mutation B { __typename }", "operationName": "B"},
+            False,
+        ),
+        (
+            "POST",
+            {"query": "query($w: ID!) { events(workspaceId: $w) { edges { cursor } } }"},
+            False,
+        ),
+        ("POST", {"query": "{ ...F } fragment F on Query { viewer { id } }"}, False),
+        ("POST", {"query": "{ __schema { queryType { name } } }"}, False),
+        ("POST", {"query": "{ viewer { "}, False),
+        ("POST", {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab"}}}, False),
+        ("POST", [{"query": "{ viewer { username } }"}], False),
+        ("POST", "not json", False),
+    ],
+)
+def test_which_requests_take_the_sync_lane(method: str, body: Any, expected: bool) -> None:
+    factory = RequestFactory()
+    if method == "GET":
+        request = factory.get("/graphql/", body)
+    elif body == "not json":
+        request = factory.post("/graphql/", data="{", content_type="application/json")
+    else:
+        request = factory.post("/graphql/", data=json.dumps(body), content_type="application/json")
+    assert SyncLane(depot_schema, allow_queries_via_get=True).takes(request) is expected
