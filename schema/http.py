@@ -11,7 +11,7 @@ types and status codes of the GraphQL-over-HTTP spec, around strawberry's async 
 from __future__ import annotations
 
 import json
-import uuid
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,7 +172,7 @@ def _admit_and_answer(
                 persisted.store_query(material.digest, material.query)
             return _Admitted(answer=cached)
     request.depot_actor = actor  # type: ignore[attr-defined]
-    request.depot_request_id = uuid.uuid4().hex[:16]  # type: ignore[attr-defined]
+    request.depot_request_id = secrets.token_hex(8)  # type: ignore[attr-defined]
     request.depot_executed = False  # type: ignore[attr-defined]
     if sync_view is None:
         return _Admitted(cache_key=key)

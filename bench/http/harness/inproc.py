@@ -61,6 +61,9 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=300)
     ap.add_argument("--profile")
     ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument(
+        "-c", type=int, default=1, help="requests in flight at once (wrk runs 4 connections)"
+    )
     ap.add_argument("--hops", action="store_true", help="count sync_to_async calls by function")
     ap.add_argument("--sql", action="store_true", help="print the SQL of one request, then stop")
     a = ap.parse_args()
@@ -170,8 +173,11 @@ def main() -> int:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
-        for _ in range(a.n):
-            await one()
+        for _ in range(a.n // a.c):
+            if a.c == 1:
+                await one()
+            else:
+                await asyncio.gather(*(one() for _ in range(a.c)))
         if profiler:
             profiler.disable()
             profiler.dump_stats(a.profile)
@@ -181,6 +187,7 @@ def main() -> int:
         print(
             f"{a.contender} {a.query}: {1000 * cpu / a.n:.3f} ms CPU/request, "
             f"{1000 * wall / a.n:.3f} ms wall/request over {a.n}"
+            + (f", {a.c} at once" if a.c > 1 else "")
         )
 
     uvloop.run(run())
