@@ -5,7 +5,7 @@ steadier than wrk on a shared VM, and the same driver runs under cProfile or py-
 
 usage (after `KEEP_DB=1 bench/http/run.sh setup`, which seeds depot_bench and writes .run/):
   inproc.py depot|depot-uncached|floor|strawberry-default asset|dashboard [-n N] [--warmup N]
-            [--hops] [--sql] [--profile FILE]
+            [-c IN_FLIGHT] [--check] [--hops] [--sql] [--profile FILE]
 The environment defaults to run.sh's (Postgres and Redis on 127.0.0.1, production settings);
 anything already set wins. The query is any body in .run/bodies/ (asset, dashboard, ...).
 """
@@ -66,6 +66,11 @@ def main() -> int:
     )
     ap.add_argument("--hops", action="store_true", help="count sync_to_async calls by function")
     ap.add_argument("--sql", action="store_true", help="print the SQL of one request, then stop")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="compare every response with the warm-up's and count those that differ",
+    )
     a = ap.parse_args()
     settings_module, app_module, path, read_cache = SETUPS[a.contender]
     settings_module = os.environ.get("INPROC_SETTINGS", settings_module)
@@ -173,15 +178,20 @@ def main() -> int:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
+        differing = 0
         for _ in range(a.n // a.c):
             if a.c == 1:
-                await one()
+                answers = [await one()]
             else:
-                await asyncio.gather(*(one() for _ in range(a.c)))
+                answers = await asyncio.gather(*(one() for _ in range(a.c)))
+            if a.check:
+                differing += sum(answer != (status, raw) for answer in answers)
         if profiler:
             profiler.disable()
             profiler.dump_stats(a.profile)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        if a.check:
+            print(f"responses that differ from the warm-up's: {differing} of {a.n}")
         for name, count in hops.most_common():
             print(f"  {count / a.n:6.2f} hops/request  {name}")
         print(
