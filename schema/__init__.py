@@ -18,7 +18,6 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
-from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from schema.errors import MarkExecution, MaskUnexpectedErrors
 from schema.execution import DepotExecutionContext
@@ -29,6 +28,7 @@ from schema.mutations.bulk import BulkMutations
 from schema.mutations.jobs import JobMutations
 from schema.mutations.uploads import UploadMutations
 from schema.optimizer_aliases import install as merge_aliases_in_the_optimizer
+from schema.optimizer_plans import DepotOptimizer
 from schema.persisted import PersistedQueries
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
@@ -79,7 +79,7 @@ def _extensions() -> list[Any]:
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         QueryLimits,
-        DjangoOptimizerExtension,
+        DepotOptimizer,
         MaskUnexpectedErrors,
         MarkExecution,
     ]
