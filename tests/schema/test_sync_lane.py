@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.test import Client, RequestFactory
+from strawberry.types.base import StrawberryObjectDefinition
 
 from domain.accounts.models import Workspace
 from domain.common.ids import global_id
@@ -212,3 +213,19 @@ def test_which_requests_take_the_sync_lane(method: str, body: Any, expected: boo
     else:
         request = factory.post("/graphql/", data=json.dumps(body), content_type="application/json")
     assert SyncLane(depot_schema, allow_queries_via_get=True).takes(request) is expected
+
+
+def test_only_root_fields_may_be_async() -> None:
+    """The lane checks a document's root fields only: a query selecting an `async def` field
+    anywhere below would fail to run synchronously. So no type but the root ones has one (an
+    async root query field, like `events`, sends its documents to the async view)."""
+    roots = {"Query", "Mutation", "Subscription"}
+    async_fields = [
+        f"{name}.{field.python_name}"
+        for name, concrete in depot_schema.schema_converter.type_map.items()
+        if name not in roots and isinstance(concrete.definition, StrawberryObjectDefinition)
+        for field in concrete.definition.fields
+        if field.is_async
+    ]
+    assert len(depot_schema.schema_converter.type_map) > 50  # the walk saw the schema
+    assert async_fields == []
