@@ -291,8 +291,8 @@ def summarise_profile(path: Path) -> dict[str, Any]:
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = _frames(stack)
-        if not frames:
-            continue
+        if not frames or not count.isdigit():
+            continue  # a line py-spy was still writing when it was stopped
         n = int(count)
         samples += n
         leaf[frames[-1]] += n
