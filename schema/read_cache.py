@@ -38,7 +38,7 @@ from domain.accounts.actor import Actor
 from domain.jobs.selectors import event_sequences
 from project.ratelimit import shared_cache
 from schema import persisted
-from schema.operations import query_operation
+from schema.operations import query_operation, request_params
 
 logger = logging.getLogger(__name__)
 
@@ -127,26 +127,8 @@ def request_material(request: HttpRequest) -> Material | None:
     it never waits on anything; a hash-only persisted query unknown here is resolved later."""
     if settings.DEPOT_READ_CACHE_SECONDS <= 0:
         return None
-    if request.method == "POST":
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            return None
-    elif request.method == "GET":
-        body = {
-            "query": request.GET.get("query"),
-            "variables": request.GET.get("variables"),
-            "operationName": request.GET.get("operationName"),
-            "extensions": request.GET.get("extensions"),
-        }
-        if isinstance(body["extensions"], str):
-            try:
-                body["extensions"] = json.loads(body["extensions"])
-            except ValueError:
-                return None
-    else:
-        return None
-    if not isinstance(body, dict):
+    body = request_params(request)
+    if body is None:
         return None
     query, operation_name = body.get("query"), body.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):

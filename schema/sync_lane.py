@@ -15,7 +15,6 @@ tests/schema/test_sync_lane.py sends the same requests down both lanes and compa
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 
 from django.http import HttpRequest, HttpResponse
@@ -24,7 +23,7 @@ from strawberry.django.views import GraphQLView
 from strawberry.schema.base import BaseSchema
 
 from schema.context import DepotContext, context_for_request
-from schema.operations import query_operation
+from schema.operations import query_operation, request_params
 
 
 class SyncGraphQLView(GraphQLView[DepotContext, None]):
@@ -48,16 +47,8 @@ class SyncLane:
     def takes(self, request: HttpRequest) -> bool:
         """Whether this request is one plain query that the lane can answer. Cheap: it reads
         the body, and each document's verdict is remembered."""
-        if request.method == "POST":
-            try:
-                body = json.loads(request.body)
-            except ValueError:
-                return False
-        elif request.method == "GET":
-            body = request.GET
-        else:
-            return False
-        if not isinstance(body, dict):  # a batch
+        body = request_params(request)
+        if body is None:  # a batch, or nothing the lane can read
             return False
         query, operation_name = body.get("query"), body.get("operationName")
         if not isinstance(query, str):
