@@ -1,9 +1,10 @@
 """Bench-only HTTP endpoint: start a bench.noop job the way a mutation starts one.
 
-POST /bench/noop/ with `Authorization: Bearer <token>`: the token is checked by Depot's own
-actor_from_bearer, write permission by require_permission, and the job is queued by
-domain.jobs.services.job_create (which records job.queued and dispatches after commit), i.e. the
-service a mutation would call, without GraphQL's parse/validate/execute around it.
+POST /bench/noop/ with `Authorization: Bearer <token>`: the caller is admitted by Depot's own
+GraphQL admission (schema.http.admit: rate limits, then the token, kept in process while the
+credentials epoch stands), write permission is checked by require_permission, and the job is
+queued by domain.jobs.services.job_create (which records job.queued and dispatches after
+commit), i.e. what a mutation does, without GraphQL's parse/validate/execute around it.
 """
 
 from __future__ import annotations
@@ -12,23 +13,24 @@ import json
 import os
 
 from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from bench.realtime.noop import NOOP_JOB
-from domain.accounts.errors import InvalidToken
 from domain.accounts.models import Permission
-from domain.accounts.selectors import actor_from_bearer, require_permission
+from domain.accounts.selectors import require_permission
 from domain.common.errors import DomainError
 from domain.common.ids import global_id
 from domain.jobs.services import job_create
+from schema.http import admit
 
 _trace = os.environ.get("BENCH_TRACE") == "1"
 
 
 @csrf_exempt
 @require_POST
-def noop_start(request: HttpRequest) -> JsonResponse:
+def noop_start(request: HttpRequest) -> HttpResponseBase:
     if _trace:
         from django.db import connection
 
@@ -41,13 +43,15 @@ def noop_start(request: HttpRequest) -> JsonResponse:
     return _noop_start(request)
 
 
-def _noop_start(request: HttpRequest) -> JsonResponse:
-    secret = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+def _noop_start(request: HttpRequest) -> HttpResponseBase:
+    admitted = admit(request)
+    if isinstance(admitted, HttpResponseBase):
+        return admitted  # 401 or 429, as GraphQL answers
+    actor, _ = admitted
     try:
-        actor = actor_from_bearer(secret=secret)
         workspace_id = int(json.loads(request.body or b"{}")["workspace"])
         require_permission(actor=actor, workspace_id=workspace_id, needed=Permission.WRITE)
-    except (InvalidToken, DomainError, KeyError, ValueError) as error:
+    except (DomainError, KeyError, ValueError) as error:
         return JsonResponse({"error": str(error)}, status=403)
     assert actor.user is not None
     job = job_create(

@@ -53,6 +53,9 @@ class _Kept:
 
 _kept: dict[str, _Kept] = {}
 _kept_lock = threading.Lock()
+# Counts credentials_changed() calls in this process (any thread): a caller that compares it
+# before and after its own work knows whether anything it did may have changed someone's access.
+_changes = 0
 
 
 def bearer_for(*, secret: str, epoch: int | None, need_sequence: bool = False) -> Bearer:
@@ -99,8 +102,16 @@ def credentials_changed() -> None:
 
     This process forgets at once as well: a request that reads the old rows again before the
     commit keeps them under the old epoch, which the commit then moves."""
+    global _changes
+    with _kept_lock:
+        _changes += 1
     forget_all()
     transaction.on_commit(_move_epoch)
+
+
+def changes_seen() -> int:
+    """How many credential changes this process has seen so far (see `credentials_changed`)."""
+    return _changes
 
 
 def _move_epoch() -> None:

@@ -24,12 +24,13 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import connection
 from django.db.models import Field
+from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
 
 from domain.common.ids import global_id
 from domain.jobs import events
 from domain.jobs.models import Event, EventCounter, Job, JobState
-from domain.jobs.services import job_event_payload
+from domain.jobs.payloads import job_event_payload
 
 
 def lease_duration() -> timedelta:
@@ -77,6 +78,42 @@ def take_sql(token: str, now: datetime, job_id: int, extra_condition: str = "") 
 
 def one_statement_possible() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def create_in_one_statement_possible() -> bool:
+    """Unlike a claim or a finish, a job is often created inside the transaction of the change
+    that starts it; the statement then commits with it (and saves one round trip there)."""
+    return connection.vendor == "postgresql"
+
+
+def create_with_queued_event(job: Job) -> tuple[int, int]:
+    """INSERT the new job and its job.queued event (the workspace's next sequence) in one
+    statement; sets the job's pk and returns the event's id and sequence.
+
+    The payload is job_event_payload(job) built in SQL from the new row: `jobId` is the global
+    id, base64 of "Job:<pk>" (short enough that Postgres' encoder adds no line break).
+    """
+    fields = [f for f in Job._meta.local_concrete_fields if f is not Job._meta.auto_field]
+    insert = InsertQuery(Job)
+    insert.insert_values(fields, [job])  # the compiler fills created_at/updated_at on the job
+    [(insert_sql, params)] = insert.get_compiler(connection=connection).as_sql()
+    returned = ", ".join(column(name) for name in ("id", "workspace", "kind", "state"))
+    payload_sql = (
+        "jsonb_build_object('jobId', encode(convert_to('Job:' || j.id, 'UTF8'), 'base64'), "
+        "'kind', j.kind, 'state', j.state)"
+    )
+    sql = (
+        f"WITH j AS ({insert_sql} RETURNING {returned}), "  # noqa: S608 (our names)
+        + _counter_and_event_sql("j", "%s", payload_sql)
+        + " SELECT j.id, e.id, e.sequence FROM j CROSS JOIN e"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, "job.queued", value("created_at", job.created_at)])
+        job_id, event_id, sequence = cursor.fetchone()
+    job.pk = job_id
+    job._state.adding = False
+    job._state.db = connection.alias
+    return event_id, sequence
 
 
 def _counter_and_event_sql(source: str, type_sql: str, payload_sql: str) -> str:

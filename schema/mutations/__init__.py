@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 
+from domain.accounts import credentials
 from domain.accounts.models import Permission
 from domain.common.errors import DomainError, Forbidden
 from domain.jobs import idempotency
@@ -26,10 +27,13 @@ async def attempt(info: Info, call: Callable[[], T]) -> tuple[T | None, list[Use
         if actor.token is not None and actor.token.permission < Permission.WRITE:
             # Checked here once for every mutation, so no service can forget it.
             raise Forbidden("This token is read-only.")
+        changes_before = credentials.changes_seen()
         result = call()
-        # A mutation may change the caller's own memberships (a new workspace, leaving one);
-        # the payload is resolved with fresh permissions, loaded here in Django's sync world.
-        actor.reload()
+        if credentials.changes_seen() != changes_before:
+            # The mutation may have changed the caller's own memberships (a new workspace,
+            # leaving one): the payload is resolved with fresh permissions, loaded here in
+            # Django's sync world. Most mutations change no credentials and skip this read.
+            actor.reload()
         return result
 
     try:

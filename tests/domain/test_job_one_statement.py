@@ -1,4 +1,5 @@
-"""A job's claim and finish as one statement each (Postgres, outside any transaction).
+"""A job's creation, claim and finish as one statement each (Postgres; the claim and the
+finish outside any transaction, the creation in or out of one).
 
 The tests in test_jobs.py run inside pytest-django's transaction, so they take the general way;
 these run with real commits, so the runner takes the one-statement way, and check that it writes
@@ -19,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from domain.accounts.models import Workspace
+from domain.common.ids import global_id
 from domain.jobs import events, registry, runner, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
@@ -115,6 +117,83 @@ def test_it_writes_and_publishes_what_the_general_way_does(workspace: Workspace)
     assert sequences == list(range(1, len(sequences) + 1))
     ran = [e.sequence for e in _events(workspace) if e.type in ("job.started", "job.succeeded")]
     assert sorted(m["sequence"] for m in published) == ran
+
+
+def _created_generally(workspace: Workspace) -> Job:
+    with (
+        mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
+        mock.patch("domain.jobs.dispatch.send"),
+    ):
+        return job_create(
+            workspace_id=workspace.pk,
+            kind="test.one_statement.ok",
+            parameters={},
+            created_by_id=None,
+        )
+
+
+def test_a_job_is_created_with_its_event_in_one_committed_statement(
+    workspace: Workspace, django_assert_num_queries: Any
+) -> None:
+    general = _created_generally(workspace)
+    before = _events(workspace)[-1].sequence
+    order: list[str] = []
+    with (
+        mock.patch("domain.jobs.dispatch.send", side_effect=lambda *a: order.append("dispatch")),
+        mock.patch(
+            "realtime.publish.publish_events",
+            side_effect=lambda ms: order.extend(f"{m['event_type']} {m['sequence']}" for m in ms),
+        ),
+        django_assert_num_queries(1),  # no BEGIN or COMMIT either: one autocommit statement
+    ):
+        fast = job_create(
+            workspace_id=workspace.pk,
+            kind="test.one_statement.ok",
+            parameters={"a": 1},
+            created_by_id=None,
+        )
+    assert order == ["dispatch", f"job.queued {before + 1}"]  # the broker first, as generally
+    row = Job.objects.get(pk=fast.pk)
+    assert (row.state, row.kind, row.lane, row.parameters) == (
+        JobState.QUEUED,
+        "test.one_statement.ok",
+        Lane.INTERACTIVE.value,
+        {"a": 1},
+    )
+    assert row.created_at == fast.created_at
+    assert row.dispatched_at == fast.dispatched_at
+    queued = {e.payload.get("jobId"): e for e in _events(workspace)}
+    for job in (general, fast):  # the same payload both ways, the id Relay's global id
+        event = queued[global_id("Job", job.pk)]
+        assert (event.type, event.payload) == (
+            "job.queued",
+            {"jobId": global_id("Job", job.pk), "kind": "test.one_statement.ok", "state": "QUEUED"},
+        )
+    assert [e.sequence for e in _events(workspace)] == list(range(1, before + 2))
+
+
+def test_a_job_created_in_a_transaction_waits_for_its_commit(workspace: Workspace) -> None:
+    before = [(e.type, e.sequence) for e in _events(workspace)]
+    sent: list[int] = []
+    with mock.patch(
+        "domain.jobs.dispatch.send", side_effect=lambda job_id, lane: sent.append(job_id)
+    ):
+        with transaction.atomic():
+            kept = _job(workspace)
+            assert sent == []
+        assert sent == [kept.pk]
+
+        @transaction.atomic
+        def start_then_fail() -> None:
+            _job(workspace)
+            raise RuntimeError("the change that started it failed")
+
+        with pytest.raises(RuntimeError):
+            start_then_fail()
+    assert sent == [kept.pk]
+    assert list(Job.objects.filter(workspace=workspace)) == [kept]
+    after = [(e.type, e.sequence) for e in _events(workspace)]
+    assert after == [*before, ("job.queued", len(before) + 1)]
 
 
 def test_a_failure_keeps_its_code(workspace: Workspace) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from domain.accounts.models import ApiToken, Membership, Role, User, Workspace
 from domain.common.ids import global_id
@@ -131,3 +133,28 @@ def test_members_see_only_their_own_tokens(
     )
     tokens = listing["data"]["workspaces"]["edges"][0]["node"]["apiTokens"]["edges"]
     assert [t["node"]["user"]["username"] for t in tokens] == ["viewer"]
+
+
+@pytest.mark.django_db
+def test_permissions_are_read_again_only_after_a_mutation_that_changed_credentials(
+    owner: User, workspace: Workspace
+) -> None:
+    """A mutation's payload sees the caller's new memberships (workspaceCreate above); one that
+    changes no token, membership or user does not pay another read of them."""
+    as_owner = session(owner)
+    create = """mutation($i: CollectionCreateInput!) {
+      collectionCreate(input: $i) { collection { name } errors { code } } }"""
+    variables = {"i": {"workspaceId": global_id("Workspace", workspace.pk), "name": "Shots"}}
+    with CaptureQueriesContext(connection) as queries:
+        made = as_owner(create, variables)["data"]["collectionCreate"]
+    assert made == {"collection": {"name": "Shots"}, "errors": []}
+    membership_reads = [q for q in queries if 'FROM "accounts_membership"' in q["sql"]]
+    assert len(membership_reads) == 1  # the caller's permissions, read once at admission
+
+    workspace_create = """mutation { workspaceCreate(name: "Second", slug: "second") {
+      workspace { permission } errors { code } } }"""
+    with CaptureQueriesContext(connection) as queries:
+        second = as_owner(workspace_create)["data"]["workspaceCreate"]
+    assert second == {"workspace": {"permission": "ADMIN"}, "errors": []}
+    membership_reads = [q for q in queries if 'FROM "accounts_membership"' in q["sql"]]
+    assert len(membership_reads) == 2  # at admission, then again after the new membership
