@@ -24,7 +24,14 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.urls import NoReverseMatch, ResolverMatch, get_script_prefix, resolve, reverse
+from django.urls import (
+    NoReverseMatch,
+    ResolverMatch,
+    get_script_prefix,
+    get_urlconf,
+    resolve,
+    reverse,
+)
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
@@ -34,6 +41,7 @@ from domain.accounts import credentials
 from domain.accounts.actor import ANONYMOUS, Actor
 from domain.accounts.errors import InvalidToken
 from project import ratelimit
+from project.deferred_signals import begin_request, close_in_this_hop
 from schema import persisted, read_cache
 from schema.context import DepotContext, context_for_request
 from schema.sync_lane import SyncGraphQLView, sync_lane
@@ -156,9 +164,12 @@ def _admit_and_answer(
     request: HttpRequest, material: read_cache.Material | None, sync_view: SyncGraphQLView | None
 ) -> _Admitted:
     """admit(); then for a cacheable read its cache key and any cached response; then, for a
-    plain query (`sync_view` given), its execution and the read cache's store. One hop."""
+    plain query (`sync_view` given), its execution and the read cache's store. One hop, which
+    also sends Django's request signals when project.asgi_handler deferred them to it."""
+    begin_request(request)
     admitted = admit(request, need_sequence=material is not None)
     if isinstance(admitted, HttpResponseBase):
+        close_in_this_hop(request, admitted)
         return _Admitted(answer=admitted)
     actor, sequences = admitted
     key = None
@@ -170,6 +181,7 @@ def _admit_and_answer(
         if cached is not None:
             if material.register and material.query is not None:
                 persisted.store_query(material.digest, material.query)
+            close_in_this_hop(request, cached)
             return _Admitted(answer=cached)
     request.depot_actor = actor  # type: ignore[attr-defined]
     request.depot_request_id = secrets.token_hex(8)  # type: ignore[attr-defined]
@@ -179,6 +191,7 @@ def _admit_and_answer(
     response = sync_view.dispatch(request)
     if key is not None and isinstance(response, HttpResponse):
         read_cache.store(key, response)
+    close_in_this_hop(request, response)
     return _Admitted(answer=response)
 
 
@@ -238,6 +251,50 @@ class DepotGraphQLView(AsyncGraphQLView[DepotContext, None]):
         return context_for_request(request, response)
 
 
+# Per URLconf: the GraphQL view's path (without the script prefix) and route.
+_routes: dict[str, tuple[str, ResolverMatch] | None] = {}
+
+
+def _graphql_route(path_info: str) -> ResolverMatch | None:
+    """The route of Depot's GraphQL view if `path_info` is its path, else None."""
+    urlconf = str(get_urlconf() or settings.ROOT_URLCONF)
+    if urlconf not in _routes:
+        route = None
+        try:
+            path = reverse("graphql")
+        except NoReverseMatch:
+            path = None
+        if path is not None:
+            # reverse() includes the script prefix; request.path_info does not.
+            prefix = get_script_prefix()
+            if path.startswith(prefix):
+                path = "/" + path[len(prefix) :]
+            match = resolve(path)
+            view_class = getattr(match.func, "view_class", None)
+            if isinstance(view_class, type) and issubclass(view_class, DepotGraphQLView):
+                route = (path, match)
+        _routes[urlconf] = route
+    route = _routes[urlconf]
+    if route is None or route[0] != path_info:
+        return None
+    return route[1]
+
+
+def _bearer_lane_route(request: HttpRequest) -> ResolverMatch | None:
+    if "HTTP_AUTHORIZATION" not in request.META:
+        return None
+    # A GET without a query may be a browser asking for the IDE page: full chain.
+    if request.method == "GET" and "query" not in request.GET:
+        return None
+    return _graphql_route(request.path_info)
+
+
+def takes_bearer_lane(request: HttpRequest) -> bool:
+    """Whether BearerGraphQLLane sends this request straight to the GraphQL view (which
+    project.asgi_handler also needs to know before the request's first thread hop)."""
+    return _bearer_lane_route(request) is not None
+
+
 class BearerGraphQLLane:
     """The first middleware: a request to the GraphQL view with an `Authorization` header
     goes straight to the view, not down the rest of the middleware chain.
@@ -263,38 +320,11 @@ class BearerGraphQLLane:
         self._security = SecurityMiddleware(get_response)
         self._common = CommonMiddleware(get_response)
         self._xframe = XFrameOptionsMiddleware(get_response)
-        self._route: tuple[str, ResolverMatch] | None = None
-        self._route_known = False
-
-    def _graphql_route(self) -> tuple[str, ResolverMatch] | None:
-        if not self._route_known:
-            try:
-                path = reverse("graphql")
-            except NoReverseMatch:
-                path = None
-            if path is not None:
-                # reverse() includes the script prefix; request.path_info does not.
-                prefix = get_script_prefix()
-                if path.startswith(prefix):
-                    path = "/" + path[len(prefix) :]
-                match = resolve(path)
-                view_class = getattr(match.func, "view_class", None)
-                if isinstance(view_class, type) and issubclass(view_class, DepotGraphQLView):
-                    self._route = (path, match)
-            self._route_known = True
-        return self._route
 
     async def __call__(self, request: HttpRequest) -> Any:
-        route = self._graphql_route()
-        if (
-            route is None
-            or request.path_info != route[0]
-            or "HTTP_AUTHORIZATION" not in request.META
-            # A GET without a query may be a browser asking for the IDE page: full chain.
-            or (request.method == "GET" and "query" not in request.GET)
-        ):
+        match = _bearer_lane_route(request)
+        if match is None:
             return await self.get_response(request)
-        _, match = route
         request.resolver_match = match
         response: Any
         try:

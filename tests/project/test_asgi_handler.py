@@ -1,0 +1,197 @@
+"""Depot's ASGI handler: Django's request signals in a bearer GraphQL request's admission hop.
+
+Every request still gets `request_started` once, before anything it does with the database,
+and `request_finished` once, at the end; a bearer GraphQL request answered in its admission hop
+makes that one hop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from asgiref import sync
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from django.core import signals
+from django.core.handlers.asgi import ASGIHandler
+
+from domain.accounts.models import Workspace
+from domain.common.ids import global_id
+from project.asgi_handler import DepotASGIHandler
+from schema import http
+from tests.realtime.sockets import close_db
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Django 5.2's ASGIHandler.handle, which project/asgi_handler.py copies with a few changes.
+DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
+
+
+def test_the_copied_handle_is_djangos_current_one() -> None:
+    source = inspect.getsource(ASGIHandler.handle)
+    assert hashlib.sha256(source.encode()).hexdigest() == DJANGO_HANDLE_SHA256, (
+        "Django's ASGIHandler.handle changed: bring its changes into project/asgi_handler.py, "
+        "then record the new hash here."
+    )
+
+
+class Record:
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.hops: list[str] = []
+
+
+@pytest.fixture
+def record() -> Iterator[Record]:
+    seen = Record()
+
+    def started(**kwargs: Any) -> None:
+        seen.steps.append("started")
+
+    def finished(**kwargs: Any) -> None:
+        seen.steps.append("finished")
+
+    real_admit = http.admit
+
+    def admit(*args: Any, **kwargs: Any) -> Any:
+        seen.steps.append("admit")
+        return real_admit(*args, **kwargs)
+
+    real_call = sync.SyncToAsync.__call__
+
+    async def counted(self: sync.SyncToAsync, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(self.func, "__qualname__", repr(self.func))
+        if name != "log_response":  # Django logs a 4xx or 5xx in a thread: not ours to save
+            seen.hops.append(name)
+        return await real_call(self, *args, **kwargs)
+
+    signals.request_started.connect(started, dispatch_uid="test-started")
+    signals.request_finished.connect(finished, dispatch_uid="test-finished")
+    try:
+        with (
+            mock.patch.object(http, "admit", admit),
+            mock.patch.object(sync.SyncToAsync, "__call__", counted),
+        ):
+            yield seen
+    finally:
+        signals.request_started.disconnect(dispatch_uid="test-started")
+        signals.request_finished.disconnect(dispatch_uid="test-finished")
+
+
+def _serve(
+    path: str, body: dict[str, Any] | None, headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """One request through the handler; then the connections its sync thread opened close."""
+    try:
+        return asyncio.run(_call(path, body, headers))
+    finally:
+        asyncio.run(sync_to_async(close_db)())
+
+
+async def _call(
+    path: str, body: dict[str, Any] | None, headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST" if body is not None else "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    app = ApplicationCommunicator(DepotASGIHandler(), scope)
+    await app.send_input(
+        {"type": "http.request", "body": json.dumps(body).encode() if body else b""}
+    )
+    start = await app.receive_output(10)
+    content = b""
+    while True:
+        part = await app.receive_output(10)
+        content += part.get("body", b"")
+        if not part.get("more_body"):
+            break
+    await app.wait(10)
+    return start["status"], json.loads(content) if content.startswith(b"{") else {}
+
+
+def _bearer(token: str, accept: str = "application/json") -> dict[str, str]:
+    return {
+        "authorization": f"Bearer {token}",
+        "content-type": "application/json",
+        "accept": accept,
+        "host": "testserver",
+    }
+
+
+def test_a_plain_query_is_one_hop_with_both_signals_in_it(
+    record: Record, token: str, workspace: Workspace
+) -> None:
+    query = "query($id: ID!) { workspace(id: $id) { name } }"
+    status, body = _serve(
+        "/graphql/",
+        {"query": query, "variables": {"id": global_id("Workspace", workspace.pk)}},
+        _bearer(token),
+    )
+    assert (status, body) == (200, {"data": {"workspace": {"name": "Acme"}}})
+    assert record.steps == ["started", "admit", "finished"]
+    assert record.hops[:-1] == ["_admit_and_answer"]  # then close_db, the test's own
+
+
+def test_a_mutation_sends_request_started_in_its_admission_hop(
+    record: Record, token: str, workspace: Workspace
+) -> None:
+    mutation = """mutation($i: CollectionCreateInput!) {
+      collectionCreate(input: $i) { collection { name } errors { code } } }"""
+    variables = {"i": {"workspaceId": global_id("Workspace", workspace.pk), "name": "Shots"}}
+    status, body = _serve("/graphql/", {"query": mutation, "variables": variables}, _bearer(token))
+    assert status == 200
+    assert body["data"]["collectionCreate"] == {"collection": {"name": "Shots"}, "errors": []}
+    assert record.steps == ["started", "admit", "finished"]
+    assert record.hops[0] == "_admit_and_answer"  # no hop of its own for request_started
+    assert record.hops[-2:] == ["_close", "close_db"]  # the response closed after it was sent
+
+
+def test_a_request_refused_before_admission_still_gets_both_signals(
+    record: Record, token: str
+) -> None:
+    status, body = _serve(
+        "/graphql/", {"query": "{ viewer { username } }"}, _bearer(token, "text/html")
+    )
+    assert status == 406
+    assert body["errors"][0]["extensions"]["code"] == "NOT_ACCEPTABLE"
+    assert record.steps == ["started", "finished"]
+    assert record.hops[:-1] == ["_close"]  # both signals, in order, in the close hop
+
+
+def test_a_wrong_token_is_refused_in_the_admission_hop(record: Record) -> None:
+    status, body = _serve("/graphql/", {"query": "{ viewer { username } }"}, _bearer("nope"))
+    assert status == 401
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_TOKEN"
+    assert record.steps == ["started", "admit", "finished"]
+    assert record.hops[:-1] == ["_admit_and_answer"]
+
+
+def test_other_requests_are_handled_as_by_django(record: Record) -> None:
+    status, body = _serve(
+        "/graphql/",
+        {"query": "{ viewer { username } }"},
+        {"content-type": "application/json", "accept": "application/json", "host": "testserver"},
+    )
+    assert (status, body) == (200, {"data": {"viewer": None}})
+    assert record.steps[0] == "started"
+    assert record.steps[-1] == "finished"
+    assert record.steps.count("started") == record.steps.count("finished") == 1
+    assert record.hops[0] == "Signal.asend.<locals>.sync_send"  # Django's own hop
