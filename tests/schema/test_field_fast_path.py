@@ -111,6 +111,8 @@ def test_one_asset_is_two_statements_with_only_the_selected_columns(
     assert '"assets_asset"."title"' in asset_sql
     assert '"assets_asset"."metadata"' not in asset_sql
     assert '"assets_asset"."custom_metadata"' not in asset_sql
+    # the selector's workspace filter, not a second copy from AssetType.get_queryset
+    assert asset_sql.count('"assets_asset"."workspace_id" IN') == 1, asset_sql
     # an asset's renditions need no workspace filter (a join back to the asset) of their own
     assert "JOIN" not in renditions_sql
     # other workspaces' objects, ids of another type and malformed ids are null, not errors

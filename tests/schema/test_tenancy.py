@@ -14,12 +14,15 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.db.models import Q
 
 from domain.accounts.models import ApiToken, Role, TokenScope, User, Workspace
 from domain.accounts.services import api_token_create, membership_add
+from domain.assets.models import Asset
 from domain.common.ids import global_id
 from domain.jobs.models import Job
 from schema import schema
+from schema.types.scoping import _filtered_by
 from tests import factories
 from tests.conftest import GQL
 from tests.support.cache import clear_cache
@@ -317,3 +320,25 @@ def test_a_read_only_token_is_refused_by_every_mutation(
     after.pop("accounts.ApiToken")
     before.pop("accounts.ApiToken")
     assert after == before
+
+
+@pytest.mark.django_db
+def test_a_type_skips_only_its_own_workspace_filter(
+    workspace: Workspace, other_workspace: Workspace
+) -> None:
+    """scoped_to_workspaces leaves out its filter only when the very same one is there."""
+    mine, both = [workspace.pk], [workspace.pk, other_workspace.pk]
+    assert _filtered_by(Asset.objects.filter(workspace_id__in=mine), "workspace_id", mine)
+    assert _filtered_by(
+        Asset.objects.filter(workspace_id__in=mine).filter(pk=1), "workspace_id", mine
+    )
+    assert not _filtered_by(Asset.objects.filter(workspace_id__in=both), "workspace_id", mine)
+    assert not _filtered_by(Asset.objects.exclude(workspace_id__in=mine), "workspace_id", mine)
+    assert not _filtered_by(
+        Asset.objects.filter(Q(workspace_id__in=mine) | Q(pk=1)), "workspace_id", mine
+    )
+    assert not _filtered_by(Asset.objects.filter(collection_id__in=mine), "workspace_id", mine)
+    assert not _filtered_by(
+        Asset.objects.filter(collection__workspace_id__in=mine), "workspace_id", mine
+    )
+    assert not _filtered_by(Asset.objects.all(), "workspace_id", mine)
