@@ -15,17 +15,27 @@ request makes no database access outside that hop, so what they do is the same. 
 admission does not reach (a 406, a 415, the IDE page) gets both signals in the close hop, in
 order. Every other request is handled exactly as by Django's handler.
 
-`handle` is Django 5.2's, changed only where marked; tests/project/test_asgi_handler.py fails
-when Django's own changes, so an upgrade reviews this copy.
+Each request's sync code runs in one thread of its own, as with Django's handler, but the thread
+is lent from a few kept ones instead of started for the request: Django's `__call__` enters a
+`ThreadSensitiveContext()` per request, for which asgiref starts a thread (its executor's worker)
+and, on exit, a second one to join the first. asgiref's own `ThreadSensitiveContext(executor=)`
+takes a caller-owned executor instead; threads are reused across requests as under WSGI, and
+Django's request signals still open and release the database connection around each request.
+
+`__call__` and `handle` are Django 5.2's, changed only where marked;
+tests/project/test_asgi_handler.py fails when Django's own change, so an upgrade reviews this
+copy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
@@ -37,7 +47,44 @@ from project.deferred_signals import CLOSED, begin_request, defer_request_starte
 from schema.http import takes_bearer_lane
 
 
+class _RequestThreads:
+    """Single-thread executors lent to one request at a time. Used from the event loop only."""
+
+    def __init__(self, keep: int) -> None:
+        self._idle: collections.deque[ThreadPoolExecutor] = collections.deque()
+        self._keep = keep
+
+    def lend(self) -> ThreadPoolExecutor:
+        if self._idle:
+            return self._idle.pop()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="depot-request")
+
+    def take_back(self, executor: ThreadPoolExecutor) -> None:
+        # A request cancelled while its sync code ran leaves that code running: whoever
+        # borrows the executor next waits for it to end, in the same thread, as the next
+        # request on a WSGI worker thread would.
+        if len(self._idle) < self._keep:
+            self._idle.append(executor)
+        else:
+            executor.shutdown(wait=False)
+
+
+# More requests in flight than this start threads of their own again, as Django's handler does.
+_request_threads = _RequestThreads(keep=16)
+
+
 class DepotASGIHandler(ASGIHandler):
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        # Changed: the request's thread is lent, not started for it (see the module's doc).
+        executor = _request_threads.lend()
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            _request_threads.take_back(executor)
+
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             body_file = await self.read_body(receive)

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import inspect
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -30,15 +31,16 @@ from tests.realtime.sockets import close_db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Django 5.2's ASGIHandler.handle, which project/asgi_handler.py copies with a few changes.
-DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
+# Django 5.2's ASGIHandler.__call__ and handle, which project/asgi_handler.py copies with a few
+# changes.
+DJANGO_HANDLE_SHA256 = "05b877cf417b0e5ea2767f2e5ad374d35b8fa26898f1970119629b2445e83b41"
 
 
-def test_the_copied_handle_is_djangos_current_one() -> None:
-    source = inspect.getsource(ASGIHandler.handle)
+def test_the_copied_methods_are_djangos_current_ones() -> None:
+    source = inspect.getsource(ASGIHandler.__call__) + inspect.getsource(ASGIHandler.handle)
     assert hashlib.sha256(source.encode()).hexdigest() == DJANGO_HANDLE_SHA256, (
-        "Django's ASGIHandler.handle changed: bring its changes into project/asgi_handler.py, "
-        "then record the new hash here."
+        "Django's ASGIHandler.__call__ or handle changed: bring the changes into "
+        "project/asgi_handler.py, then record the new hash here."
     )
 
 
@@ -96,7 +98,10 @@ def _serve(
 
 
 async def _call(
-    path: str, body: dict[str, Any] | None, headers: dict[str, str]
+    path: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+    handler: DepotASGIHandler | None = None,
 ) -> tuple[int, dict[str, Any]]:
     scope = {
         "type": "http",
@@ -112,7 +117,7 @@ async def _call(
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
-    app = ApplicationCommunicator(DepotASGIHandler(), scope)
+    app = ApplicationCommunicator(handler or DepotASGIHandler(), scope)
     await app.send_input(
         {"type": "http.request", "body": json.dumps(body).encode() if body else b""}
     )
@@ -195,3 +200,50 @@ def test_other_requests_are_handled_as_by_django(record: Record) -> None:
     assert record.steps[-1] == "finished"
     assert record.steps.count("started") == record.steps.count("finished") == 1
     assert record.hops[0] == "Signal.asend.<locals>.sync_send"  # Django's own hop
+
+
+def test_requests_reuse_threads_but_never_share_one_at_a_time(
+    token: str, workspace: Workspace
+) -> None:
+    """Each request's sync code runs in one thread of its own, as under Django's handler; the
+    threads are kept for later requests instead of started and joined for each."""
+    threads: list[tuple[str, int]] = []
+
+    def started(**kwargs: Any) -> None:
+        threads.append(("started", threading.get_ident()))
+
+    def finished(**kwargs: Any) -> None:
+        threads.append(("finished", threading.get_ident()))
+
+    query = {"query": "{ viewer { username } }"}
+    handler = DepotASGIHandler()
+
+    async def main() -> None:
+        for _ in range(3):  # one after the other
+            await _call(path="/graphql/", body=query, headers=_bearer(token), handler=handler)
+        # three at once: three threads, none of them shared while its request runs
+        await asyncio.gather(
+            *(
+                _call(path="/graphql/", body=query, headers=_bearer(token), handler=handler)
+                for _ in range(3)
+            )
+        )
+        await sync_to_async(close_db)()
+
+    signals.request_started.connect(started, dispatch_uid="test-threads-started")
+    signals.request_finished.connect(finished, dispatch_uid="test-threads-finished")
+    try:
+        before = threading.active_count()
+        asyncio.run(main())
+    finally:
+        signals.request_started.disconnect(dispatch_uid="test-threads-started")
+        signals.request_finished.disconnect(dispatch_uid="test-threads-finished")
+    sequential, concurrent = threads[:6], threads[6:]
+    assert len({ident for _, ident in sequential}) == 1  # the same thread, lent three times
+    assert [step for step, _ in sequential] == ["started", "finished"] * 3
+    open_requests: dict[int, int] = {}
+    for step, ident in concurrent:
+        open_requests[ident] = open_requests.get(ident, 0) + (1 if step == "started" else -1)
+        assert open_requests[ident] in (0, 1)  # a thread serves one request at a time
+    assert len({ident for _, ident in concurrent}) == 3
+    assert threading.active_count() <= before + 3  # kept, not started anew for each request
