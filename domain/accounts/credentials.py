@@ -106,7 +106,18 @@ def credentials_changed() -> None:
     with _kept_lock:
         _changes += 1
     forget_all()
-    transaction.on_commit(_move_epoch)
+    if not _epoch_move_pending():
+        transaction.on_commit(_move_epoch)
+
+
+def _epoch_move_pending() -> bool:
+    """Whether this transaction will move the epoch already: one move after its commit covers
+    every change in it (a cascade deleting a workspace's tokens and members is one SET, not one
+    per row). Outside a transaction on_commit runs at once, so nothing is ever pending there."""
+    connection = transaction.get_connection()
+    return connection.in_atomic_block and any(
+        callback is _move_epoch for _, callback, _ in connection.run_on_commit
+    )
 
 
 def changes_seen() -> int:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -30,6 +30,14 @@ def _token_statements() -> Iterator[list[str]]:
     with CaptureQueriesContext(connection) as queries:
         yield found
     found.extend(q["sql"] for q in queries if '"accounts_apitoken" t' in q["sql"])
+
+
+def _as_if_committed_before() -> None:
+    """The test's own transaction never commits: take out the epoch move its fixtures' changes
+    scheduled, as their commit would have run it, so a later change schedules its own."""
+    connection.run_on_commit[:] = [
+        entry for entry in connection.run_on_commit if entry[1] is not credentials._move_epoch
+    ]
 
 
 def _role(gql: GQL, token: str) -> Any:
@@ -73,6 +81,7 @@ def test_a_role_change_in_another_process_reaches_this_one_through_the_epoch(
     # Another process changes the role: its commit moves the epoch, and this process, which
     # did not see the change happen, still holds its record.
     held = dict(credentials._kept)
+    _as_if_committed_before()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         membership = Membership.objects.get(user=owner, workspace=workspace)
         membership.role = Role.VIEWER
@@ -168,3 +177,35 @@ def test_the_setting_at_zero_reads_the_token_every_time(
         assert _role(gql, token) == "OWNER"
         assert _role(gql, token) == "OWNER"
     assert len(statements) == 2
+
+
+@pytest.mark.django_db
+def test_a_transaction_moves_the_epoch_once_however_many_rows_it_changes(
+    owner: User,
+    workspace: Workspace,
+    make_token: Callable[..., str],
+    make_user: Callable[..., User],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    for _ in range(5):
+        make_token("read")
+    for name in ("ann", "bob"):
+        Membership.objects.create(user=make_user(name), workspace=workspace, role=Role.VIEWER)
+    _as_if_committed_before()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        workspace.delete()  # cascades to its tokens and memberships, a receiver call per row
+    moves = [c for c in callbacks if c is credentials._move_epoch]
+    assert len(moves) == 1
+    # A savepoint rolled back takes its callbacks with it: the next change schedules again.
+    _as_if_committed_before()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        try:
+            with transaction.atomic():
+                owner.first_name = "Changed"
+                owner.save()
+                raise RuntimeError("undo")
+        except RuntimeError:
+            pass
+        owner.first_name = "Again"
+        owner.save()
+    assert [c for c in callbacks if c is credentials._move_epoch] == [credentials._move_epoch]
