@@ -9,13 +9,14 @@ from domain.accounts.models import ApiToken, Membership, Role, TokenScope, User,
 from domain.accounts.tokens import hash_secret, new_secret
 from domain.common.errors import DomainError
 from domain.common.ids import global_id
+from domain.common.validation import validate_fields
 from domain.jobs import events
 
 
 @transaction.atomic
 def workspace_create(*, name: str, slug: str, owner: User) -> Workspace:
     workspace = Workspace(name=name, slug=slug)
-    workspace.full_clean(validate_unique=False)
+    validate_fields(workspace)
     try:
         with transaction.atomic():
             workspace.save()

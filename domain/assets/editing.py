@@ -17,6 +17,7 @@ from domain.assets.models import Asset, AssetState, Collection
 from domain.assets.services import asset_event_payload
 from domain.common.errors import DomainError, InvalidState, NotFound
 from domain.common.ids import global_id
+from domain.common.validation import validate_fields
 from domain.jobs import events
 
 MAX_TAGS = 50
@@ -160,7 +161,7 @@ def collection_update(
         collection.description = description
         fields.append("description")
     if fields:
-        collection.full_clean(exclude=["workspace", "created_by"], validate_unique=False)
+        validate_fields(collection, exclude=["workspace", "created_by"])
         try:
             with transaction.atomic():
                 collection.save(update_fields=[*fields, "updated_at"])

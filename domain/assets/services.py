@@ -25,6 +25,7 @@ from domain.assets.models import Asset, AssetState, Collection
 from domain.assets.policy import kind_of, media_settings_for
 from domain.common.errors import InvalidState
 from domain.common.ids import global_id
+from domain.common.validation import validate_fields
 from domain.jobs import events
 from domain.jobs.models import Job
 from domain.jobs.services import job_create
@@ -50,7 +51,7 @@ def collection_create(
     collection = Collection(
         workspace_id=workspace_id, name=name.strip(), description=description, created_by=actor.user
     )
-    collection.full_clean(exclude=["workspace", "created_by"], validate_unique=False)
+    validate_fields(collection, exclude=["workspace", "created_by"])
     try:
         with transaction.atomic():
             collection.save()

@@ -158,3 +158,23 @@ def test_permissions_are_read_again_only_after_a_mutation_that_changed_credentia
     assert second == {"workspace": {"permission": "ADMIN"}, "errors": []}
     membership_reads = [q for q in queries if 'FROM "accounts_membership"' in q["sql"]]
     assert len(membership_reads) == 2  # at admission, then again after the new membership
+
+
+@pytest.mark.django_db
+def test_invalid_input_is_a_typed_error_with_the_field(owner: User, workspace: Workspace) -> None:
+    """Model validation (blank, too long, a bad slug) is an expected failure: code INVALID and
+    the field's path, not an unexpected error."""
+    as_owner = session(owner)
+    create = """mutation($n: String!, $s: String!) { workspaceCreate(name: $n, slug: $s) {
+      workspace { slug } errors { code path message } } }"""
+    bad_slug = as_owner(create, {"n": "Studio", "s": "not a slug"})["data"]["workspaceCreate"]
+    assert bad_slug["workspace"] is None
+    assert [(e["code"], e["path"]) for e in bad_slug["errors"]] == [("INVALID", ["slug"])]
+    assert bad_slug["errors"][0]["message"]
+    collection = """mutation($i: CollectionCreateInput!) {
+      collectionCreate(input: $i) { collection { name } errors { code path } } }"""
+    blank = as_owner(
+        collection, {"i": {"workspaceId": global_id("Workspace", workspace.pk), "name": "  "}}
+    )["data"]["collectionCreate"]
+    assert blank == {"collection": None, "errors": [{"code": "INVALID", "path": ["name"]}]}
+    assert not Workspace.objects.filter(name="Studio").exists()
