@@ -47,12 +47,11 @@ def _parse_params(request: HttpRequest) -> dict[str, Any] | None:
     }
 
 
-def query_operation(
+def named_operation(
     query: str, operation_name: str | None
 ) -> tuple[DocumentNode, OperationDefinitionNode] | None:
-    """The document and the query operation a request names, or None if the document does not
-    parse, the name picks no single operation, or the operation is not a query. Callers cache
-    their verdicts: this parses."""
+    """The document and the operation a request names, or None if the document does not parse
+    or the name picks no single operation. Callers cache their verdicts: this parses."""
     try:
         document = parse(query)
     except GraphQLError:
@@ -60,6 +59,16 @@ def query_operation(
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [op for op in operations if op.name and op.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
+    if len(operations) != 1:
         return None
     return document, operations[0]
+
+
+def query_operation(
+    query: str, operation_name: str | None
+) -> tuple[DocumentNode, OperationDefinitionNode] | None:
+    """named_operation(), when that operation is a query."""
+    found = named_operation(query, operation_name)
+    if found is None or found[1].operation != OperationType.QUERY:
+        return None
+    return found

@@ -1,14 +1,17 @@
-"""Plain queries over HTTP run synchronously, in the thread hop that admits the request.
+"""Plain queries and mutations over HTTP run synchronously, in the thread hop that admits the
+request.
 
 Under ASGI, the async view admits a request in one thread hop (rate limits, the token:
 schema/http.py), then executes the operation on the event loop, where every resolver that
 touches the database takes a hop of its own (strawberry-django's `sync_to_async`), and every
-field is completed through graphql-core's awaitable checks. A query whose root fields are all
-sync resolvers (every query Depot has but `events`) needs none of that: the same schema,
-extensions and execution context run it with `execute_sync`, in the thread that admitted it,
-through strawberry's own sync Django view, so parsing the request, the response and its errors
-are strawberry's as well. The async view answers everything else (mutations, subscriptions,
-`events`, batches, a persisted query sent by its hash alone, anything that does not parse).
+field is completed through graphql-core's awaitable checks. A query or mutation whose root
+fields are all sync resolvers (every query Depot has but `events`, and every mutation: their
+resolvers run inline here and in a thread hop under async execution, schema.mutations.either_mode)
+needs none of that: the same schema, extensions and execution context run it with
+`execute_sync`, in the thread that admitted it, through strawberry's own sync Django view, so
+parsing the request, the response and its errors are strawberry's as well. The async view
+answers everything else (subscriptions, `events`, batches, a persisted query sent by its hash
+alone, anything that does not parse).
 
 tests/schema/test_sync_lane.py sends the same requests down both lanes and compares them.
 """
@@ -18,12 +21,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 from django.http import HttpRequest, HttpResponse
-from graphql import FieldNode
+from graphql import FieldNode, OperationType
 from strawberry.django.views import GraphQLView
 from strawberry.schema.base import BaseSchema
 
 from schema.context import DepotContext, context_for_request
-from schema.operations import query_operation, request_params
+from schema.operations import named_operation, request_params
+
+# The root type of each operation type the lane runs (strawberry's default names).
+_ROOTS = {OperationType.QUERY: "Query", OperationType.MUTATION: "Mutation"}
 
 
 class SyncGraphQLView(GraphQLView[DepotContext, None]):
@@ -45,8 +51,8 @@ class SyncLane:
         self._takes_document = lru_cache(maxsize=512)(self._document_verdict)
 
     def takes(self, request: HttpRequest) -> bool:
-        """Whether this request is one plain query that the lane can answer. Cheap: it reads
-        the body, and each document's verdict is remembered."""
+        """Whether this request is one plain query or mutation that the lane can answer. Cheap:
+        it reads the body, and each document's verdict is remembered."""
         body = request_params(request)
         if body is None:  # a batch, or nothing the lane can read
             return False
@@ -58,14 +64,14 @@ class SyncLane:
         return bool(self._takes_document(query, operation_name))
 
     def _document_verdict(self, query: str, operation_name: str | None) -> bool:
-        found = query_operation(query, operation_name)
-        if found is None:
+        found = named_operation(query, operation_name)
+        if found is None or found[1].operation not in _ROOTS:
             return False
         _, operation = found
-        query_type = self.schema.get_type_by_name("Query")
+        root_type = self.schema.get_type_by_name(_ROOTS[operation.operation])
         fields = {
             self.schema.config.name_converter.get_graphql_name(field): field
-            for field in getattr(query_type, "fields", ())
+            for field in getattr(root_type, "fields", ())
         }
         for selection in operation.selection_set.selections:
             if not isinstance(selection, FieldNode):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 
@@ -16,30 +18,45 @@ from schema.context import Info, actor_of
 from schema.errors import UserError, require_authenticated
 
 T = TypeVar("T")
+R = TypeVar("R", bound=Callable[..., Any])
 
 
-async def attempt(info: Info, call: Callable[[], T]) -> tuple[T | None, list[UserError]]:
-    """Run a service call in Django's sync world; an expected failure becomes a UserError."""
+def either_mode(resolver: R) -> R:
+    """A mutation's resolver is a plain function, run in Django's sync world in either execution
+    mode: inline under `execute_sync` (a POSTed mutation runs on the sync lane, in the thread
+    hop that admitted it: schema/sync_lane.py), and in one thread hop under async execution (a
+    batch, a websocket operation, a persisted query sent by its hash alone), where it returns
+    the awaitable that graphql-core awaits."""
 
-    def guarded() -> T:
-        actor = actor_of(info)
+    @functools.wraps(resolver)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return resolver(*args, **kwargs)
+        return sync_to_async(resolver)(*args, **kwargs)
+
+    return cast("R", run)
+
+
+def attempt(info: Info, call: Callable[[], T]) -> tuple[T | None, list[UserError]]:
+    """Run a service call; an expected failure becomes a UserError."""
+    actor = actor_of(info)
+    try:
         require_authenticated(actor)
         if actor.token is not None and actor.token.permission < Permission.WRITE:
             # Checked here once for every mutation, so no service can forget it.
             raise Forbidden("This token is read-only.")
         changes_before = credentials.changes_seen()
         result = call()
-        if credentials.changes_seen() != changes_before:
-            # The mutation may have changed the caller's own memberships (a new workspace,
-            # leaving one): the payload is resolved with fresh permissions, loaded here in
-            # Django's sync world. Most mutations change no credentials and skip this read.
-            actor.reload()
-        return result
-
-    try:
-        return await sync_to_async(guarded)(), []
     except DomainError as error:
         return None, [UserError.from_domain(error)]
+    if credentials.changes_seen() != changes_before:
+        # The mutation may have changed the caller's own memberships (a new workspace,
+        # leaving one): the payload is resolved with fresh permissions. Most mutations change
+        # no credentials and skip this read.
+        actor.reload()
+    return result, []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +82,10 @@ def request_of(input: Any) -> dict[str, Any]:
     return fields
 
 
-async def attempt_once(
-    info: Info, once: Once, call: Callable[[], T]
-) -> tuple[T | None, list[UserError]]:
+def attempt_once(info: Info, once: Once, call: Callable[[], T]) -> tuple[T | None, list[UserError]]:
     """attempt(), but a repeated idempotency key returns the first result and runs nothing."""
     if once.key is None:
-        return await attempt(info, call)
+        return attempt(info, call)
 
     def keyed() -> T:
         result: T = idempotency.once(
@@ -84,4 +99,4 @@ async def attempt_once(
         )
         return result
 
-    return await attempt(info, keyed)
+    return attempt(info, keyed)

@@ -10,7 +10,7 @@ from domain.accounts.models import ApiToken, Membership, Permission, Role, Token
 from domain.accounts.selectors import workspace_for
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
-from schema.mutations import attempt
+from schema.mutations import attempt, either_mode
 from schema.types.accounts import (
     ApiTokenType,
     MembershipType,
@@ -77,18 +77,20 @@ class ApiTokenPayload:
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(description="Create a workspace; you become its owner (sessions only).")
-    async def workspace_create(self, info: Info, name: str, slug: str) -> WorkspacePayload:
+    @either_mode
+    def workspace_create(self, info: Info, name: str, slug: str) -> WorkspacePayload:
         def call() -> Workspace:
             return members.workspace_create_for(actor=actor_of(info), name=name, slug=slug)
 
-        workspace, errors = await attempt(info, call)
+        workspace, errors = attempt(info, call)
         return WorkspacePayload(workspace=workspace, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="Add an existing user (by username or email) with a role (owners only); "
         "for a member already there, this changes the role."
     )
-    async def member_add(
+    @either_mode
+    def member_add(
         self, info: Info, workspace_id: relay.GlobalID, login: str, role: RoleEnum
     ) -> MembershipPayload:
         def call() -> Membership:
@@ -99,11 +101,12 @@ class AccountMutations:
                 actor=actor_of(info),
             )
 
-        membership, errors = await attempt(info, call)
+        membership, errors = attempt(info, call)
         return MembershipPayload(membership=membership, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Change a member's role (owners only; one owner must remain).")
-    async def member_role_change(
+    @either_mode
+    def member_role_change(
         self, info: Info, workspace_id: relay.GlobalID, user_id: relay.GlobalID, role: RoleEnum
     ) -> MembershipPayload:
         def call() -> Membership:
@@ -113,11 +116,12 @@ class AccountMutations:
                 actor=actor_of(info),
             )
 
-        membership, errors = await attempt(info, call)
+        membership, errors = attempt(info, call)
         return MembershipPayload(membership=membership, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Remove a member (owners only; one owner must remain).")
-    async def member_remove(
+    @either_mode
+    def member_remove(
         self, info: Info, workspace_id: relay.GlobalID, user_id: relay.GlobalID
     ) -> RemovedPayload:
         def call() -> bool:
@@ -126,11 +130,12 @@ class AccountMutations:
             )
             return True
 
-        removed, errors = await attempt(info, call)
+        removed, errors = attempt(info, call)
         return RemovedPayload(removed=bool(removed), errors=errors)
 
     @strawberry.mutation(description="Leave a workspace (the last owner cannot).")
-    async def workspace_leave(self, info: Info, workspace_id: relay.GlobalID) -> RemovedPayload:
+    @either_mode
+    def workspace_leave(self, info: Info, workspace_id: relay.GlobalID) -> RemovedPayload:
         def call() -> bool:
             actor = actor_of(info)
             assert actor.user is not None
@@ -142,15 +147,14 @@ class AccountMutations:
             members.member_remove(membership=membership, actor=actor)
             return True
 
-        removed, errors = await attempt(info, call)
+        removed, errors = attempt(info, call)
         return RemovedPayload(removed=bool(removed), errors=errors)
 
     @strawberry.mutation(
         description="Create an API token for yourself; its secret is in this payload only."
     )
-    async def api_token_create(
-        self, info: Info, input: ApiTokenCreateInput
-    ) -> ApiTokenCreatePayload:
+    @either_mode
+    def api_token_create(self, info: Info, input: ApiTokenCreateInput) -> ApiTokenCreatePayload:
         def call() -> tuple[ApiToken, str]:
             return tokens_service.token_issue(
                 workspace=_workspace(info, input.workspace_id),
@@ -160,18 +164,19 @@ class AccountMutations:
                 actor=actor_of(info),
             )
 
-        created, errors = await attempt(info, call)
+        created, errors = attempt(info, call)
         if created is None:
             return ApiTokenCreatePayload(token=None, secret=None, errors=errors)
         token, secret = created
         return ApiTokenCreatePayload(token=token, secret=secret, errors=[])  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Revoke a token: it stops working at once.")
-    async def api_token_revoke(self, info: Info, id: relay.GlobalID) -> ApiTokenPayload:
+    @either_mode
+    def api_token_revoke(self, info: Info, id: relay.GlobalID) -> ApiTokenPayload:
         def call() -> ApiToken:
             actor = actor_of(info)
             token = tokens_service.token_get_for(actor=actor, token_id=decode_id(id, "ApiToken"))
             return tokens_service.token_revoke(token=token, actor=actor)
 
-        token, errors = await attempt(info, call)
+        token, errors = attempt(info, call)
         return ApiTokenPayload(token=token, errors=errors)  # type: ignore[arg-type]

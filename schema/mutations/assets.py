@@ -13,7 +13,7 @@ from domain.assets.models import Asset, Collection
 from domain.jobs.models import Job
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
-from schema.mutations import Once, attempt, attempt_once, request_of
+from schema.mutations import Once, attempt, attempt_once, either_mode, request_of
 from schema.mutations.media import MediaMutations
 from schema.scalars import BigInt
 from schema.types.assets import AssetType, CollectionType, UploadTarget
@@ -206,7 +206,7 @@ def upload_start_arguments(info: Info, input: AssetUploadStartInput) -> dict[str
     }
 
 
-async def complete_upload(
+def complete_upload(
     info: Info, operation: str, input: Any, call: Callable[[], services.UploadCompleted]
 ) -> AssetJobPayload:
     """Run an upload's completion once per idempotency key: its asset and processing job."""
@@ -220,7 +220,7 @@ async def complete_upload(
             asset=Asset.objects.get(pk=ref["asset"]), job=Job.objects.get(pk=ref["job"])
         ),
     )
-    completed, errors = await attempt_once(info, once, call)
+    completed, errors = attempt_once(info, once, call)
     if completed is None:
         return AssetJobPayload(asset=None, job=None, errors=errors)
     return AssetJobPayload(
@@ -235,9 +235,8 @@ async def complete_upload(
 @strawberry.type
 class AssetMutations(MediaMutations):
     @strawberry.mutation(description="Create a collection (needs write permission).")
-    async def collection_create(
-        self, info: Info, input: CollectionCreateInput
-    ) -> CollectionPayload:
+    @either_mode
+    def collection_create(self, info: Info, input: CollectionCreateInput) -> CollectionPayload:
         def call() -> Collection:
             return services.collection_create(
                 workspace_id=decode_id(input.workspace_id, "Workspace", path="workspaceId"),
@@ -246,13 +245,12 @@ class AssetMutations(MediaMutations):
                 actor=actor_of(info),
             )
 
-        collection, errors = await attempt(info, call)
+        collection, errors = attempt(info, call)
         return CollectionPayload(collection=collection, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Rename a collection or change its description.")
-    async def collection_update(
-        self, info: Info, input: CollectionUpdateInput
-    ) -> CollectionPayload:
+    @either_mode
+    def collection_update(self, info: Info, input: CollectionUpdateInput) -> CollectionPayload:
         def call() -> Collection:
             return editing.collection_update(
                 collection=collection_for(info, input.id, path="id"),
@@ -261,14 +259,15 @@ class AssetMutations(MediaMutations):
                 actor=actor_of(info),
             )
 
-        collection, errors = await attempt(info, call)
+        collection, errors = attempt(info, call)
         return CollectionPayload(collection=collection, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="Delete a collection with all its assets and their files, through a job "
         "in the bulk lane."
     )
-    async def collection_delete(self, info: Info, input: DeleteInput) -> DeletePayload:
+    @either_mode
+    def collection_delete(self, info: Info, input: DeleteInput) -> DeletePayload:
         def call() -> Job:
             collection = collection_for(info, input.id, path="id")
             return deletion.collection_delete(collection=collection, actor=actor_of(info))
@@ -276,7 +275,7 @@ class AssetMutations(MediaMutations):
         once = _job_once(
             "collectionDelete", input, lambda: collection_for(info, input.id, "id").workspace_id
         )
-        job, errors = await attempt_once(info, once, call)
+        job, errors = attempt_once(info, once, call)
         return DeletePayload(job=job, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(
@@ -284,13 +283,14 @@ class AssetMutations(MediaMutations):
         "bytes, which go straight to storage. Then call assetUploadComplete. Refused with "
         "ASSET_TOO_LARGE or KIND_NOT_ALLOWED by the workspace's media settings."
     )
-    async def asset_upload_start(
+    @either_mode
+    def asset_upload_start(
         self, info: Info, input: AssetUploadStartInput
     ) -> AssetUploadStartPayload:
         def call() -> services.UploadStarted:
             return services.asset_upload_start(**upload_start_arguments(info, input))
 
-        started, errors = await attempt(info, call)
+        started, errors = attempt(info, call)
         if started is None:
             return AssetUploadStartPayload(
                 asset=None, upload=None, duplicate_of=None, errors=errors
@@ -307,28 +307,29 @@ class AssetMutations(MediaMutations):
         description="Finish an upload: checks the stored bytes and starts the asset.process "
         "job. Calling it again returns the same job."
     )
-    async def asset_upload_complete(
-        self, info: Info, input: AssetUploadCompleteInput
-    ) -> AssetJobPayload:
+    @either_mode
+    def asset_upload_complete(self, info: Info, input: AssetUploadCompleteInput) -> AssetJobPayload:
         def call() -> services.UploadCompleted:
             asset = asset_for(info, input.asset_id)
             return services.asset_upload_complete(asset=asset, actor=actor_of(info))
 
-        return await complete_upload(info, "assetUploadComplete", input, call)
+        return complete_upload(info, "assetUploadComplete", input, call)
 
     @strawberry.mutation(description="Change an asset's title, tags, description or metadata.")
-    async def asset_update(self, info: Info, input: AssetUpdateInput) -> AssetPayload:
+    @either_mode
+    def asset_update(self, info: Info, input: AssetUpdateInput) -> AssetPayload:
         def call() -> Asset:
             asset = asset_for(info, input.id, path="id")
             return editing.asset_update(
                 asset=asset, changes=changes_of(input), actor=actor_of(info)
             )
 
-        asset, errors = await attempt(info, call)
+        asset, errors = attempt(info, call)
         return AssetPayload(asset=asset, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Move assets into another collection of their workspace.")
-    async def asset_move(self, info: Info, input: AssetMoveInput) -> AssetMovePayload:
+    @either_mode
+    def asset_move(self, info: Info, input: AssetMoveInput) -> AssetMovePayload:
         def call() -> list[Asset]:
             if len(input.asset_ids) > 1000:
                 raise editing.InvalidAssetInput("At most 1000 assets per call.", path=["assetIds"])
@@ -339,19 +340,20 @@ class AssetMutations(MediaMutations):
                 actor=actor_of(info),
             )
 
-        assets, errors = await attempt(info, call)
+        assets, errors = attempt(info, call)
         return AssetMovePayload(assets=assets, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="Delete an asset: it is marked DELETING at once, and a job removes its "
         "original and renditions from storage, then the asset."
     )
-    async def asset_delete(self, info: Info, input: DeleteInput) -> DeletePayload:
+    @either_mode
+    def asset_delete(self, info: Info, input: DeleteInput) -> DeletePayload:
         def call() -> Job:
             return deletion.asset_delete(
                 asset=asset_for(info, input.id, "id"), actor=actor_of(info)
             )
 
         once = _job_once("assetDelete", input, lambda: asset_for(info, input.id, "id").workspace_id)
-        job, errors = await attempt_once(info, once, call)
+        job, errors = attempt_once(info, once, call)
         return DeletePayload(job=job, errors=errors)  # type: ignore[arg-type]

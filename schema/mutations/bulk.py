@@ -8,7 +8,7 @@ from domain.assets import editing
 from domain.common.errors import NotFound
 from schema.context import Info, actor_of
 from schema.errors import ErrorCode, UserError, decode_id
-from schema.mutations import attempt
+from schema.mutations import attempt, either_mode
 from schema.mutations.assets import AssetUpdateInput, changes_of
 from schema.types.assets import AssetType
 
@@ -66,7 +66,8 @@ class BulkMutations:
         description="Update many assets' titles, tags, descriptions or custom metadata at once, "
         "with a choice of error policy; each rejected row is reported with its index."
     )
-    async def assets_bulk_update(
+    @either_mode
+    def assets_bulk_update(
         self, info: Info, input: AssetsBulkUpdateInput
     ) -> AssetsBulkUpdatePayload:
         def call() -> editing.BulkResult:
@@ -76,7 +77,7 @@ class BulkMutations:
                 actor=actor_of(info),
             )
 
-        result, errors = await attempt(info, call)
+        result, errors = attempt(info, call)
         if result is None:
             return AssetsBulkUpdatePayload(updated_count=0, assets=[], row_errors=[], errors=errors)
         return AssetsBulkUpdatePayload(

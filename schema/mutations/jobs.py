@@ -7,7 +7,7 @@ from domain.jobs import selectors, services
 from domain.jobs.models import Job
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
-from schema.mutations import Once, attempt, attempt_once
+from schema.mutations import Once, attempt, attempt_once, either_mode
 from schema.types.jobs import JobType
 
 
@@ -38,23 +38,25 @@ class JobMutations:
         description="Cancel a job: a queued one at once, a running one as soon as its handler "
         "checks (cancelRequested is true meanwhile)."
     )
-    async def job_cancel(self, info: Info, id: relay.GlobalID) -> JobPayload:
+    @either_mode
+    def job_cancel(self, info: Info, id: relay.GlobalID) -> JobPayload:
         def call() -> Job:
             return services.job_cancel(job=_job(info, id), actor=actor_of(info))
 
-        job, errors = await attempt(info, call)
+        job, errors = attempt(info, call)
         return JobPayload(job=job, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="Run a failed or cancelled job again. With an idempotency key, a repeat "
         "returns the same job and retries nothing."
     )
-    async def job_retry(
+    @either_mode
+    def job_retry(
         self, info: Info, id: relay.GlobalID, idempotency_key: str | None = None
     ) -> JobPayload:
         def call() -> Job:
             return services.job_retry(job=_job(info, id), actor=actor_of(info))
 
         once = job_once(info, "jobRetry", idempotency_key, {"id": str(id)}, id)
-        job, errors = await attempt_once(info, once, call)
+        job, errors = attempt_once(info, once, call)
         return JobPayload(job=job, errors=errors)  # type: ignore[arg-type]

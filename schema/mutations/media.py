@@ -14,7 +14,7 @@ from domain.assets import policy, renditions_on_demand, reprocess, selectors
 from domain.jobs.models import Job
 from schema.context import Info, actor_of
 from schema.errors import UserError, decode_id
-from schema.mutations import Once, attempt, attempt_once, request_of
+from schema.mutations import Once, attempt, attempt_once, either_mode, request_of
 from schema.scalars import BigInt
 from schema.types.accounts import WorkspaceType
 from schema.types.assets import RenditionType
@@ -157,7 +157,8 @@ class MediaMutations:
     @strawberry.mutation(
         description="Change what a workspace accepts and how it processes uploads (owners only)."
     )
-    async def workspace_media_settings_update(
+    @either_mode
+    def workspace_media_settings_update(
         self, info: Info, input: WorkspaceMediaSettingsUpdateInput
     ) -> WorkspaceMediaSettingsPayload:
         def call() -> tuple[Workspace, policy.MediaSettings]:
@@ -168,7 +169,7 @@ class MediaMutations:
             )
             return Workspace.objects.get(pk=pk), updated
 
-        result, errors = await attempt(info, call)
+        result, errors = attempt(info, call)
         if result is None:
             return WorkspaceMediaSettingsPayload(workspace=None, media_settings=None, errors=errors)
         workspace, updated = result
@@ -183,9 +184,8 @@ class MediaMutations:
         "olderThanVersion after an upgrade), through a job in the bulk lane that queues one "
         "child job per asset, so that uploads never wait behind it."
     )
-    async def assets_reprocess(
-        self, info: Info, input: AssetsReprocessInput
-    ) -> AssetsReprocessPayload:
+    @either_mode
+    def assets_reprocess(self, info: Info, input: AssetsReprocessInput) -> AssetsReprocessPayload:
         def filters() -> dict[str, Any]:
             asset_ids = input.asset_ids
             return {
@@ -209,7 +209,7 @@ class MediaMutations:
             remember=lambda job: {"job": job.pk},
             recall=lambda ref: Job.objects.get(pk=ref["job"]),
         )
-        job, errors = await attempt_once(info, once, call)
+        job, errors = attempt_once(info, once, call)
         return AssetsReprocessPayload(job=job, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(
@@ -218,7 +218,8 @@ class MediaMutations:
         "and kept. Asking again while it is being made returns the same job. Refused with "
         "ASSET_NOT_READY, or RENDITION_NOT_SUPPORTED for a file with no picture."
     )
-    async def asset_rendition_request(
+    @either_mode
+    def asset_rendition_request(
         self, info: Info, input: AssetRenditionRequestInput
     ) -> AssetRenditionRequestPayload:
         def call() -> renditions_on_demand.RenditionRequested:
@@ -230,7 +231,7 @@ class MediaMutations:
                 actor=actor_of(info),
             )
 
-        requested, errors = await attempt(info, call)
+        requested, errors = attempt(info, call)
         if requested is None:
             return AssetRenditionRequestPayload(rendition=None, job=None, errors=errors)
         return AssetRenditionRequestPayload(

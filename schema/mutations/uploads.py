@@ -12,7 +12,7 @@ from strawberry import relay
 from domain.assets import multipart, multipart_store, services
 from schema.context import Info, actor_of
 from schema.errors import UserError
-from schema.mutations import Once, attempt, attempt_once, request_of
+from schema.mutations import Once, attempt, attempt_once, either_mode, request_of
 from schema.mutations.assets import (
     IDEMPOTENCY_HELP,
     AssetJobPayload,
@@ -116,7 +116,8 @@ class UploadMutations:
         "as assetUploadStart) and returns the part size and count. Then get part URLs, PUT "
         "the parts (in any order, in parallel, again after a failure) and complete."
     )
-    async def asset_multipart_upload_start(
+    @either_mode
+    def asset_multipart_upload_start(
         self, info: Info, input: AssetMultipartUploadStartInput
     ) -> AssetMultipartUploadStartPayload:
         def call() -> multipart.MultipartStarted:
@@ -130,7 +131,7 @@ class UploadMutations:
             remember=lambda started: {"asset": started.asset.pk},
             recall=lambda ref: multipart.multipart_started_again(ref["asset"]),
         )
-        started, errors = await attempt_once(info, once, call)
+        started, errors = attempt_once(info, once, call)
         if started is None:
             return AssetMultipartUploadStartPayload(
                 asset=None, upload=None, duplicate_of=None, errors=errors
@@ -147,7 +148,8 @@ class UploadMutations:
         description="Presigned PUT URLs for parts of a multipart upload; ask again for a part "
         "whose upload failed or whose URL expired."
     )
-    async def asset_multipart_upload_part_urls(
+    @either_mode
+    def asset_multipart_upload_part_urls(
         self, info: Info, input: AssetMultipartUploadPartUrlsInput
     ) -> AssetMultipartUploadPartUrlsPayload:
         def call() -> list[multipart_store.PartTarget]:
@@ -157,7 +159,7 @@ class UploadMutations:
                 actor=actor_of(info),
             )
 
-        targets, errors = await attempt(info, call)
+        targets, errors = attempt(info, call)
         if targets is None:
             return AssetMultipartUploadPartUrlsPayload(parts=None, errors=errors)
         return AssetMultipartUploadPartUrlsPayload(
@@ -168,7 +170,8 @@ class UploadMutations:
         description="The parts storage holds for a multipart upload and those still missing "
         "(S3 ListParts): how a client that lost its place resumes."
     )
-    async def asset_multipart_upload_parts(
+    @either_mode
+    def asset_multipart_upload_parts(
         self, info: Info, input: AssetMultipartUploadPartsInput
     ) -> AssetMultipartUploadPartsPayload:
         def call() -> multipart.UploadProgress:
@@ -176,7 +179,7 @@ class UploadMutations:
                 asset=asset_for(info, input.asset_id), actor=actor_of(info)
             )
 
-        progress, errors = await attempt(info, call)
+        progress, errors = attempt(info, call)
         if progress is None:
             return AssetMultipartUploadPartsPayload(
                 upload=None, parts=None, missing_part_numbers=None, errors=errors
@@ -194,7 +197,8 @@ class UploadMutations:
         "UPLOAD_PARTS_MISSING, UPLOAD_SIZE_MISMATCH or UPLOAD_PART_MISMATCH, every stored part "
         "kept. Calling it again returns the same job."
     )
-    async def asset_multipart_upload_complete(
+    @either_mode
+    def asset_multipart_upload_complete(
         self, info: Info, input: AssetMultipartUploadCompleteInput
     ) -> AssetJobPayload:
         reported = (
@@ -208,13 +212,14 @@ class UploadMutations:
                 asset=asset_for(info, input.asset_id), actor=actor_of(info), parts=reported
             )
 
-        return await complete_upload(info, "assetMultipartUploadComplete", input, call)
+        return complete_upload(info, "assetMultipartUploadComplete", input, call)
 
     @strawberry.mutation(
         description="Give up a multipart upload: storage drops the parts and the asset, which "
         "never had its bytes, is deleted (asking again answers NOT_FOUND)."
     )
-    async def asset_multipart_upload_abort(
+    @either_mode
+    def asset_multipart_upload_abort(
         self, info: Info, input: AssetMultipartUploadAbortInput
     ) -> AssetMultipartUploadAbortPayload:
         def call() -> int:
@@ -222,7 +227,7 @@ class UploadMutations:
                 asset=asset_for(info, input.asset_id), actor=actor_of(info)
             )
 
-        deleted, errors = await attempt(info, call)
+        deleted, errors = attempt(info, call)
         return AssetMultipartUploadAbortPayload(
             deleted_asset_id=None if deleted is None else relay.GlobalID("Asset", str(deleted)),
             errors=errors,

@@ -13,6 +13,7 @@ from django.test import Client, RequestFactory
 from strawberry.types.base import StrawberryObjectDefinition
 
 from domain.accounts.models import Workspace
+from domain.assets.models import Collection
 from domain.common.ids import global_id
 from schema import schema as depot_schema
 from schema.sync_lane import SyncGraphQLView, SyncLane
@@ -189,8 +190,10 @@ def test_a_bad_token_is_refused_before_either_lane(client: Client, lanes: list[s
         (
             "POST",
             {"query": "query A { viewer { id } } mutation B { __typename }", "operationName": "B"},
-            False,
+            True,
         ),
+        ("POST", {"query": 'mutation { jobCancel(id: "x") { errors { code } } }'}, True),
+        ("POST", {"query": "subscription { jobStats { queued } }"}, False),
         (
             "POST",
             {"query": "query($w: ID!) { events(workspaceId: $w) { edges { cursor } } }"},
@@ -229,3 +232,53 @@ def test_only_root_fields_may_be_async() -> None:
     ]
     assert len(depot_schema.schema_converter.type_map) > 50  # the walk saw the schema
     assert async_fields == []
+
+
+CREATE = """mutation($i: CollectionCreateInput!) {
+  collectionCreate(input: $i) { collection { name description } errors { code path } } }"""
+
+
+@pytest.mark.django_db
+def test_mutations_answer_as_the_async_view_does(
+    client: Client,
+    token: str,
+    make_token: Any,
+    workspace: Workspace,
+    other_workspace: Workspace,
+    lanes: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A mutation runs on the sync lane; under async execution (a batch, a websocket) its
+    resolver takes a thread hop instead (schema.mutations.either_mode): the same answers."""
+    mine = global_id("Workspace", workspace.pk)
+    for index, (variables, caller) in enumerate(
+        [
+            ({"workspaceId": mine, "name": "Made"}, token),  # written both times, as named
+            ({"workspaceId": global_id("Workspace", other_workspace.pk), "name": "X"}, token),
+            ({"workspaceId": mine, "name": ""}, token),
+            ({"workspaceId": mine, "name": "Read only"}, make_token("read")),
+        ]
+    ):
+        if index == 0:
+            sync = _post(client, caller, CREATE, {"i": variables}, GRAPHQL_RESPONSE)
+            with monkeypatch.context() as m:
+                m.setattr(SyncLane, "takes", lambda *args: False)
+                again = {**variables, "name": "Made too"}
+                general = _post(client, caller, CREATE, {"i": again}, GRAPHQL_RESPONSE)
+            for (status, media, body), name in [(sync, "Made"), (general, "Made too")]:
+                assert (status, media) == (200, GRAPHQL_RESPONSE)
+                assert json.loads(body) == {
+                    "data": {
+                        "collectionCreate": {
+                            "collection": {"name": name, "description": ""},
+                            "errors": [],
+                        }
+                    }
+                }
+            names = Collection.objects.filter(workspace=workspace).values_list("name", flat=True)
+            assert sorted(names) == ["Made", "Made too"]
+            continue
+        sync, general = _both_lanes(client, caller, CREATE, {"i": variables}, monkeypatch)
+        assert sync == general, variables
+        assert json.loads(sync[2])["data"]["collectionCreate"]["errors"], variables
+    assert lanes == ["sync"] * 4  # each case's first request
