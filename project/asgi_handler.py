@@ -3,9 +3,9 @@
 Under ASGI, Django's handler sends `request_started` (its receivers are sync: `reset_queries`,
 `close_old_connections`) through one thread hop before the view, and closes the response (which
 sends `request_finished`) through another after it. A bearer GraphQL request already makes one
-hop of its own, the admission (`schema.http`: rate limits, the token, and for a plain query the
-whole execution), so the two signal hops were half of its hops: about 9% of an uncached
-single-asset request's CPU (bench/http/PROFILE.md).
+hop of its own, the admission (`schema.http`: rate limits, the token, and for a plain query or
+a mutation the whole execution), so the two signal hops were two of its three hops, each about
+3% of an uncached single-asset request's CPU (bench/http/PROFILE.md, "Eighth session").
 
 For such a request (`schema.http.takes_bearer_lane`) this handler defers both signals to that
 hop instead: `request_started` is sent as the admission begins, and when the admission already
@@ -23,8 +23,8 @@ takes a caller-owned executor instead; threads are reused across requests as und
 Django's request signals still open and release the database connection around each request.
 
 `__call__` and `handle` are Django 5.2's, changed only where marked;
-tests/project/test_asgi_handler.py fails when Django's own change, so an upgrade reviews this
-copy.
+tests/project/test_asgi_handler.py fails when Django's own ones change, so an upgrade reviews
+this copy.
 """
 
 from __future__ import annotations
