@@ -216,7 +216,8 @@ def finish_in_one_statement(
 def record_job_event_committed(
     job: Job, type: str, *, event_id: int, sequence: int, created_at: datetime, **extra: Any
 ) -> None:
-    """Publish an event a one-statement transition already committed."""
+    """Publish an event a one-statement transition wrote: at once if that statement committed
+    on its own, else when the caller's transaction commits (a job created inside one)."""
     events.announce_committed(
         Event(
             id=event_id,
