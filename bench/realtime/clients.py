@@ -734,145 +734,249 @@ async def run_resume(a: argparse.Namespace, workspace: dict[str, Any]) -> dict[s
 
 # --- mutation to client (Celery) -----------------------------------------------------------------
 
+RETRY_MUTATION = (
+    "mutation Retry($id: ID!) { jobRetry(id: $id) { job { id } errors { code message } } }"
+)
 
-async def run_jobs(a: argparse.Namespace, workspace: dict[str, Any]) -> dict[str, Any]:
-    import httpx
+
+class KeptHTTP:
+    """HTTP/1.1 POSTs of JSON over one kept connection: the least a client can do per request.
+
+    Against a trivial local server on this box, an httpx.AsyncClient POST took 1.26 ms and this
+    0.10 ms (p50 of 1,000 alternating calls): httpx's millisecond lands inside every loop timed
+    from the client's send. The anchors' loop wrote its request to a raw socket too. Every loop
+    here (Depot's and the floor's) goes through this one client.
+    """
+
+    def __init__(self, base: str, headers: dict[str, str]) -> None:
+        host_port = base.split("//", 1)[1]
+        self.host, port = host_port.split(":")
+        self.port = int(port)
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        data = json.dumps(body).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{self.extra}\r\n"
+        )
+        self.writer.write(head.encode() + data)
+        status_line, *header_lines = (
+            (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        )
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in header_lines
+            if line.lower().startswith("content-length:")
+        )
+        payload = await self.reader.readexactly(length)
+        return int(status_line.split(" ")[1]), json.loads(payload)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+
+def _gid_pk(gid: str) -> int:
+    import base64
+
+    return int(base64.b64decode(gid).decode().split(":")[1])
+
+
+async def run_jobs(
+    a: argparse.Namespace, workspace: dict[str, Any], floor_workspace: dict[str, Any]
+) -> dict[str, Any]:
+    """Depot's no-op job against the floor (bench/realtime/floor.py), alternating A B B A, then a
+    no-op job started by a real GraphQL mutation (jobRetry) and collectionDelete."""
+    import uuid
 
     producer = Producer()
     await producer.start()
     tally = Tally()
     sub = Subscriber("depot", 0, tally)
+    floor_sub = Subscriber("bare", 1, Tally())
     succeeded: dict[str, float] = {}
     waiting: dict[str, asyncio.Future[float]] = {}
+
+    def arrived(key: str, t: float) -> None:
+        succeeded[key] = t
+        future = waiting.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(t)
 
     def on_event(event: dict[str, Any], t: float) -> None:
         # The job's final event (job.succeeded, or job.failed / job.cancelled if it broke).
         if event.get("type") in ("job.succeeded", "job.failed", "job.cancelled"):
-            job = event["payload"]["jobId"]
-            succeeded[job] = t
-            future = waiting.pop(job, None)
-            if future is not None and not future.done():
-                future.set_result(t)
+            arrived(event["payload"]["jobId"], t)
+
+    def on_floor(event: dict[str, Any], t: float) -> None:
+        arrived(event["payload"]["floor"], t)
 
     sub.on_event = on_event
+    floor_sub.on_event = on_floor
     http_base = a.base.replace("ws://", "http://")
-    headers = {"Authorization": f"Bearer {workspace['token']}"}
+    http = KeptHTTP(http_base, {"Authorization": f"Bearer {workspace['token']}"})
     out: dict[str, Any] = {}
     try:
         out["publish_cost"] = await producer.call(cmd="publish_cost", count=50)
         print("publish cost (ms):", json.dumps(out["publish_cost"]), flush=True)
         await sub.open(a.base, workspace, query=JOB_SUB)
-        async with httpx.AsyncClient(base_url=http_base, headers=headers, timeout=30) as http:
+        await floor_sub.open(a.base, floor_workspace)
 
-            async def seen(job: str, wait_s: float) -> float:
-                if job in succeeded:
-                    return succeeded[job]
-                future = asyncio.get_running_loop().create_future()
-                waiting[job] = future
-                try:
-                    return await asyncio.wait_for(future, wait_s)
-                finally:
-                    waiting.pop(job, None)
+        async def seen(key: str, wait_s: float) -> float:
+            if key in succeeded:
+                return succeeded[key]
+            future = asyncio.get_running_loop().create_future()
+            waiting[key] = future
+            try:
+                return await asyncio.wait_for(future, wait_s)
+            finally:
+                waiting.pop(key, None)
 
-            async def noop(wait_s: float) -> dict[str, Any]:
-                t0 = time.time()
-                response = await http.post("/bench/noop/", json={"workspace": workspace["pk"]})
-                t_http = time.time()
-                response.raise_for_status()
-                body = response.json()
-                t_seen = await seen(body["jobId"], wait_s)
-                return {"pk": body["pk"], "t0": t0, "http": t_http, "seen": t_seen}
+        async def noop(wait_s: float) -> dict[str, Any]:
+            t0 = time.time()
+            status, body = await http.post("/bench/noop/", {"workspace": workspace["pk"]})
+            t_http = time.time()
+            if status != 200:
+                raise RuntimeError(f"/bench/noop/ answered {status}: {body}")
+            t_seen = await seen(body["jobId"], wait_s)
+            return {"pk": body["pk"], "t0": t0, "http": t_http, "seen": t_seen}
 
-            async def delete(collection: str, wait_s: float) -> dict[str, Any]:
-                t0 = time.time()
-                response = await http.post(
-                    "/graphql/", json={"query": DELETE_MUTATION, "variables": {"id": collection}}
-                )
-                t_http = time.time()
-                body = response.json()
-                payload = body["data"]["collectionDelete"]
-                if payload["errors"]:
-                    raise RuntimeError(payload["errors"])
-                job = payload["job"]["id"]
-                t_seen = await seen(job, wait_s)
-                import base64
+        async def floor(wait_s: float) -> dict[str, Any]:
+            token = uuid.uuid4().hex
+            t0 = time.time()
+            status, body = await http.post(
+                "/bench/floor/", {"workspace": floor_workspace["pk"], "token": token}
+            )
+            t_http = time.time()
+            if status != 200:
+                raise RuntimeError(f"/bench/floor/ answered {status}: {body}")
+            t_seen = await seen(token, wait_s)
+            return {"t0": t0, "http": t_http, "seen": t_seen}
 
-                pk = int(base64.b64decode(job).decode().split(":")[1])
-                return {"pk": pk, "t0": t0, "http": t_http, "seen": t_seen}
+        async def mutation(query: str, field: str, gid: str, wait_s: float) -> dict[str, Any]:
+            t0 = time.time()
+            status, body = await http.post("/graphql/", {"query": query, "variables": {"id": gid}})
+            t_http = time.time()
+            payload = body["data"][field]
+            if status != 200 or payload["errors"]:
+                raise RuntimeError(f"{field} answered {status}: {payload['errors']}")
+            job = payload["job"]["id"]
+            t_seen = await seen(job, wait_s)
+            return {"pk": _gid_pk(job), "t0": t0, "http": t_http, "seen": t_seen}
 
-            # The worker starts meanwhile: the first job that comes back says it is up.
-            for _ in range(60):
-                try:
-                    await noop(2.0)
-                    break
-                except TimeoutError:
-                    continue
-            else:
-                raise RuntimeError("no job.succeeded within 120 s: is the Celery worker up?")
-            timeouts = {"noop": 0, "collection_delete": 0}
+        # The worker starts meanwhile: the first job that comes back says it is up.
+        for _ in range(60):
+            try:
+                await noop(2.0)
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise RuntimeError("no job.succeeded within 120 s: is the Celery worker up?")
+        timeouts = {"noop": 0, "floor": 0, "retry": 0, "collection_delete": 0}
 
-            async def series(name: str, start: Any, items: list[Any]) -> list[dict[str, Any]]:
-                rows = []
-                for item in items:
-                    try:
-                        rows.append(await start(item))
-                    except TimeoutError:
-                        timeouts[name] += 1
-                        if timeouts[name] > 10:
-                            raise
-                    await asyncio.sleep(0.02)
-                return rows
+        async def attempt(name: str, start: Any, rows: list[dict[str, Any]]) -> None:
+            try:
+                rows.append(await start())
+            except TimeoutError:
+                timeouts[name] += 1
+                if timeouts[name] > 10:
+                    raise
+            await asyncio.sleep(0.02)
 
-            for _ in range(5):
-                await noop(10)
-            noops = await series("noop", lambda _: noop(10), list(range(a.jobs)))
-            deletes_n = a.deletes if a.deletes >= 0 else a.jobs // 2
-            collections = (
-                await producer.call(cmd="collections", ws=workspace["pk"], count=deletes_n + 5)
-            )["ids"]
-            for c in collections[:5]:
-                await delete(c, 10)
-            deletes = await series("collection_delete", lambda c: delete(c, 10), collections[5:])
-        for name, rows in (("noop", noops), ("collection_delete", deletes)):
+        for _ in range(5):
+            await noop(10)
+            await floor(10)
+        noops: list[dict[str, Any]] = []
+        floors: list[dict[str, Any]] = []
+        # A B B A: each side goes first as often as second.
+        for i in range(a.jobs):
+            pair = [("noop", noop, noops), ("floor", floor, floors)]
+            for name, start, rows in pair if i % 2 == 0 else pair[::-1]:
+                await attempt(name, lambda s=start: s(10), rows)
+
+        extra = a.deletes if a.deletes >= 0 else a.jobs // 2
+        retried = (await producer.call(cmd="cancelled_noops", ws=workspace["pk"], count=extra + 5))[
+            "ids"
+        ]
+        collections = (await producer.call(cmd="collections", ws=workspace["pk"], count=extra + 5))[
+            "ids"
+        ]
+        for gid in retried[:5]:
+            await mutation(RETRY_MUTATION, "jobRetry", gid, 10)
+        for gid in collections[:5]:
+            await mutation(DELETE_MUTATION, "collectionDelete", gid, 10)
+        retries: list[dict[str, Any]] = []
+        deletes: list[dict[str, Any]] = []
+        for gid in retried[5:]:
+            await attempt(
+                "retry", lambda g=gid: mutation(RETRY_MUTATION, "jobRetry", g, 10), retries
+            )
+        for gid in collections[5:]:
+            await attempt(
+                "collection_delete",
+                lambda g=gid: mutation(DELETE_MUTATION, "collectionDelete", g, 10),
+                deletes,
+            )
+        out["floor"] = _loop_summary(floors, timeouts["floor"])
+        print(report.jobs_line("floor", out["floor"]), flush=True)
+        for name, rows in (("noop", noops), ("retry", retries), ("collection_delete", deletes)):
             if not rows:
                 continue
             times = (await producer.call(cmd="jobtimes", pks=[r["pk"] for r in rows]))["rows"]
-            by_pk = {row[0]: row for row in times}
-            segments: dict[str, list[float]] = {
-                "loop_ms": [],
-                "http_ms": [],
-                "queued_to_started_ms": [],
-                "started_to_finished_ms": [],
-                "finished_to_seen_ms": [],
-            }
-            states: dict[str, int] = {}
-            for r in rows:
-                _pk, state, created, started, finished = by_pk[r["pk"]]
-                states[state] = states.get(state, 0) + 1
-                segments["loop_ms"].append((r["seen"] - r["t0"]) * 1e3)
-                segments["http_ms"].append((r["http"] - r["t0"]) * 1e3)
-                segments["queued_to_started_ms"].append((started - created) * 1e3)
-                segments["started_to_finished_ms"].append((finished - started) * 1e3)
-                segments["finished_to_seen_ms"].append((r["seen"] - finished) * 1e3)
-            out[name] = {
-                "jobs": len(rows),
-                "timeouts": timeouts[name],
-                "states": states,
-                # Per job, for trace_report.py (BENCH_TRACE=1): the client's own clock.
-                "rows": [
-                    {"pk": r["pk"], "t0": r["t0"], "http": r["http"], "seen": r["seen"]}
-                    for r in rows
-                ],
-                **{
-                    k: {"p50": pct(v, 50), "p99": pct(v, 99), "max": max(v)}
-                    for k, v in segments.items()
-                },
-            }
+            out[name] = _loop_summary(rows, timeouts[name], {row[0]: row for row in times})
             print(report.jobs_line(name, out[name]), flush=True)
+        if noops and floors:
+            # Per pair (the i-th of each side ran back to back), so both saw the same load.
+            diffs = [
+                (n["seen"] - n["t0"] - (f["seen"] - f["t0"])) * 1e3
+                for n, f in zip(noops, floors, strict=False)
+            ]
+            out["pairs"] = {"n": len(diffs), "median_diff_ms": statistics.median(diffs)}
     finally:
+        await http.close()
         await sub.close()
+        await floor_sub.close()
         await producer.stop()
     return out
+
+
+def _loop_summary(
+    rows: list[dict[str, Any]], timeouts: int, times: dict[int, list[Any]] | None = None
+) -> dict[str, Any]:
+    """p50/p99/max of each segment: the loop and the HTTP round trip from the client's clock,
+    and, for Depot's jobs, the job row's own times (dispatched, started, finished)."""
+    segments: dict[str, list[float]] = {"loop_ms": [], "http_ms": []}
+    states: dict[str, int] = {}
+    for r in rows:
+        segments["loop_ms"].append((r["seen"] - r["t0"]) * 1e3)
+        segments["http_ms"].append((r["http"] - r["t0"]) * 1e3)
+        if times is None:
+            continue
+        _pk, state, dispatched, started, finished = times[r["pk"]]
+        states[state] = states.get(state, 0) + 1
+        for key, value in (
+            ("queued_to_started_ms", started - dispatched),
+            ("started_to_finished_ms", finished - started),
+            ("finished_to_seen_ms", r["seen"] - finished),
+        ):
+            segments.setdefault(key, []).append(value * 1e3)
+    return {
+        "jobs": len(rows),
+        "timeouts": timeouts,
+        "states": states,
+        # Per job, for trace_report.py (BENCH_TRACE=1): the client's own clock.
+        "rows": [{k: r[k] for k in ("pk", "t0", "http", "seen") if k in r} for r in rows],
+        **{k: {"p50": pct(v, 50), "p99": pct(v, 99), "max": max(v)} for k, v in segments.items()},
+    }
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -919,7 +1023,7 @@ async def amain() -> None:
         result = await run_resume(a, workspaces[8])
         (out / "resume.json").write_text(json.dumps(result, indent=1))
     if "jobs" in phases:
-        result = await run_jobs(a, workspaces[9])
+        result = await run_jobs(a, workspaces[9], workspaces[12])
         (out / "jobs.json").write_text(json.dumps(result, indent=1))
     if "whatif" in phases:
         result = await run_whatif(a, workspaces[10:12])

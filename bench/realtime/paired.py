@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.realtime.clients import JOB_SUB, Subscriber, Tally
+from bench.realtime.clients import JOB_SUB, KeptHTTP, Subscriber, Tally
 
 
 def pct(values: list[float], q: float) -> float:
@@ -36,10 +34,8 @@ class Side:
         self.seen: dict[str, float] = {}
         self.sub = Subscriber("depot", 0, Tally())
         self.sub.on_event = self._on_event
-        self.http = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"Authorization": f"Bearer {self.workspace['token']}"},
-            timeout=30,
+        self.http = KeptHTTP(
+            f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {self.workspace['token']}"}
         )
         self.loops: list[float] = []
         self.rows: list[dict[str, Any]] = []  # as clients.py's jobs.json, for trace_report.py
@@ -57,10 +53,10 @@ class Side:
 
     async def one(self, wait_s: float = 10, keep: bool = False) -> float:
         t0 = time.time()
-        response = await self.http.post("/bench/noop/", json={"workspace": self.workspace["pk"]})
+        status, body = await self.http.post("/bench/noop/", {"workspace": self.workspace["pk"]})
         t_http = time.time()
-        response.raise_for_status()
-        body = response.json()
+        if status != 200:
+            raise RuntimeError(f"/bench/noop/ answered {status}: {body}")
         job = body["jobId"]
         if job in self.seen:
             seen = self.seen[job]
@@ -74,7 +70,7 @@ class Side:
 
     async def close(self) -> None:
         await self.sub.close()
-        await self.http.aclose()
+        await self.http.close()
 
 
 async def amain() -> dict[str, Any]:

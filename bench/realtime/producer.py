@@ -14,7 +14,9 @@ Driven by one JSON command per line on stdin, one JSON answer per line on stdout
       N events, one every S seconds on a fixed schedule (S=0: back to back)
       -> {"seqs": [...], "t_start": [...], "t_commit": [...], "t_published": [...]}
   {"cmd": "collections", "ws": PK, "count": N}     -> {"ids": [global ids of N empty collections]}
-  {"cmd": "jobtimes", "pks": [...]}               -> {"rows": [[pk, state, created, started,
+  {"cmd": "cancelled_noops", "ws": PK, "count": N} -> {"ids": [global ids of N cancelled
+                                                  bench.noop jobs, for jobRetry]}
+  {"cmd": "jobtimes", "pks": [...]}               -> {"rows": [[pk, state, dispatched, started,
                                                       finished] as epoch seconds, ...]}
   {"cmd": "nudge"}          Depot's credentials_changed_after_commit for the bench user: every
                             socket of the user re-checks its credentials at once -> {"t": ...}
@@ -38,6 +40,7 @@ def main() -> None:
 
     django.setup()
     from django.db import transaction
+    from django.utils import timezone
 
     from domain.accounts.actor import Actor
     from domain.accounts.models import User
@@ -82,12 +85,32 @@ def main() -> None:
         ]
         return {"ids": ids}
 
+    def cancelled_noops(ws: int, count: int) -> dict[str, Any]:
+        # What jobRetry takes: bench.noop jobs that ended cancelled before any worker ran them.
+        from bench.realtime.noop import NOOP_JOB
+        from domain.jobs.models import JobState, Lane
+
+        user = User.objects.get(username="bench-rt")
+        jobs = Job.objects.bulk_create(
+            Job(
+                workspace_id=ws,
+                kind=NOOP_JOB,
+                lane=Lane.INTERACTIVE,
+                state=JobState.CANCELLED,
+                created_by=user,
+                finished_at=timezone.now(),
+            )
+            for _ in range(count)
+        )
+        return {"ids": [global_id("Job", job.pk) for job in jobs]}
+
     def jobtimes(pks: list[int]) -> dict[str, Any]:
         def ts(value: Any) -> float | None:
             return value.timestamp() if value is not None else None
 
+        # dispatched_at, not created_at: a retried job was created long before its new run.
         rows = [
-            [job.pk, job.state, ts(job.created_at), ts(job.started_at), ts(job.finished_at)]
+            [job.pk, job.state, ts(job.dispatched_at), ts(job.started_at), ts(job.finished_at)]
             for job in Job.objects.filter(pk__in=pks)
         ]
         return {"rows": rows}
@@ -109,6 +132,8 @@ def main() -> None:
             answer = emit(command["ws"], command["count"], command["interval"], command["type"])
         elif name == "collections":
             answer = collections(command["ws"], command["count"])
+        elif name == "cancelled_noops":
+            answer = cancelled_noops(command["ws"], command["count"])
         elif name == "jobtimes":
             answer = jobtimes(command["pks"])
         elif name == "ping":

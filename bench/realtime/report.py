@@ -474,24 +474,48 @@ def render(out: Path) -> str:
         lines += [
             "## Mutation to client, Celery worker (one prefork child), one subscriber",
             "",
-            "| start | jobs | loop p50 ms | loop p99 ms | loop max ms | HTTP round trip p50 "
-            "| created -> started p50 | started -> finished p50 | finished -> seen p50 | states |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "The floor is the anchors' loop rebuilt on the same server, worker, broker and client "
+            "(bench/realtime/floor.py: a plain view calls `.delay()`, the task only "
+            "`group_send`s, a bare consumer forwards it); it and bench.noop alternate A B B A. "
+            "Times from the client's send to its receipt of the final event; the job columns are "
+            "the job row's own times.",
+            "",
+            "| start | jobs | loop p50 ms | loop p99 ms | loop max ms | p50 / floor's "
+            "| p99 / floor's | HTTP round trip p50 | dispatched -> started p50 "
+            "| started -> finished p50 | finished -> seen p50 | states |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         labels = {
+            "floor": "floor: the anchors' loop (no auth, no database, one group_send)",
             "noop": "bench.noop, POST /bench/noop/ (job_create)",
+            "retry": "bench.noop, jobRetry (GraphQL mutation)",
             "collection_delete": "collectionDelete of an empty collection (GraphQL mutation)",
         }
+        floor = jobs.get("floor")
+
+        def ratio(j: dict[str, Any], key: str) -> str:
+            if floor is None or not floor["loop_ms"][key]:
+                return ""
+            return f"{j['loop_ms'][key] / floor['loop_ms'][key]:.2f}x"
+
         for name, j in jobs.items():
-            if name == "publish_cost":
+            if name in ("publish_cost", "pairs"):
                 continue
             lines.append(
                 f"| {labels.get(name, name)} | {j['jobs']} | {_f(j['loop_ms']['p50'], 2)} "
                 f"| {_f(j['loop_ms']['p99'], 2)} | {_f(j['loop_ms']['max'], 2)} "
-                f"| {_f(j['http_ms']['p50'], 2)} | {_f(j['queued_to_started_ms']['p50'], 2)} "
-                f"| {_f(j['started_to_finished_ms']['p50'], 2)} "
-                f"| {_f(j['finished_to_seen_ms']['p50'], 2)} | {j['states']} |"
+                f"| {ratio(j, 'p50')} | {ratio(j, 'p99')} | {_f(j['http_ms']['p50'], 2)} "
+                f"| {_f(j.get('queued_to_started_ms', {}).get('p50'), 2)} "
+                f"| {_f(j.get('started_to_finished_ms', {}).get('p50'), 2)} "
+                f"| {_f(j.get('finished_to_seen_ms', {}).get('p50'), 2)} | {j['states'] or ''} |"
             )
+        pairs = jobs.get("pairs")
+        if pairs:
+            lines += [
+                "",
+                f"Per pair (bench.noop minus the floor run next to it, {pairs['n']} pairs): "
+                f"median {pairs['median_diff_ms']:+.2f} ms.",
+            ]
         lines.append("")
         cost = jobs.get("publish_cost")
         if cost:

@@ -74,6 +74,7 @@ def install() -> None:
     gc.callbacks.append(gc_timer)
 
     from domain.jobs import dispatch, runner
+    from domain.jobs.dispatch import RUN_JOB_TASK
     from realtime import publish
 
     _wrap(runner, "claim", "claim", lambda a, k: a[0])
@@ -113,16 +114,20 @@ def install() -> None:
 
     connection_created.connect(_created, weak=False)
 
+    def _job_of_task(task: Any, args: Any) -> Any:
+        # The floor's task (bench/realtime/floor.py) takes a workspace pk, not a job's.
+        return (args or [None])[0] if task.name == RUN_JOB_TASK else None
+
     @task_prerun.connect(weak=False)
     def _prerun(task_id: str, task: Any, args: Any = None, **kw: Any) -> None:
-        current["job"] = (args or [None])[0]
+        current["job"] = _job_of_task(task, args)
         mark("task.prerun", current["job"])
         if not any(w is sql_timer for w in connection.execute_wrappers):
             connection.execute_wrappers.append(sql_timer)
 
     @task_postrun.connect(weak=False)
     def _postrun(task_id: str, task: Any, args: Any = None, **kw: Any) -> None:
-        mark("task.postrun", (args or [None])[0])
+        mark("task.postrun", _job_of_task(task, args))
 
     from domain.jobs import registry
 
