@@ -18,6 +18,7 @@ from domain.jobs.models import Job
 from domain.jobs.stats import job_stats
 from schema.context import Info, actor_of
 from schema.errors import as_graphql_errors, decode_id
+from schema.fields import one_object
 from schema.types.accounts import ViewerType, WorkspaceType
 from schema.types.assets import (
     AssetFilter,
@@ -48,9 +49,10 @@ def _pk_or_none(global_id: relay.GlobalID, type_name: str) -> int:
         return 0
 
 
-# Fields for one object return the filtered QuerySet, not `.first()`: strawberry-django then
-# runs the type's get_queryset and the optimizer on it (only the selected columns, relations
-# prefetched in the same thread hop) and takes `.first()` itself, None when nothing matches.
+# Fields for one object return the QuerySet filtered to its key, not the row: strawberry-django
+# then runs the type's get_queryset and the optimizer on it (only the selected columns,
+# relations prefetched in the same thread hop) and schema.fields.OneObjectField takes the row,
+# None when nothing matches.
 @strawberry.type(description="Reads. Everything is scoped to the caller's workspaces.")
 class Query:
     node: relay.Node | None = strawberry_django.node(
@@ -72,7 +74,7 @@ class Query:
     def workspaces(self, info: Info) -> Iterable[Workspace]:
         return accounts.workspace_list_for(actor=actor_of(info))
 
-    @strawberry_django.field(description="One workspace, or null if you cannot see it.")
+    @one_object(description="One workspace, or null if you cannot see it.")
     @in_memory
     def workspace(self, info: Info, id: relay.GlobalID) -> WorkspaceType | None:
         return accounts.workspace_list_for(actor=actor_of(info)).filter(
@@ -94,7 +96,7 @@ class Query:
         queryset = assets.collection_list_for(actor=actor_of(info))
         return queryset if workspace_pk is None else queryset.filter(workspace_id=workspace_pk)
 
-    @strawberry_django.field(description="One collection, or null if you cannot see it.")
+    @one_object(description="One collection, or null if you cannot see it.")
     @in_memory
     def collection(self, info: Info, id: relay.GlobalID) -> CollectionType | None:
         return assets.collection_list_for(actor=actor_of(info)).filter(
@@ -123,7 +125,7 @@ class Query:
             queryset = queryset.filter(collection_id=_pk_or_none(collection_id, "Collection"))
         return queryset
 
-    @strawberry_django.field(description="One asset, or null if you cannot see it.")
+    @one_object(description="One asset, or null if you cannot see it.")
     @in_memory
     def asset(self, info: Info, id: relay.GlobalID) -> AssetType | None:
         return assets.asset_list_for(actor=actor_of(info)).filter(pk=_pk_or_none(id, "Asset"))  # type: ignore[return-value]
@@ -141,7 +143,7 @@ class Query:
         queryset = jobs.job_list_for(actor=actor_of(info))
         return queryset if workspace_pk is None else queryset.filter(workspace_id=workspace_pk)
 
-    @strawberry_django.field(description="One job, or null if you cannot see it.")
+    @one_object(description="One job, or null if you cannot see it.")
     @in_memory
     def job(self, info: Info, id: relay.GlobalID) -> JobType | None:
         return jobs.job_list_for(actor=actor_of(info)).filter(pk=_pk_or_none(id, "Job"))  # type: ignore[return-value]

@@ -99,3 +99,67 @@ def test_jobs_filter_by_state_and_kind(gql: GQL, token: str, workspace: Workspac
         global_id("Job", failed.pk),
         global_id("Job", queued.pk),
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "model"),
+    [("asset", "Asset"), ("collection", "Collection"), ("job", "Job"), ("workspace", "Workspace")],
+)
+def test_one_object_by_id_is_read_without_an_order(
+    gql: GQL, token: str, workspace: Workspace, other_workspace: Workspace, field: str, model: str
+) -> None:
+    _seed(workspace, 1, 1)
+    _seed(other_workspace, 1, 1)
+    job = job_create(
+        workspace_id=workspace.pk, kind="asset.process", parameters={}, created_by_id=None
+    )
+    own = {
+        "Asset": Asset.objects.get(workspace=workspace).pk,
+        "Collection": Collection.objects.get(workspace=workspace).pk,
+        "Job": job.pk,
+        "Workspace": workspace.pk,
+    }[model]
+    foreign = {
+        "Asset": Asset.objects.get(workspace=other_workspace).pk,
+        "Collection": Collection.objects.get(workspace=other_workspace).pk,
+        "Job": Job.objects.create(workspace=other_workspace, kind="asset.process", lane="x").pk,
+        "Workspace": other_workspace.pk,
+    }[model]
+    document = f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}"
+    with CaptureQueriesContext(connection) as queries:
+        body = gql(document, {"id": global_id(model, own)}, token)
+    assert body["data"][field] == {"id": global_id(model, own)}
+    # One key needs no order: none is compiled or sent (the model's ordering would be).
+    assert not [q["sql"] for q in queries if "ORDER BY" in q["sql"]]
+    body = gql(document, {"id": global_id(model, foreign)}, token)
+    assert body == {"data": {field: None}}
+
+
+@pytest.mark.django_db
+def test_one_asset_by_id_still_prefetches_its_renditions_in_order(
+    gql: GQL, token: str, workspace: Workspace
+) -> None:
+    _seed(workspace, 1, 1)
+    asset = Asset.objects.get()
+    Rendition.objects.create(
+        asset=asset,
+        preset="preview-1024",
+        format="jpeg",
+        width=1024,
+        height=768,
+        size=9,
+        storage_key="k2",
+    )
+    document = "query($id: ID!) { asset(id: $id) { title renditions { preset } } }"
+    with CaptureQueriesContext(connection) as queries:
+        body = gql(document, {"id": global_id("Asset", asset.pk)}, token)
+    assert body["data"]["asset"] == {
+        "title": "a0",
+        "renditions": [{"preset": "preview-1024"}, {"preset": "thumb-256"}],
+    }
+    # After admission's (the token, the permissions): the asset, then its renditions, ordered.
+    reads = [q["sql"] for q in queries if '"assets_' in q["sql"]]
+    assert len(reads) == 2
+    assert "ORDER BY" not in reads[0]
+    assert 'ORDER BY "assets_rendition"."preset"' in reads[1]
