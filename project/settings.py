@@ -170,9 +170,16 @@ DEPOT_EMBEDDED_WORKER = CELERY_BROKER_URL.startswith("memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith(("redis", "rediss")):
     CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_KEY_PREFIX}:celery:"
-    # Redeliver a message whose worker died well before the default hour; the job lease and
-    # the sweeper are the primary recovery, this is the broker's own backstop.
-    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 600
+    # No acknowledgement emulation: kombu's Redis transport would copy every message into an
+    # "unacked" hash before handing it to the pool and delete it after the task (a Redis round
+    # trip each, the first one on every job's path: -1.7 ms per no-op job without it, paired,
+    # bench/realtime README), so that a worker that dies holding a message gets it redelivered
+    # after a visibility timeout. Depot's own recovery is faster and covers that case: a job
+    # nobody claimed within DEPOT_DISPATCH_GRACE_SECONDS, or whose lease expired, is dispatched
+    # again by the sweeper (celery beat), and a claim admits one runner. A warm shutdown still
+    # puts back what the worker had reserved. tests/e2e/test_spine.py kills a worker that holds
+    # a message it never claimed.
+    CELERY_BROKER_TRANSPORT_OPTIONS["ack_emulation"] = False
 if DEPOT_EMBEDDED_WORKER:
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.02
 CELERY_TASK_IGNORE_RESULT = True

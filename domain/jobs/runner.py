@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from domain.common.failpoints import failpoint
 from domain.jobs import registry, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobCancelled, JobFailed, LeaseLost
@@ -208,6 +209,7 @@ os.register_at_fork(after_in_child=_forget_renewer_after_fork)
 
 def execute(job_id: int) -> None:
     # Connection hygiene around tasks is the task's job (tasks/jobs.py), not ours.
+    failpoint("job.before_claim")
     claimed = claim(job_id)
     if claimed is None:
         logger.info("job %s: nothing to do (finished, running elsewhere, or missing)", job_id)

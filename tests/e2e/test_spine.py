@@ -15,8 +15,9 @@ import pytest
 
 from domain.assets import storage
 from domain.assets.media import DEFAULT_PRESETS
-from domain.assets.models import Asset, AssetState, Rendition
+from domain.assets.models import Asset, AssetState, Collection, Rendition
 from domain.common.ids import global_id
+from domain.jobs.dispatch import RUN_JOB_TASK
 from domain.jobs.models import Event, Job, JobState
 from tests import media
 from tests.e2e.conftest import Tenant, purge_queues
@@ -124,6 +125,39 @@ def test_a_job_whose_worker_is_killed_finishes_once_on_another_worker(
     assert types.count("job.succeeded") == 1
     assert types.count("job.started") == 2
     assert Event.objects.filter(type="asset.ready").count() == 1
+
+
+DELETE = "mutation($id: ID!) { collectionDelete(input: {id: $id}) { job { id } errors { code } } }"
+
+
+def test_a_job_whose_worker_dies_before_claiming_it_runs_once_on_another_worker(
+    tenant: Tenant,
+    start_web: Callable[..., str],
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    # Redis hands a message over once (no acknowledgement emulation, project/settings.py): a
+    # worker that dies holding it takes it along, and the sweeper sends the job again.
+    doomed = start_worker(beat=False, DEPOT_FAILPOINTS="job.before_claim=sleep:120")
+    client = GraphQLClient(start_web(), tenant.token)
+    collection = global_id("Collection", tenant.collection.pk)
+    job_id = client.data(DELETE, {"id": collection})["collectionDelete"]["job"]["id"]
+    wait_for(
+        lambda: f"{RUN_JOB_TASK}[" in doomed.log_tail(200),
+        30,
+        what="the worker taking the job's message",
+        process=doomed,
+    )
+    doomed.kill(signal.SIGKILL)
+    doomed.wait(10)
+    job = Job.objects.get()
+    assert (job.state, job.attempts) == (JobState.QUEUED, 0)
+
+    start_worker(beat=True)
+    wait_for(lambda: Job.objects.get().state == JobState.SUCCEEDED, 60, what="the re-dispatch")
+    assert Job.objects.get().attempts == 1
+    assert not Collection.objects.filter(pk=tenant.collection.pk).exists()
+    types = list(Event.objects.filter(payload__jobId=job_id).values_list("type", flat=True))
+    assert (types.count("job.started"), types.count("job.succeeded")) == (1, 1)
 
 
 def test_a_subscriber_that_reconnects_with_its_cursor_misses_nothing(
