@@ -13,9 +13,11 @@ from domain.jobs.services import jobs_sweep
 
 @shared_task(name=RUN_JOB_TASK)
 def run_job(job_id: int) -> None:
-    # As Django does around a request: a connection that broke (or, with the pool, any
-    # connection) goes back before and after, so one job's connection trouble never reaches the
-    # next. Celery's own fix-up would close the whole pool per task (CELERY_DB_REUSE_MAX).
+    # As Django does around a request: a connection that broke goes back before and after, so
+    # one job's connection trouble never reaches the next. With the pool any connection goes
+    # back, except a prefork child's main thread's, kept from job to job
+    # (project.celery.keep_on_the_main_thread). Celery's own fix-up would close the whole pool
+    # per task (CELERY_DB_REUSE_MAX).
     close_old_connections()
     try:
         runner.execute(job_id)

@@ -43,6 +43,8 @@ mkdir -p "$RUN/logs" "$RUN/pids" "$RUN/var" "$OUT/raw"
 ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
 
 setup() {
+  # A new database numbers its jobs from 1 again: an older run's trace would mix with this one's.
+  rm -rf "$RUN/trace"
   dropdb -h "$PGH" -p "$PGP" -U "$PGU" --if-exists "$DB"
   createdb -h "$PGH" -p "$PGP" -U "$PGU" "$DB"
   (cd "$ROOT" && "$PY" manage.py migrate -v0 --noinput)

@@ -1,11 +1,18 @@
 """project/celery.py: Celery reads Django's CELERY_* settings from a plain mapping, and a prefork
-child hands the GIL over sooner (its publisher thread sends a job's events)."""
+child hands the GIL over sooner (its publisher thread sends a job's events) and keeps its main
+thread's database connection from one job to the next."""
 
 from __future__ import annotations
 
 import sys
+import threading
+from types import SimpleNamespace
+from unittest import mock
 
+import pytest
 from django.conf import settings
+from django.db import close_old_connections, connection, connections
+from django.db.backends.signals import connection_created
 
 from project import celery
 
@@ -39,3 +46,34 @@ def test_a_prefork_child_switches_threads_sooner() -> None:
         assert sys.getswitchinterval() == 0.0005
     finally:
         sys.setswitchinterval(before)
+
+
+def test_a_prefork_childs_main_thread_keeps_its_connection_between_jobs() -> None:
+    on_main = SimpleNamespace(close_at=123.0)
+    celery.keep_on_the_main_thread(sender=None, connection=on_main)
+    assert on_main.close_at is None
+    elsewhere = SimpleNamespace(close_at=123.0)
+    thread = threading.Thread(
+        target=celery.keep_on_the_main_thread, kwargs={"sender": None, "connection": elsewhere}
+    )
+    thread.start()
+    thread.join()
+    assert elsewhere.close_at == 123.0  # the lease renewer's goes back as before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_connection_survives_close_old_connections_unless_it_broke() -> None:
+    connection.close()
+    connection_created.connect(celery.keep_on_the_main_thread, weak=False)
+    try:
+        connection.ensure_connection()
+        kept = connection.connection
+        close_old_connections()  # what run_job does after a job and before the next
+        assert connection.connection is kept
+        connection.errors_occurred = True
+        with mock.patch.object(connections["default"], "is_usable", return_value=False):
+            close_old_connections()
+        assert connection.connection is None
+    finally:
+        connection_created.disconnect(celery.keep_on_the_main_thread)
+        connection.close()
