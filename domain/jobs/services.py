@@ -53,11 +53,14 @@ def job_create(
         parent=parent,
         dispatched_at=timezone.now(),
     )
-    if idempotency_key is None and transitions.create_in_one_statement_possible():
+    if transitions.create_in_one_statement_possible():
         # The row and job.queued in one statement: with no transaction around us, one round
         # trip that commits instead of BEGIN, INSERT, event, COMMIT (bench/realtime README).
-        event_id, sequence = transitions.create_with_queued_event(job)
-        _dispatch_and_announce(job, event_id, sequence)
+        created = transitions.create_with_queued_event(job)
+        if created is None:  # a repeat: the workspace has this idempotency key already
+            found = Job.objects.get(workspace_id=workspace_id, idempotency_key=idempotency_key)
+            return _same_request(found, kind, parameters)
+        _dispatch_and_announce(job, *created)
         return job
     return _job_create_generally(job)
 
@@ -77,7 +80,7 @@ def _dispatch_and_announce(job: Job, event_id: int, sequence: int) -> None:
 
 @transaction.atomic
 def _job_create_generally(job: Job) -> Job:
-    """Other databases, and jobs with an idempotency key (a savepoint settles a repeat)."""
+    """Databases other than Postgres (with a key, a savepoint settles a concurrent repeat)."""
     if job.idempotency_key is not None:
         existing = Job.objects.filter(
             workspace_id=job.workspace_id, idempotency_key=job.idempotency_key

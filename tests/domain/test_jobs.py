@@ -7,6 +7,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from domain.accounts.actor import Actor
@@ -225,6 +226,54 @@ def test_an_idempotency_key_returns_the_first_job(workspace: Workspace) -> None:
     assert Job.objects.filter(workspace=workspace).count() == 1
     with pytest.raises(IdempotencyConflict):
         _job(workspace, kind="test.fails", idempotency_key="k1")
+
+
+@pytest.mark.django_db
+def test_a_repeated_key_writes_nothing_and_takes_no_sequence(workspace: Workspace) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        first = _job(workspace, idempotency_key="k1")
+    # The job and job.queued in one statement, key and all: no lookup first, no savepoint.
+    assert [q["sql"].split(" ", 3)[:3] for q in queries] == [["WITH", "j", "AS"]]
+    events = list(Event.objects.values_list("type", "sequence"))
+    with mock.patch("domain.jobs.dispatch.send") as send:
+        assert _job(workspace, idempotency_key="k1").pk == first.pk
+    assert list(Event.objects.values_list("type", "sequence")) == events
+    assert send.call_count == 0
+    # Another workspace may use the same key for its own job.
+    other = Workspace.objects.create(name="Other", slug="other")
+    assert _job(other, idempotency_key="k1").pk != first.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creations_with_one_key_make_one_job(workspace: Workspace) -> None:
+    barrier = threading.Barrier(4)
+    made: list[int] = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            job = job_create(
+                workspace_id=workspace.pk,
+                kind="test.ok",
+                parameters={},
+                created_by_id=None,
+                idempotency_key="same",
+            )
+            made.append(job.pk)
+        finally:
+            connection.close()
+
+    with mock.patch("domain.jobs.dispatch.send") as send:
+        threads = [threading.Thread(target=create) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(made) == 4
+    assert len(set(made)) == 1
+    assert Job.objects.filter(workspace=workspace).count() == 1
+    assert Event.objects.filter(type="job.queued").count() == 1
+    assert send.call_count == 1
 
 
 @pytest.mark.django_db
