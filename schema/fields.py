@@ -13,12 +13,12 @@ class OneObjectField(StrawberryDjangoField):
     """A field for one object by its primary key, null when the caller cannot see it.
 
     The resolver returns a QuerySet filtered to that key; strawberry-django then runs the
-    type's `get_queryset` and the optimizer on it, as for any field, and slices it to one row. It
-    would take the row with `.first()`, ordered by the model's ordering (an asset:
-    `-created_at, -pk`): for one key
-    that order is meaningless, yet Django resolves and compiles it on every request (building
-    and compiling the asset's query: 0.75 ms with it, 0.47 ms without, in process on the bench
-    box; bench/http/PROFILE.md, ninth session). This takes the row with no ORDER BY.
+    type's `get_queryset` and the optimizer on it, as for any field, and slices it to one row.
+    It would take the row with `.first()`, ordered by the model's ordering (an asset:
+    `-created_at, -pk`): for one key that order is meaningless, yet Django resolves and
+    compiles it on every request (building and compiling the asset's query: 0.75 ms with it,
+    0.47 ms without, in process on the bench box; bench/http/PROFILE.md, ninth session). This
+    takes the row with no ORDER BY.
     """
 
     def get_queryset_hook(self, info: Any, **kwargs: Any) -> Any:
