@@ -161,9 +161,12 @@ def _job_of_message(message: Any) -> int | None:
 
 def _install_broker_marks(dispatch: Any) -> None:
     """The broker hand-off in detail: the server's LPUSH, and in the worker's parent the BRPOP
-    reply, kombu's unacked bookkeeping (a Redis round trip) and Celery's task_received."""
+    reply, kombu's unacked bookkeeping (a Redis round trip, with ack emulation only) and
+    Celery's task_received."""
     from celery.signals import task_received
     from kombu.transport import redis as kombu_redis
+
+    from domain.jobs.dispatch import RUN_JOB_TASK
 
     sending: dict[str, Any] = {"job": None}
     original_send = dispatch.send
@@ -213,7 +216,10 @@ def _install_broker_marks(dispatch: Any) -> None:
     @task_received.connect(weak=False)
     def _received(request: Any = None, **kw: Any) -> None:
         try:
-            job = int(request.args[0])
+            # The floor's task (floor.py) takes a workspace pk, not a job's.
+            job = int(request.args[0]) if request.name == RUN_JOB_TASK else None
         except Exception:
             job = None
+        if "t" in read_at:  # no ack emulation: kombu's Redis QoS.append never ran
+            mark("brpop.read", job, at=read_at.pop("t"))
         mark("task.received", job)
