@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -31,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -785,8 +787,6 @@ class KeptHTTP:
 
 
 def _gid_pk(gid: str) -> int:
-    import base64
-
     return int(base64.b64decode(gid).decode().split(":")[1])
 
 
@@ -795,8 +795,6 @@ async def run_jobs(
 ) -> dict[str, Any]:
     """Depot's no-op job against the floor (bench/realtime/floor.py), alternating A B B A, then a
     no-op job started by a real GraphQL mutation (jobRetry) and collectionDelete."""
-    import uuid
-
     producer = Producer()
     await producer.start()
     tally = Tally()

@@ -58,8 +58,7 @@ def job_create(
         # trip that commits instead of BEGIN, INSERT, event, COMMIT (bench/realtime README).
         created = transitions.create_with_queued_event(job)
         if created is None:  # a repeat: the workspace has this idempotency key already
-            found = Job.objects.get(workspace_id=workspace_id, idempotency_key=idempotency_key)
-            return _same_request(found, kind, parameters)
+            return _repeat_of(job)
         _dispatch_and_announce(job, *created)
         return job
     return _job_create_generally(job)
@@ -92,16 +91,19 @@ def _job_create_generally(job: Job) -> Job:
             with transaction.atomic():
                 job.save()
         except IntegrityError:
-            found = Job.objects.get(
-                workspace_id=job.workspace_id, idempotency_key=job.idempotency_key
-            )
-            return _same_request(found, job.kind, job.parameters)
+            return _repeat_of(job)
     else:
         # Nothing unique to collide with: no savepoint (two round trips on every job's path).
         job.save()
     dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see above
     record_job_event(job, "job.queued")
     return job
+
+
+def _repeat_of(job: Job) -> Job:
+    """The job that already holds `job`'s idempotency key, if `job` asks for the same work."""
+    found = Job.objects.get(workspace_id=job.workspace_id, idempotency_key=job.idempotency_key)
+    return _same_request(found, job.kind, job.parameters)
 
 
 def _same_request(job: Job, kind: str, parameters: dict[str, Any]) -> Job:
