@@ -5,13 +5,18 @@ durable path is the Event table, which subscribers read to fill any gap. So a fa
 publish is logged and swallowed: it must never fail, or hold up, the change that was already
 committed.
 
-Sends go through one publisher per process: a daemon thread with its own long-lived event loop
-(so the channel layer keeps one connection pool, instead of a new loop and pool per send under
-`async_to_sync`), fed by a FIFO queue. `transaction.on_commit` callbacks only enqueue, so neither
-an HTTP response nor a job waits for Redis; the thread sends the messages in the order their
-transactions committed (in this process), everything queued so far in one go. A Redis outage
-slows only that thread: commits go on, and past `MAX_PENDING` queued messages the oldest are
-dropped (subscribers fill gaps from Postgres).
+Sends go through one publisher per process, fed by a FIFO queue in commit order, and drained
+by a daemon thread: `transaction.on_commit` callbacks only enqueue, so an HTTP response never
+waits for Redis, and the thread sends everything queued so far in one go. A Redis outage slows
+only that thread: commits go on, and past `MAX_PENDING` queued messages the oldest are dropped
+(subscribers fill gaps from Postgres).
+
+A job's own thread sends its events itself (`sent_from_this_thread`, used by the job runner):
+a worker has nothing else to do with that time, and handing each transition's messages to the
+publisher thread made them wait for the GIL while the job's thread went on with the next
+statement or Celery's bookkeeping (bench/realtime README, session 10). It drains whatever is
+queued first, under the same lock as the thread, so the process's order holds either way; if
+Redis failed the last time, it queues instead, and the thread finds out when Redis is back.
 """
 
 from __future__ import annotations
@@ -19,16 +24,20 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import redis
 from channels.layers import get_channel_layer
 from django.db import transaction
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from realtime import groups
 
@@ -38,6 +47,8 @@ logger = logging.getLogger(__name__)
 MAX_PENDING = 10_000
 # How long process exit waits for queued messages to go out.
 EXIT_FLUSH_SECONDS = 2.0
+# A send to Redis that takes longer than this failed (a job's thread may be the one waiting).
+SEND_TIMEOUT_SECONDS = 2.0
 
 Send = tuple[str, dict[str, Any]]  # (group, message)
 
@@ -62,8 +73,24 @@ def event_message(
     }
 
 
+_this_thread = threading.local()
+
+
+@contextlib.contextmanager
+def sent_from_this_thread() -> Iterator[None]:
+    """Inside, this thread's publishes go out before `submit` returns, sent by the thread
+    itself, when the layer is Redis and answered the last send; else they are queued."""
+    previous = getattr(_this_thread, "sends", False)
+    _this_thread.sends = True
+    try:
+        yield
+    finally:
+        _this_thread.sends = previous
+
+
 class Publisher:
-    """One sending thread with its own event loop; `submit` never blocks on the layer.
+    """A FIFO of group sends, drained by one thread, or by a caller inside
+    `sent_from_this_thread`; `submit` never waits for the layer otherwise.
 
     `layer` returns the channel layer to send with.
     """
@@ -77,16 +104,23 @@ class Publisher:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
-        self._busy = False
+        # Held while a batch is taken and sent, by the thread or a caller: batches go out in
+        # the order they were taken, so messages in the order they were submitted.
+        self._sending = threading.Lock()
+        self._busy = 0  # batches taken and not yet sent
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the thread's, for other layers
+        self._redis_batch: RedisBatchSend | None = None
+        self._redis_answered = True  # the last Redis send worked (a caller may send itself)
         self.dropped = 0
         self.failed = 0
         self.sent = 0
-        self._redis_batch: RedisBatchSend | None = None
 
     def submit(self, sends: list[Send]) -> None:
         if not sends:
+            return
+        if getattr(_this_thread, "sends", False) and self._send_here(sends):
             return
         with self._lock:
             self._pending.extend(sends)
@@ -103,6 +137,22 @@ class Publisher:
             if self._thread is None or not self._thread.is_alive():
                 self._start()
             self._wake.notify()
+
+    def _send_here(self, sends: list[Send]) -> bool:
+        """Send what is queued, then `sends`, on the caller's thread. False if it should not."""
+        layer = self._layer_factory()
+        if not (self._redis_answered and RedisBatchSend.fits(layer)):
+            return False
+        with self._sending:
+            with self._lock:
+                batch = [*self._pending, *sends]
+                self._pending.clear()
+                self._busy += 1
+            try:
+                self._send(layer, batch)
+            finally:
+                self._sent_one_batch()
+        return True
 
     def _start(self) -> None:
         self._stopping = False
@@ -123,64 +173,84 @@ class Publisher:
         if thread is not None:
             thread.join(timeout)
 
-    def _take(self) -> list[Send] | None:
+    def _wait_for_work(self) -> bool:
         with self._lock:
-            self._busy = False
-            if not self._pending:
-                self._idle.notify_all()
             while not self._pending and not self._stopping:
                 self._wake.wait()
-            if self._stopping and not self._pending:
-                return None
+            return bool(self._pending)
+
+    def _take(self) -> list[Send]:
+        with self._lock:
             batch = list(self._pending)
             self._pending.clear()
-            self._busy = True
+            if batch:
+                self._busy += 1
             return batch
 
+    def _sent_one_batch(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            if not self._pending and not self._busy:
+                self._idle.notify_all()
+
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
         try:
-            while (batch := self._take()) is not None:
-                # Looked up per batch (a dictionary lookup): settings may name another layer.
-                layer = self._layer_factory()
-                if layer is not None:
-                    loop.run_until_complete(self._send_all(layer, batch))
+            while self._wait_for_work():
+                with self._sending:
+                    # Empty if a caller sent it meanwhile.
+                    if batch := self._take():
+                        try:
+                            # Looked up per batch (a dictionary lookup): settings may name
+                            # another layer.
+                            self._send(self._layer_factory(), batch)
+                        finally:
+                            self._sent_one_batch()
         except Exception:  # pragma: no cover - the loop itself broke; next submit restarts it
             logger.exception("the publisher thread stopped")
         finally:
             with self._lock:
-                self._busy = False
                 self._idle.notify_all()
-            loop.close()
+            if self._loop is not None:
+                self._loop.close()
+                self._loop = None
 
-    async def _send_all(self, layer: Any, batch: list[Send]) -> None:
+    def _send(self, layer: Any, batch: list[Send]) -> None:
+        """Send one batch (with `_sending` held); failures are counted and logged."""
+        if layer is None:
+            return
         if RedisBatchSend.fits(layer):
             if self._redis_batch is None or self._redis_batch.layer is not layer:
                 self._redis_batch = RedisBatchSend(layer)
             try:
-                await self._redis_batch.send(batch)
-                self.sent += len(batch)
+                self._redis_batch.send(batch)
             except Exception:
+                self._redis_answered = False
                 self.failed += len(batch)
                 logger.warning(
                     "publish of %d message(s) failed; subscribers will catch up",
                     len(batch),
                     exc_info=True,
                 )
+            else:
+                self._redis_answered = True
+                self.sent += len(batch)
             return
+        # Any other layer (the in-memory one of embedded mode) is async: only the publisher
+        # thread sends to it, on its own event loop.
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._send_by_group(layer, batch))
+
+    async def _send_by_group(self, layer: Any, batch: list[Send]) -> None:
         # Each group's messages in order (a subscriber must see a workspace's events as they
         # committed); different groups at once, so a job event's three groups cost one round
         # of sends, not three.
         by_group: dict[str, list[dict[str, Any]]] = {}
         for group, message in batch:
             by_group.setdefault(group, []).append(message)
-        if len(by_group) == 1:
-            [(group, messages)] = by_group.items()
-            await self._send_group(layer, group, messages)
-        else:
-            await asyncio.gather(
-                *(self._send_group(layer, group, messages) for group, messages in by_group.items())
-            )
+        await asyncio.gather(
+            *(self._send_group(layer, group, messages) for group, messages in by_group.items())
+        )
 
     async def _send_group(self, layer: Any, group: str, messages: list[dict[str, Any]]) -> None:
         for message in messages:
@@ -200,13 +270,16 @@ class RedisBatchSend:
 
     The layer's own group_send takes four round trips per group (expire the group, read its
     members, expire each channel's old messages, the Lua script that adds the message), and a
-    job event goes to three groups, in the worker while the next transition runs. Here: one
-    pipeline expires and reads every group of the batch, one script (EVALSHA) expires and adds
-    every message to every member's channel, in batch order (a group's messages as they
-    committed), with the layer's own serialisation, capacity and expiry. Each channel gets
-    strictly increasing scores, since its sorted set orders equal scores by the message bytes,
-    which start with a random prefix. Anything else (other layers, several hosts) keeps the
-    layer's group_send.
+    job event goes to three groups. Here: one pipeline expires and reads every group of the
+    batch, one script (EVALSHA) expires and adds every message to every member's channel, in
+    batch order (a group's messages as they committed), with the layer's own serialisation,
+    capacity and expiry. Each channel gets strictly increasing scores, since its sorted set
+    orders equal scores by the message bytes, which start with a random prefix. Anything else
+    (other layers, several hosts, Sentinel) keeps the layer's group_send.
+
+    It talks to Redis with a blocking client of its own (the layer's host options, a short
+    timeout, no idle health check): a send is a few Redis calls that any thread can make,
+    without an event loop, and a plain client costs less per call than the asyncio one.
     """
 
     # KEYS: one channel key per message to add (a key may repeat). ARGV: the score below which
@@ -231,7 +304,8 @@ class RedisBatchSend:
 
     def __init__(self, layer: Any) -> None:
         self.layer = layer
-        self._script: tuple[Any, Any] | None = None  # (connection, its registered script)
+        self.client = _blocking_client(layer.hosts[0])
+        self._script = self.client.register_script(self.SCRIPT)
         self._last_score = 0.0
 
     @staticmethod
@@ -240,25 +314,28 @@ class RedisBatchSend:
             from channels_redis.core import RedisChannelLayer
         except ImportError:  # pragma: no cover - channels-redis is a dependency
             return False
-        return type(layer) is RedisChannelLayer and layer.ring_size == 1
+        return (
+            type(layer) is RedisChannelLayer
+            and layer.ring_size == 1
+            and "sentinels" not in layer.hosts[0]
+        )
 
     def _score(self) -> float:
         # Strictly increasing in this process (a channel's order is its scores' order).
         self._last_score = max(time.time(), self._last_score + 1e-5)
         return self._last_score
 
-    async def send(self, batch: list[Send]) -> None:
+    def send(self, batch: list[Send]) -> None:
         layer = self.layer
-        connection = layer.connection(0)
         groups_in_order = list(dict.fromkeys(group for group, _ in batch))
-        pipe = connection.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         expired = int(time.time()) - layer.group_expiry
         for group in groups_in_order:
             assert layer.require_valid_group_name(group), "Group name not valid"
             key = layer._group_key(group)
             pipe.zremrangebyscore(key, min=0, max=expired)
             pipe.zrange(key, 0, -1)
-        replies = await pipe.execute()
+        replies = pipe.execute()
         members = {
             group: [name.decode("utf8") for name in replies[2 * n + 1]]
             for n, group in enumerate(groups_in_order)
@@ -277,13 +354,30 @@ class RedisBatchSend:
                 arguments += [messages[key], capacities[key], repr(self._score())]
         if not keys:
             return
-        if self._script is None or self._script[0] is not connection:
-            self._script = (connection, connection.register_script(self.SCRIPT))
-        over = await self._script[1](
+        over = self._script(
             keys=keys, args=[int(time.time()) - int(layer.expiry), layer.expiry, *arguments]
         )
         if over:
             logger.info("%s message(s) over capacity in a publish batch", over)
+
+
+def _blocking_client(host: dict[str, Any]) -> redis.Redis:
+    """A redis-py client for the layer's host. Instead of the layer's idle health check (a PING
+    before the first command after 2 s idle, i.e. before most publishes of a quiet server), a
+    connection that broke is retried once at once: a send that Redis ran but whose reply was
+    lost then arrives twice, and subscribers drop an event they already have by its sequence."""
+    options = dict(host)
+    address = options.pop("address", None)
+    for option in ("health_check_interval", "max_connections", "retry", "retry_on_error"):
+        options.pop(option, None)
+    options |= {
+        "socket_timeout": SEND_TIMEOUT_SECONDS,
+        "socket_connect_timeout": SEND_TIMEOUT_SECONDS,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+    }
+    if address is not None:
+        return redis.Redis.from_url(address, **options)
+    return redis.Redis(**options)
 
 
 _publisher: Publisher | None = None

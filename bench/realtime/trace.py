@@ -81,15 +81,15 @@ def install() -> None:
     _wrap(runner, "_finish", "finish", lambda a, k: a[0].pk)
     _wrap(dispatch, "send", "dispatch", lambda a, k: a[0])
 
-    original_send_all = publish.Publisher._send_all
+    original_send = publish.Publisher._send
 
-    async def send_all(self: Any, layer: Any, batch: list[Any]) -> None:
+    def send(self: Any, layer: Any, batch: list[Any]) -> None:
         jobs = [m.get("job_id") for _, m in batch]
         mark("publish.start", jobs[0], n=len(batch), types=[m.get("event_type") for _, m in batch])
-        await original_send_all(self, layer, batch)
+        original_send(self, layer, batch)
         mark("publish.end", jobs[0])
 
-    publish.Publisher._send_all = send_all  # type: ignore[method-assign]
+    publish.Publisher._send = send  # type: ignore[method-assign]
 
     original_submit = publish.Publisher.submit
 

@@ -24,6 +24,7 @@ from domain.jobs.context import JobContext
 from domain.jobs.errors import JobCancelled, JobFailed, LeaseLost
 from domain.jobs.models import Job, JobState
 from domain.jobs.services import job_event_payload, record_job_event
+from realtime import publish
 
 logger = logging.getLogger("depot.jobs")
 
@@ -89,7 +90,10 @@ def _finish(
     extra = {"error": error} if error else {}
     if transitions.one_statement_possible():
         payload = job_event_payload(job, **extra) | {"state": state.value}
-        return transitions.finish_in_one_statement(job, token, changes, type, payload)
+        # The job's last event goes out from this thread (realtime.publish): a subscriber
+        # waiting for the end gets it without a hand-off to the publisher thread.
+        with publish.sent_from_this_thread():
+            return transitions.finish_in_one_statement(job, token, changes, type, payload)
     with transaction.atomic():
         ended = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, lease_token=token).update(
             **changes

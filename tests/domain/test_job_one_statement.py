@@ -296,3 +296,33 @@ def test_a_claim_waits_for_an_open_writer_of_its_workspace(workspace: Workspace)
     second.join(5)
     assert done.is_set()
     assert [e.type for e in _events(workspace)][-2:] == ["test.held", "job.started"]
+
+
+def test_a_jobs_last_event_is_sent_by_its_own_thread_before_execute_returns(
+    workspace: Workspace,
+) -> None:
+    """The finish publishes from the job's thread (no hand-off to the publisher thread, which
+    a subscriber waiting for the end would wait for). job.started goes through the publisher
+    thread, unless the finish finds it still queued and sends it first."""
+    from realtime import publish
+
+    if not publish.RedisBatchSend.fits(publish.get_channel_layer()):
+        pytest.skip("a job's thread sends itself to a Redis channel layer only")
+    job = _job(workspace)
+    publish.flush()
+    senders: list[tuple[str, str]] = []
+    real_send = publish.Publisher._send
+
+    def send(self: publish.Publisher, layer: Any, batch: list[publish.Send]) -> None:
+        for _, message in batch:
+            if message.get("job_id") == job.pk and "event_type" in message:
+                senders.append((message["event_type"], threading.current_thread().name))
+        real_send(self, layer, batch)
+
+    with mock.patch.object(publish.Publisher, "_send", send):
+        runner.execute(job.pk)
+        finished = list(senders)  # before any flush
+        publish.flush()
+    me = threading.current_thread().name
+    assert ("job.succeeded", me) in finished
+    assert [event for event, _ in senders] == ["job.started", "job.succeeded"]

@@ -6,12 +6,14 @@ layer's capacity, and the publisher uses it only for a one-host RedisChannelLaye
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 from unittest import mock
 
 import pytest
+import redis
 from django.conf import settings
 
 from realtime import publish
@@ -70,7 +72,7 @@ def test_it_delivers_what_group_send_delivers_in_batch_order() -> None:
                 for group, message in batch:
                     await layer.group_send(group, message)
             else:
-                await publish.RedisBatchSend(layer).send(batch)
+                publish.RedisBatchSend(layer).send(batch)
             results.append([await _drain(layer, c) for c in (first, second, both, plain)])
         assert results[0] == results[1]
         first, second, both, plain = results[1]
@@ -90,8 +92,8 @@ def test_many_messages_to_one_channel_keep_their_order() -> None:
         channel = await layer.new_channel()
         await layer.group_add("g", channel)
         sender = publish.RedisBatchSend(layer)
-        await sender.send([("g", _message(n)) for n in range(200)])
-        await sender.send([("g", _message(n)) for n in range(200, 300)])
+        sender.send([("g", _message(n)) for n in range(200)])
+        sender.send([("g", _message(n)) for n in range(200, 300)])
         received = await _drain(layer, channel)
         assert [m["sequence"] for m in received] == list(range(300))
         await layer.flush()
@@ -105,7 +107,7 @@ def test_a_full_channel_drops_as_group_send_does() -> None:
         full, fine = await layer.new_channel(prefix="a"), await layer.new_channel(prefix="b")
         await layer.group_add("g", full)
         await layer.group_add("h", fine)
-        await publish.RedisBatchSend(layer).send(
+        publish.RedisBatchSend(layer).send(
             [("g", _message(n)) for n in range(4)] + [("h", _message(9))]
         )
         assert [m["sequence"] for m in await _drain(layer, full)] == [0, 1]
@@ -123,7 +125,7 @@ def test_an_expired_group_member_gets_nothing() -> None:
         connection = layer.connection(0)
         # As if it joined long ago and never renewed its membership.
         await connection.zadd(layer._group_key("g"), {channel: 1})
-        await publish.RedisBatchSend(layer).send([("g", _message(1))])
+        publish.RedisBatchSend(layer).send([("g", _message(1))])
         assert await _drain(layer, channel) == []
         assert await connection.zcard(layer._group_key("g")) == 0
         await layer.flush()
@@ -143,7 +145,7 @@ def test_the_publisher_batches_for_a_redis_layer_only() -> None:
         await layer.group_add("g", channel)
         publisher = publish.Publisher(layer=lambda: layer)
         with mock.patch.object(layer, "group_send") as group_send:
-            await publisher._send_all(layer, [("g", _message(1)), ("g", _message(2))])
+            publisher._send(layer, [("g", _message(1)), ("g", _message(2))])
         group_send.assert_not_called()
         assert publisher.sent == 2
         assert [m["sequence"] for m in await _drain(layer, channel)] == [1, 2]
@@ -160,8 +162,89 @@ def test_a_failing_batch_is_counted_and_swallowed() -> None:
         with mock.patch.object(
             publish.RedisBatchSend, "send", side_effect=ConnectionError("redis is down")
         ):
-            await publisher._send_all(layer, [("g", _message(1))])
+            publisher._send(layer, [("g", _message(1))])
         assert (publisher.sent, publisher.failed) == (0, 1)
+        await layer.flush()
+
+    _run(test)
+
+
+def test_inside_sent_from_this_thread_a_submit_is_sent_before_it_returns_after_the_queue() -> None:
+    layer = _layer()
+    publisher = publish.Publisher(layer=lambda: layer)
+
+    async def test() -> None:
+        channel = await layer.new_channel()
+        await layer.group_add("g", channel)
+        hold, entered = threading.Lock(), threading.Event()
+        with hold:
+            real_send = publisher._send
+
+            def held_send(*args: Any) -> None:  # the publisher thread is stuck in Redis
+                entered.set()
+                with hold:
+                    real_send(*args)
+
+            with mock.patch.object(publisher, "_send", held_send):
+                publisher.submit([("g", _message(1))])  # queued for the thread
+                assert await asyncio.to_thread(entered.wait, 5)  # the thread took it
+                publisher.submit([("g", _message(2))])  # queued behind it
+        # The thread sends 1; a job's thread then sends 2 (still queued) and 3 itself.
+        with publish.sent_from_this_thread():
+            publisher.submit([("g", _message(3))])
+        assert [m["sequence"] for m in await _drain(layer, channel)] == [1, 2, 3]
+        assert publisher.sent == 3
+        assert publisher.flush(1)
+        await layer.flush()
+
+    try:
+        _run(test)
+    finally:
+        publisher.stop()
+
+
+def test_after_a_failed_send_a_jobs_thread_queues_instead_of_waiting_for_redis() -> None:
+    layer = _layer()
+    publisher = publish.Publisher(layer=lambda: layer)
+
+    async def test() -> None:
+        channel = await layer.new_channel()
+        await layer.group_add("g", channel)
+        with publish.sent_from_this_thread():
+            with mock.patch.object(
+                publish.RedisBatchSend, "send", side_effect=redis.ConnectionError("down")
+            ):
+                publisher.submit([("g", _message(1))])  # tried here, failed
+            assert (publisher.sent, publisher.failed) == (0, 1)
+            assert publisher._thread is None  # nothing was queued so far
+            publisher.submit([("g", _message(2))])  # queued: the thread sends it
+            assert publisher._thread is not None
+            assert publisher.flush(5)
+            publisher.submit([("g", _message(3))])  # Redis answered again: sent here
+        assert [m["sequence"] for m in await _drain(layer, channel)] == [2, 3]
+        assert (publisher.sent, publisher.failed) == (2, 1)
+        await layer.flush()
+
+    try:
+        _run(test)
+    finally:
+        publisher.stop()
+
+
+def test_a_connection_redis_dropped_is_replaced_without_losing_the_send() -> None:
+    layer = _layer()
+    sender = publish.RedisBatchSend(layer)
+
+    async def test() -> None:
+        channel = await layer.new_channel()
+        await layer.group_add("g", channel)
+        sender.send([("g", _message(1))])
+        # As after a Redis restart: the server closed the client's idle connection.
+        other = redis.Redis.from_url(settings.REDIS_URL)
+        assert other.client_kill_filter(_id=str(sender.client.client_id())) == 1
+        other.close()
+        sender.send([("g", _message(2))])
+        assert [m["sequence"] for m in await _drain(layer, channel)] == [1, 2]
         await layer.flush()
 
     _run(test)
