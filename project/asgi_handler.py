@@ -1,4 +1,4 @@
-"""Django's ASGI handler, less two thread hops for a bearer-token GraphQL request.
+"""Django's ASGI handler, with one thread hop per request where Django makes a dozen.
 
 Under ASGI, Django's handler sends `request_started` (its receivers are sync: `reset_queries`,
 `close_old_connections`) through one thread hop before the view, and closes the response (which
@@ -13,7 +13,17 @@ produced the final response (refused, cached, or run on the sync lane) the respo
 there too, before it is sent. Neither signal's receivers touch the response's bytes, and the
 request makes no database access outside that hop, so what they do is the same. Any request the
 admission does not reach (a 406, a 415, the IDE page) gets both signals in the close hop, in
-order. Every other request is handled exactly as by Django's handler.
+order.
+
+Every other request (a session's GraphQL request, the admin, the login page, static files)
+runs Django's middleware chain in sync mode, as under WSGI, in one hop with both signals: its
+`request_started`, the chain and the view, and the close of a final response. Under ASGI,
+Django runs a chain of sync-capable middlewares in async mode with a hop for each of their
+hooks, and WhiteNoise, which is sync only, switches back to the loop and to a thread again
+halfway (about a dozen hops for a plain view; the bench/realtime floor's request spent a
+quarter of the server's CPU there, session 10). An async view (the GraphQL view) is then run
+on the loop from that hop, as under WSGI. The chain is the one in `settings.MIDDLEWARE`, less
+its async-only members (BearerGraphQLLane, which only routes bearer requests, decided before).
 
 Each request's sync code runs in one thread of its own, as with Django's handler, but the thread
 is lent from a few kept ones instead of started for the request: Django's `__call__` enters a
@@ -36,14 +46,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core import signals
-from django.core.exceptions import RequestAborted
+from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.http import HttpRequest
+from django.core.handlers.base import BaseHandler
+from django.core.handlers.exception import convert_exception_to_response
+from django.http import FileResponse, HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
+from django.utils.module_loading import import_string
 
-from project.deferred_signals import CLOSED, begin_request, defer_request_started
+from project.deferred_signals import (
+    CLOSED,
+    begin_request,
+    close_final,
+    defer_request_started,
+)
 from schema.http import takes_bearer_lane
 
 
@@ -73,7 +92,45 @@ class _RequestThreads:
 _request_threads = _RequestThreads(keep=16)
 
 
+class SyncMiddlewareChain(BaseHandler):
+    """`settings.MIDDLEWARE` as Django's WSGI handler loads it (every middleware in sync mode),
+    without the async-only ones."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # Django's BaseHandler.load_middleware for is_async=False, where every middleware kept
+        # can run sync, so no adapting is needed.
+        if is_async:
+            raise ValueError("this chain is the sync one")
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
+        for path in reversed(settings.MIDDLEWARE):
+            middleware = import_string(path)
+            if not getattr(middleware, "sync_capable", True):
+                continue  # BearerGraphQLLane: its requests never reach this chain
+            try:
+                instance = middleware(handler)
+            except MiddlewareNotUsed:
+                continue
+            if instance is None:
+                raise ImproperlyConfigured(f"Middleware factory {path} returned None.")
+            if hasattr(instance, "process_view"):
+                self._view_middleware.insert(0, instance.process_view)
+            if hasattr(instance, "process_template_response"):
+                self._template_response_middleware.append(instance.process_template_response)
+            if hasattr(instance, "process_exception"):
+                self._exception_middleware.append(instance.process_exception)
+            handler = convert_exception_to_response(instance)
+        self._middleware_chain = handler
+
+
 class DepotASGIHandler(ASGIHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self._sync_chain = SyncMiddlewareChain()
+        self._sync_chain.load_middleware()
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
@@ -91,11 +148,12 @@ class DepotASGIHandler(ASGIHandler):
         except RequestAborted:
             return
         set_script_prefix(get_script_prefix(scope))
-        # Changed: the request is created first, so that a bearer GraphQL request can send
-        # request_started in its admission hop instead of in a hop of its own.
+        # Changed: the request is created first, so that it can send request_started in its
+        # first hop (the admission's, or the sync chain's) instead of in a hop of its own.
         request, error_response = self.create_request(scope, body_file)
-        if request is not None and takes_bearer_lane(request):
-            defer_request_started(request, sender=self.__class__, scope=scope)
+        if request is not None:
+            lane = takes_bearer_lane(request)
+            defer_request_started(request, sender=self.__class__, scope=scope, close_early=lane)
         else:
             await signals.request_started.asend(sender=self.__class__, scope=scope)
         if request is None:
@@ -106,7 +164,11 @@ class DepotASGIHandler(ASGIHandler):
             return
 
         async def process_request(request: HttpRequest, send: Any) -> HttpResponseBase:
-            response = await self.run_get_response(request)
+            # Changed: only a bearer GraphQL request takes the async chain.
+            if lane:
+                response = await self.run_get_response(request)
+            else:
+                response = await self.run_sync_chain(request)
             with contextlib.suppress(asyncio.CancelledError):  # the client went away
                 await self.send_response(response, send)
 
@@ -140,6 +202,21 @@ class DepotASGIHandler(ASGIHandler):
                 await sync_to_async(_close)(request, response)
 
         body_file.close()
+
+    async def run_sync_chain(self, request: HttpRequest) -> HttpResponseBase:
+        """The request's signal, the sync middleware chain, the view and the close of a final
+        response, in one hop (see the module's doc); else as run_get_response."""
+        response = await sync_to_async(self._respond_in_one_hop)(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        return response
+
+    def _respond_in_one_hop(self, request: HttpRequest) -> HttpResponseBase:
+        begin_request(request)
+        response = self._sync_chain.get_response(request)
+        close_final(response)  # after every middleware saw it (sessions save in theirs)
+        return response
 
 
 def _close(request: HttpRequest, response: HttpResponseBase) -> None:

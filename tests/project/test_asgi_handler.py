@@ -20,6 +20,8 @@ import pytest
 from asgiref import sync
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
 
@@ -189,17 +191,134 @@ def test_a_wrong_token_is_refused_in_the_admission_hop(record: Record) -> None:
     assert record.hops[:-1] == ["_admit_and_answer"]
 
 
-def test_other_requests_are_handled_as_by_django(record: Record) -> None:
+def test_a_sessions_graphql_request_runs_the_chain_in_one_hop_then_its_admission(
+    record: Record,
+) -> None:
     status, body = _serve(
         "/graphql/",
         {"query": "{ viewer { username } }"},
         {"content-type": "application/json", "accept": "application/json", "host": "testserver"},
     )
     assert (status, body) == (200, {"data": {"viewer": None}})
-    assert record.steps[0] == "started"
-    assert record.steps[-1] == "finished"
-    assert record.steps.count("started") == record.steps.count("finished") == 1
-    assert record.hops[0] == "Signal.asend.<locals>.sync_send"  # Django's own hop
+    assert record.steps == ["started", "admit", "finished"]
+    # The sync middleware chain with request_started, then the async view's admission from
+    # it: Django's handler made about a dozen (a hop per middleware hook, and two for the
+    # signals).
+    assert record.hops[:-1] == ["DepotASGIHandler._respond_in_one_hop", "_admit_and_answer"]
+
+
+def _raw(
+    method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One request of any kind through the handler: status, headers, content."""
+
+    async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        app = ApplicationCommunicator(DepotASGIHandler(), scope)
+        await app.send_input({"type": "http.request", "body": body})
+        start = await app.receive_output(10)
+        content = b""
+        while True:
+            part = await app.receive_output(10)
+            content += part.get("body", b"")
+            if not part.get("more_body"):
+                break
+        await app.wait(10)
+        return start["status"], start["headers"], content
+
+    try:
+        return asyncio.run(call())
+    finally:
+        asyncio.run(sync_to_async(close_db)())
+
+
+def _cookies(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    found = {}
+    for name, value in headers:
+        if name.lower() == b"set-cookie":
+            key, _, rest = value.decode().partition("=")
+            found[key] = rest.split(";")[0]
+    return found
+
+
+def test_a_login_runs_the_whole_chain_in_one_hop_and_saves_its_session_before_finishing(
+    record: Record, owner: Any
+) -> None:
+    """A plain sync view (the login page) through the sync middleware chain: one hop per
+    request, in which the middlewares' hooks still run (CSRF cookie and check, the session
+    saved) and the session is saved before request_finished releases the connection."""
+    real_save = SessionStore.save
+
+    def save(store: SessionStore, *args: Any, **kwargs: Any) -> None:
+        record.steps.append("session saved")
+        real_save(store, *args, **kwargs)
+
+    status, headers, _ = _raw("GET", "/login/", headers={"host": "testserver"})
+    assert status == 200
+    csrf = _cookies(headers)["csrftoken"]
+    assert (b"X-Frame-Options", b"DENY") in headers  # XFrameOptionsMiddleware's hook ran
+    assert record.steps == ["started", "finished"]
+    assert record.hops[:-1] == ["DepotASGIHandler._respond_in_one_hop"]
+    record.steps.clear()
+    record.hops.clear()
+
+    form = f"username={owner.username}&password=pw-for-tests&csrfmiddlewaretoken={csrf}"
+    with mock.patch.object(SessionStore, "save", save):
+        status, headers, _ = _raw(
+            "POST",
+            "/login/",
+            form.encode(),
+            {
+                "host": "testserver",
+                "content-type": "application/x-www-form-urlencoded",
+                "cookie": f"csrftoken={csrf}",
+            },
+        )
+    assert status == 302, "the login failed"
+    session_key = _cookies(headers)["sessionid"]
+    # login() saves the new session once and SessionMiddleware's hook again; both before the
+    # connection is released.
+    assert record.steps == ["started", "session saved", "session saved", "finished"]
+    assert record.hops[:-1] == ["DepotASGIHandler._respond_in_one_hop"]
+    assert Session.objects.filter(session_key=session_key).exists()
+
+    # Without the CSRF cookie the chain's CSRF check refuses, as under Django's handler.
+    status, _, _ = _raw(
+        "POST",
+        "/login/",
+        form.encode(),
+        {"host": "testserver", "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 403
+
+
+def test_the_sync_chain_is_settings_middleware_less_the_bearer_lane() -> None:
+    from django.conf import settings
+
+    chain = DepotASGIHandler()._sync_chain._middleware_chain
+    found = []
+    while chain is not None:
+        instance = getattr(chain, "__wrapped__", chain)
+        if not hasattr(instance, "get_response"):
+            break
+        found.append(f"{type(instance).__module__}.{type(instance).__qualname__}")
+        chain = instance.get_response
+    assert found == [
+        path for path in settings.MIDDLEWARE if path != "schema.http.BearerGraphQLLane"
+    ]
 
 
 def test_requests_reuse_threads_but_never_share_one_at_a_time(
