@@ -12,6 +12,17 @@ from django.test import Client
 
 from domain.accounts.models import Role, TokenScope, User, Workspace
 from domain.accounts.services import api_token_create, membership_add, workspace_create
+from tests import stray_connections
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _report_stray_connections(django_db_setup: None, django_db_blocker: Any) -> Any:
+    """Before the test database is dropped, name any thread that still holds a connection to
+    it (tests/stray_connections.py)."""
+    stray_connections.start()
+    yield
+    with django_db_blocker.unblock():
+        stray_connections.warn()
 
 
 @pytest.fixture

@@ -1,0 +1,74 @@
+"""A guard for the test database's teardown: which thread still held a database connection.
+
+Django drops the test database at the end of the run and cannot while another session uses it
+(pytest then warns that it "is being accessed by other users" and leaves the database behind).
+Connections are per thread: a thread of the test process that opened one and never gave it back
+(a request thread, asgiref's sync thread, a job's helper thread) is that session. This records,
+for every connection handed out, the thread and the stack that took it, and before the database
+is dropped names the ones whose Postgres session is still open.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+import warnings
+from typing import Any
+
+import psycopg
+from django.db import connection
+from django.db.backends.signals import connection_created
+
+_taken_by: dict[int, tuple[str, str]] = {}  # Postgres backend pid -> (thread, stack)
+
+
+def _record(sender: Any, connection: Any, **kwargs: Any) -> None:
+    if connection.vendor != "postgresql":
+        return
+    pid = connection.connection.info.backend_pid
+    # The frames that say who: ours and the tests', not Django's or the standard library's.
+    frames = [f for f in traceback.extract_stack()[:-2] if "/site-packages/" not in f.filename]
+    stack = "".join(traceback.format_list(frames[-8:]))
+    _taken_by[pid] = (threading.current_thread().name, stack)
+
+
+def start() -> None:
+    connection_created.connect(_record, dispatch_uid="tests-stray-connections")
+
+
+def report() -> list[str]:
+    """Describe the sessions on the test database that closing this thread's connection and
+    Django's pool leaves open (none: an empty list)."""
+    if connection.vendor != "postgresql":
+        return []
+    connection.close()
+    # The pool's idle connections are no stray ones (Django closes the pool before the drop).
+    connection.close_pool()  # type: ignore[attr-defined]
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        host=settings["HOST"],
+        port=settings["PORT"] or None,
+        autocommit=True,
+    ) as own:
+        others = own.execute(
+            "SELECT pid, state, left(query, 200) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    alive = {t.name for t in threading.enumerate()}
+    lines = []
+    for pid, state, query in others:
+        thread, stack = _taken_by.get(pid, ("(not taken through Django)", ""))
+        lines.append(
+            f"session {pid} ({state}, last query {query!r}) was taken by thread {thread} "
+            f"(alive: {thread in alive}):\n{stack}"
+        )
+    return lines
+
+
+def warn() -> None:
+    """A warning per stray session (pytest shows it in the run's warnings summary)."""
+    for line in report():
+        warnings.warn(f"a database session outlived the tests: {line}", stacklevel=1)
