@@ -61,8 +61,10 @@ def _claim_in_transaction(job_id: int) -> tuple[Job, str] | None:
 def _take(job_id: int, token: str, now: datetime) -> Job | None:
     """Take the job in the caller's transaction (one round trip)."""
     sql, params = transitions.take_sql(token, now, job_id)
-    taken = list(Job.objects.raw(sql, params))
-    return taken[0] if taken else None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else transitions.job_from_row(row)
 
 
 def _finish(

@@ -16,6 +16,7 @@ to the general way in a transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -51,18 +52,26 @@ def value(name: str, raw: Any) -> Any:
 
 def take_sql(token: str, now: datetime, job_id: int, extra_condition: str = "") -> tuple[str, list]:
     """The conditional UPDATE that takes the job, returning the whole row as it is now."""
+    return _take_sql_text(extra_condition), _take_params(token, now, job_id)
+
+
+@functools.cache
+def _take_sql_text(extra_condition: str) -> str:
+    # Only names of ours (Postgres and SQLite quote them alike): the same text for a process.
     quote = connection.ops.quote_name
-    returning = ", ".join(quote(str(f.column)) for f in Job._meta.concrete_fields)
     state, expires = column("state"), column("lease_expires_at")
-    sql = (
+    return (
         f"UPDATE {quote(Job._meta.db_table)} SET {state} = %s, "  # noqa: S608 (our names)
         f"{column('lease_token')} = %s, {expires} = %s, "
         f"{column('attempts')} = {column('attempts')} + 1, {column('started_at')} = %s, "
         f"{column('updated_at')} = %s "
         f"WHERE {column('id')} = %s AND ({state} = %s OR ({state} = %s AND {expires} < %s))"
-        f"{extra_condition} RETURNING {returning}"
+        f"{extra_condition} RETURNING {', '.join(column(f.name) for f in _job_fields())}"
     )
-    params = [
+
+
+def _take_params(token: str, now: datetime, job_id: int) -> list[Any]:
+    return [
         JobState.RUNNING.value,
         token,
         value("lease_expires_at", now + lease_duration()),
@@ -73,7 +82,30 @@ def take_sql(token: str, now: datetime, job_id: int, extra_condition: str = "") 
         JobState.RUNNING.value,
         value("lease_expires_at", now),
     ]
-    return sql, params
+
+
+def _job_fields() -> list[Field[Any, Any]]:
+    return list(Job._meta.concrete_fields)
+
+
+@functools.cache
+def _job_converters(vendor: str) -> list[tuple[int, tuple[list[Any], Any]]]:
+    """Per column of a Job row as _take_sql_text returns it, Django's converters for the
+    database (the JSON fields arrive as text), as the ORM's compiler would apply them."""
+    columns = [field.get_col(Job._meta.db_table) for field in _job_fields()]
+    compiler = Job.objects.none().query.get_compiler(connection=connection)
+    return list(compiler.get_converters(columns).items())
+
+
+def job_from_row(row: tuple[Any, ...]) -> Job:
+    """A Job from the first columns of `row` (what _take_sql_text returns), without building a
+    RawQuerySet for one row on every claim."""
+    fields = _job_fields()
+    values = list(row[: len(fields)])
+    for position, (converters, expression) in _job_converters(connection.vendor):
+        for convert in converters:
+            values[position] = convert(values[position], expression, connection)
+    return Job.from_db(connection.alias, [field.attname for field in fields], values)
 
 
 def one_statement_possible() -> bool:
@@ -147,57 +179,67 @@ def _counter_and_event_sql(source: str, type_sql: str, payload_sql: str) -> str:
     )
 
 
-def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
-    now = timezone.now()
-    token = uuid.uuid4().hex
+@functools.cache
+def _claim_sql() -> str:
     # Only the plain case: no cancel pending, an attempt left (else the general way).
     guard = (
         f" AND NOT {column('cancel_requested')} AND {column('attempts')} < {column('max_attempts')}"
     )
-    take, params = take_sql(token, now, job_id, guard)
     # job.started's payload is job_event_payload(job, attempt=...): what the row decides (kind,
-    # attempts) is merged in SQL; the Python side below builds the same dict to publish.
-    base = {"jobId": global_id("Job", job_id), "state": JobState.RUNNING.value}
-    sql = (
-        f"WITH j AS ({take}), "  # noqa: S608 (our names)
+    # attempts) is merged in SQL; the Python side builds the same dict to publish.
+    return (
+        f"WITH j AS ({_take_sql_text(guard)}), "  # noqa: S608 (our names)
         + _counter_and_event_sql(
             "j", "%s", "%s::jsonb || jsonb_build_object('kind', j.kind, 'attempt', j.attempts)"
         )
-        + " SELECT j.*, e.id AS event_id, e.sequence AS event_sequence FROM j CROSS JOIN e"
+        + " SELECT j.*, e.id, e.sequence FROM j CROSS JOIN e"
     )
-    params += ["job.started", json.dumps(base), now]
-    taken = list(Job.objects.raw(sql, params))
-    if not taken:
+
+
+def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    base = {"jobId": global_id("Job", job_id), "state": JobState.RUNNING.value}
+    params = [*_take_params(token, now, job_id), "job.started", json.dumps(base), now]
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    job = taken[0]
+    job = job_from_row(row)
+    event_id, sequence = row[-2:]
     record_job_event_committed(
         job,
         "job.started",
-        event_id=job.event_id,  # type: ignore[attr-defined]
-        sequence=job.event_sequence,  # type: ignore[attr-defined]
+        event_id=event_id,
+        sequence=sequence,
         created_at=now,
         attempt=job.attempts,
     )
     return job, token
 
 
-def finish_in_one_statement(
-    job: Job, token: str, changes: dict[str, Any], type: str, payload: dict[str, Any]
-) -> bool:
-    quote = connection.ops.quote_name
-    now = changes["updated_at"]
-    assignments = ", ".join(f"{column(name)} = %s" for name in changes)
-    values = [value(name, raw) for name, raw in changes.items()]
+@functools.cache
+def _finish_sql(changed: tuple[str, ...]) -> str:
+    """The finish's statement for these changed fields (a few sets of them, for a process)."""
+    assignments = ", ".join(f"{column(name)} = %s" for name in changed)
     update = (
-        f"UPDATE {quote(Job._meta.db_table)} SET {assignments} "  # noqa: S608 (our names)
-        f"WHERE {column('id')} = %s AND {column('state')} = %s "
+        f"UPDATE {connection.ops.quote_name(Job._meta.db_table)} "  # noqa: S608 (our names)
+        f"SET {assignments} WHERE {column('id')} = %s AND {column('state')} = %s "
         f"AND {column('lease_token')} = %s RETURNING {column('workspace')}"
     )
-    sql = (
+    return (
         f"WITH j AS ({update}), "  # noqa: S608 (our names)
         + _counter_and_event_sql("j", "%s", "%s")
         + " SELECT e.id, e.sequence FROM e"
     )
+
+
+def finish_in_one_statement(
+    job: Job, token: str, changes: dict[str, Any], type: str, payload: dict[str, Any]
+) -> bool:
+    now = changes["updated_at"]
+    values = [value(name, raw) for name, raw in changes.items()]
     params = [
         *values,
         job.pk,
@@ -208,7 +250,7 @@ def finish_in_one_statement(
         now,
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_finish_sql(tuple(changes)), params)
         row = cursor.fetchone()
     if row is None:
         return False

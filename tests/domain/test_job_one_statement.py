@@ -119,6 +119,32 @@ def test_it_writes_and_publishes_what_the_general_way_does(workspace: Workspace)
     assert sorted(m["sequence"] for m in published) == ran
 
 
+def test_the_claimed_job_is_the_row_as_the_orm_reads_it(workspace: Workspace) -> None:
+    """The claim builds its Job from the statement's row with Django's converters (JSON comes
+    back as text), both ways."""
+    with mock.patch("domain.jobs.dispatch.send"):
+        fast, general = (
+            job_create(
+                workspace_id=workspace.pk,
+                kind="test.one_statement.ok",
+                parameters={"size": [1, 2], "name": "ü"},
+                created_by_id=None,
+            )
+            for _ in range(2)
+        )
+    claimed = transitions.claim_in_one_statement(fast.pk)
+    with transaction.atomic():
+        claimed_generally = runner.claim(general.pk)
+    assert claimed is not None
+    assert claimed_generally is not None
+    for job, _token in (claimed, claimed_generally):
+        read = Job.objects.get(pk=job.pk)
+        fields = [field.attname for field in Job._meta.concrete_fields]
+        assert {f: getattr(job, f) for f in fields} == {f: getattr(read, f) for f in fields}
+        assert job.parameters == {"size": [1, 2], "name": "ü"}
+        assert job._state.adding is False
+
+
 def _created_generally(workspace: Workspace) -> Job:
     with (
         mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
