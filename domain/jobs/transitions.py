@@ -122,8 +122,7 @@ def create_with_queued_event(job: Job) -> tuple[int, int] | None:
     """INSERT the new job and its job.queued event (the workspace's next sequence) in one
     statement; sets the job's pk and returns the event's id and sequence.
 
-    The payload is job_event_payload(job) built in SQL from the new row: `jobId` is the global
-    id, base64 of "Job:<pk>" (short enough that Postgres' encoder adds no line break).
+    The payload is job_event_payload(job) built in SQL from the new row (_JOB_PAYLOAD_SQL).
 
     A job with an idempotency key is inserted unless its workspace already has that key (the
     partial unique constraint, as ON CONFLICT's target): then nothing is written, no sequence
@@ -142,13 +141,9 @@ def create_with_queued_event(job: Job) -> tuple[int, int] | None:
             f" ON CONFLICT ({column('workspace')}, {key}) WHERE {key} IS NOT NULL DO NOTHING"
         )
     returned = ", ".join(column(name) for name in ("id", "workspace", "kind", "state"))
-    payload_sql = (
-        "jsonb_build_object('jobId', encode(convert_to('Job:' || j.id, 'UTF8'), 'base64'), "
-        "'kind', j.kind, 'state', j.state)"
-    )
     sql = (
         f"WITH j AS ({insert_sql} RETURNING {returned}), "  # noqa: S608 (our names)
-        + _counter_and_event_sql("j", "%s", payload_sql)
+        + _counter_and_event_sql("j", "%s", _JOB_PAYLOAD_SQL)
         + " SELECT j.id, e.id, e.sequence FROM j CROSS JOIN e"
     )
     with connection.cursor() as cursor:
@@ -161,6 +156,14 @@ def create_with_queued_event(job: Job) -> tuple[int, int] | None:
     job._state.adding = False
     job._state.db = connection.alias
     return event_id, sequence
+
+
+# job_event_payload(j) in SQL, for a CTE `j` with the job's id, kind and state. `jobId` is the
+# global id, base64 of "Job:<pk>" (short enough that Postgres' encoder adds no line break).
+_JOB_PAYLOAD_SQL = (
+    "jsonb_build_object('jobId', encode(convert_to('Job:' || j.id, 'UTF8'), 'base64'), "
+    "'kind', j.kind, 'state', j.state)"
+)
 
 
 def _counter_and_event_sql(source: str, type_sql: str, payload_sql: str) -> str:
@@ -217,6 +220,67 @@ def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
         attempt=job.attempts,
     )
     return job, token
+
+
+@functools.cache
+def _retry_sql() -> str:
+    table = connection.ops.quote_name(Job._meta.db_table)
+    state = column("state")
+    reset = ", ".join(
+        f"{column(name)} = %s"
+        for name in (
+            "state",
+            "error",
+            "result",
+            "cancel_requested",
+            "attempts",
+            "progress_done",
+            "progress_total",
+            "progress_stage",
+            "finished_at",
+            "dispatched_at",
+            "updated_at",
+        )
+    )
+    returning = ", ".join(column(field.name) for field in _job_fields())
+    return (
+        f"WITH j AS (UPDATE {table} SET {reset} "  # noqa: S608 (our names)
+        f"WHERE {column('id')} = %s AND {state} IN (%s, %s) RETURNING {returning}), "
+        + _counter_and_event_sql("j", "%s", _JOB_PAYLOAD_SQL)
+        + " SELECT j.*, e.id, e.sequence FROM j CROSS JOIN e"
+    )
+
+
+def retry_in_one_statement(job_id: int) -> tuple[Job, int, int] | None:
+    """Put a failed or cancelled job back in the queue with its job.retried event (as
+    domain.jobs.services.job_retry does), in one statement. None if the job is in another state
+    (nothing is written). Returns the job as it now is, and the event's id and sequence."""
+    now = timezone.now()
+    params = [
+        JobState.QUEUED.value,
+        None,
+        None,
+        False,
+        0,
+        0,
+        None,
+        "",
+        None,
+        value("dispatched_at", now),
+        value("updated_at", now),
+        job_id,
+        JobState.FAILED.value,
+        JobState.CANCELLED.value,
+        "job.retried",
+        value("updated_at", now),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_retry_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    event_id, sequence = row[-2:]
+    return job_from_row(row), event_id, sequence
 
 
 @functools.cache

@@ -17,15 +17,18 @@ from unittest import mock
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from domain.accounts.actor import Actor
 from domain.accounts.models import Workspace
+from domain.common.errors import InvalidState
 from domain.common.ids import global_id
 from domain.jobs import events, registry, runner, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
 from domain.jobs.models import Event, EventCounter, Job, JobState, Lane
-from domain.jobs.services import job_create
+from domain.jobs.services import job_create, job_retry
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -230,6 +233,59 @@ def test_a_failure_keeps_its_code(workspace: Workspace) -> None:
     assert job.error == {"code": "NOT_TODAY", "message": "Not today."}
     last = _events(workspace)[-1]
     assert (last.type, last.payload["error"]["code"]) == ("job.failed", "NOT_TODAY")
+
+
+def test_a_retry_is_one_statement_and_writes_and_publishes_what_the_general_way_does(
+    workspace: Workspace, owner: Any
+) -> None:
+    failed = [_job(workspace, kind="test.one_statement.fails") for _ in range(2)]
+    for job in failed:
+        runner.execute(job.pk)
+    actor = Actor(user=owner)
+    actor.permissions  # noqa: B018 (read before counting, as a request's admission does)
+    published: list[dict[str, Any]] = []
+    with (
+        mock.patch("domain.jobs.dispatch.send") as send,
+        mock.patch("realtime.publish.publish_events", side_effect=published.extend),
+        mock.patch.object(
+            transitions, "retry_in_one_statement", wraps=transitions.retry_in_one_statement
+        ) as one,
+        CaptureQueriesContext(connection) as queries,
+    ):
+        fast = job_retry(job=failed[0], actor=actor)
+    assert one.call_count == 1
+    assert len(queries) == 1  # no BEGIN, locking read, event statement or COMMIT of their own
+    with (
+        mock.patch("domain.jobs.dispatch.send"),
+        mock.patch("realtime.publish.publish_events"),
+        mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
+    ):
+        general = job_retry(job=failed[1], actor=actor)
+    every = [field.attname for field in Job._meta.concrete_fields]
+    for job in (fast, general):  # what the service returns is the row as it now is
+        read = Job.objects.get(pk=job.pk)
+        assert {f: getattr(job, f) for f in every} == {f: getattr(read, f) for f in every}
+    reset = ["state", "error", "result", "cancel_requested", "attempts", "progress_done"]
+    reset += ["progress_total", "progress_stage", "finished_at", "lease_token", "lease_expires_at"]
+    assert {f: getattr(fast, f) for f in reset} == {f: getattr(general, f) for f in reset}
+    assert fast.state == JobState.QUEUED
+    send.assert_called_once_with(fast.pk, fast.lane)
+    retried = [e for e in _events(workspace) if e.type == "job.retried"]
+    assert [e.payload for e in retried] == [
+        {"jobId": global_id("Job", job.pk), "kind": job.kind, "state": "QUEUED"}
+        for job in (fast, general)
+    ]
+    assert [(m["event_type"], m["sequence"], m["payload"]) for m in published] == [
+        ("job.retried", retried[0].sequence, retried[0].payload)
+    ]
+
+
+def test_a_job_that_cannot_be_retried_writes_nothing(workspace: Workspace, owner: Any) -> None:
+    job = _job(workspace)
+    before = (_events(workspace), Job.objects.get(pk=job.pk).updated_at)
+    with pytest.raises(InvalidState, match="Only a failed or cancelled job"):
+        job_retry(job=job, actor=Actor(user=owner))
+    assert (_events(workspace), Job.objects.get(pk=job.pk).updated_at) == before
 
 
 def test_nothing_is_written_when_the_job_is_not_ours(workspace: Workspace) -> None:
