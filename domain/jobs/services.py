@@ -114,10 +114,24 @@ def _same_request(job: Job, kind: str, parameters: dict[str, Any]) -> Job:
     return job
 
 
-@transaction.atomic
 def job_cancel(*, job: Job, actor: Actor) -> Job:
     """Cancel at once if queued; ask the handler to stop if running."""
     require_permission(actor=actor, workspace_id=job.workspace_id, needed=Permission.WRITE)
+    if transitions.create_in_one_statement_possible():
+        # One statement, as for a retry; a finished job, or a cancel already pending, falls
+        # through to the way below.
+        cancelled = transitions.cancel_in_one_statement(job.pk)
+        if cancelled is not None:
+            job, type, event_id, sequence = cancelled
+            transitions.record_job_event_committed(
+                job, type, event_id=event_id, sequence=sequence, created_at=job.updated_at
+            )
+            return job
+    return _job_cancel_generally(job)
+
+
+@transaction.atomic
+def _job_cancel_generally(job: Job) -> Job:
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.is_final:
         raise InvalidState(f"The job is already {job.state.lower()}.")

@@ -284,6 +284,52 @@ def retry_in_one_statement(job_id: int) -> tuple[Job, int, int] | None:
 
 
 @functools.cache
+def _cancel_sql() -> str:
+    table = connection.ops.quote_name(Job._meta.db_table)
+    state, requested, finished = column("state"), column("cancel_requested"), column("finished_at")
+    queued = f"{state} = %s"
+    returning = ", ".join(column(field.name) for field in _job_fields())
+    # In SET, the columns are the row before the change; in RETURNING (j), after it.
+    return (
+        f"WITH j AS (UPDATE {table} SET "  # noqa: S608 (our names)
+        f"{state} = CASE WHEN {queued} THEN %s ELSE {state} END, "
+        f"{finished} = CASE WHEN {queued} THEN %s ELSE {finished} END, "
+        f"{requested} = CASE WHEN {queued} THEN {requested} ELSE TRUE END, "
+        f"{column('updated_at')} = %s "
+        f"WHERE {column('id')} = %s AND ({queued} OR ({state} = %s AND NOT {requested})) "
+        f"RETURNING {returning}), "
+        + _counter_and_event_sql(
+            "j", f"CASE WHEN j.{state} = %s THEN %s ELSE %s END", _JOB_PAYLOAD_SQL
+        )
+        + " SELECT j.*, e.id, e.sequence FROM j CROSS JOIN e"
+    )
+
+
+def cancel_in_one_statement(job_id: int) -> tuple[Job, str, int, int] | None:
+    """What domain.jobs.services.job_cancel does to a queued job (cancelled at once) or a
+    running one with no cancel pending yet (cancel requested), with its event, in one
+    statement. None in any other state (nothing is written). Returns the job as it now is, and
+    the event's type, id and sequence."""
+    now = value("updated_at", timezone.now())
+    queued, running, cancelled = (
+        JobState.QUEUED.value,
+        JobState.RUNNING.value,
+        JobState.CANCELLED.value,
+    )
+    params = [queued, cancelled, queued, now, queued, now, job_id, queued, running]  # in order
+    params += [cancelled, "job.cancelled", "job.cancel_requested", now]
+    with connection.cursor() as cursor:
+        cursor.execute(_cancel_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    job = job_from_row(row)
+    type = "job.cancelled" if job.state == JobState.CANCELLED else "job.cancel_requested"
+    event_id, sequence = row[-2:]
+    return job, type, event_id, sequence
+
+
+@functools.cache
 def _finish_sql(changed: tuple[str, ...]) -> str:
     """The finish's statement for these changed fields (a few sets of them, for a process)."""
     assignments = ", ".join(f"{column(name)} = %s" for name in changed)

@@ -28,7 +28,7 @@ from domain.jobs import events, registry, runner, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
 from domain.jobs.models import Event, EventCounter, Job, JobState, Lane
-from domain.jobs.services import job_create, job_retry
+from domain.jobs.services import job_cancel, job_create, job_retry
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -286,6 +286,54 @@ def test_a_job_that_cannot_be_retried_writes_nothing(workspace: Workspace, owner
     with pytest.raises(InvalidState, match="Only a failed or cancelled job"):
         job_retry(job=job, actor=Actor(user=owner))
     assert (_events(workspace), Job.objects.get(pk=job.pk).updated_at) == before
+
+
+def test_a_cancel_is_one_statement_and_writes_and_publishes_what_the_general_way_does(
+    workspace: Workspace, owner: Any
+) -> None:
+    """A queued job is cancelled at once, a running one gets its cancel requested; both ways
+    leave the same row and event; a second cancel of the running one writes nothing."""
+    actor = Actor(user=owner)
+    actor.permissions  # noqa: B018 (read before counting, as a request's admission does)
+    jobs = {way: (_job(workspace), _job(workspace)) for way in ("fast", "general")}
+    for _queued, running in jobs.values():
+        assert runner.claim(running.pk) is not None
+    published: list[dict[str, Any]] = []
+    results = {}
+    with (
+        mock.patch("realtime.publish.publish_events", side_effect=published.extend),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        results["fast"] = [job_cancel(job=job, actor=actor) for job in jobs["fast"]]
+    assert len(queries) == 2  # a statement each
+    with (
+        mock.patch("realtime.publish.publish_events"),
+        mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
+    ):
+        results["general"] = [job_cancel(job=job, actor=actor) for job in jobs["general"]]
+    every = [field.attname for field in Job._meta.concrete_fields]
+    changed = ["state", "cancel_requested", "attempts", "progress_done"]
+    for way, (queued, running) in results.items():
+        for job in (queued, running):  # what the service returns is the row as it now is
+            read = Job.objects.get(pk=job.pk)
+            assert {f: getattr(job, f) for f in every} == {f: getattr(read, f) for f in every}
+        assert (queued.state, queued.finished_at is not None) == (JobState.CANCELLED, True)
+        assert (running.state, running.cancel_requested) == (JobState.RUNNING, True), way
+    for fast, general in zip(results["fast"], results["general"], strict=True):
+        assert {f: getattr(fast, f) for f in changed} == {f: getattr(general, f) for f in changed}
+    ends = [
+        (e.type, e.payload["state"])
+        for e in _events(workspace)
+        if e.type in ("job.cancelled", "job.cancel_requested")
+    ]
+    assert ends == [("job.cancelled", "CANCELLED"), ("job.cancel_requested", "RUNNING")] * 2
+    assert [m["event_type"] for m in published] == ["job.cancelled", "job.cancel_requested"]
+    events_before = len(_events(workspace))
+    again = job_cancel(job=results["fast"][1], actor=actor)  # already requested: no change
+    assert again.cancel_requested
+    assert len(_events(workspace)) == events_before
+    with pytest.raises(InvalidState, match="already cancelled"):
+        job_cancel(job=results["fast"][0], actor=actor)
 
 
 def test_nothing_is_written_when_the_job_is_not_ours(workspace: Workspace) -> None:
