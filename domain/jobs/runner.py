@@ -133,14 +133,21 @@ class _LeaseRenewer:
         self._lock = threading.Condition()
         self._held: dict[int, tuple[JobContext, float]] = {}  # id(context) -> (context, due)
         self._thread: threading.Thread | None = None
+        # When the thread wakes next: None if it waits for a job, 0 while it is awake.
+        self._wakes_at: float | None = 0.0
 
     def hold(self, context: JobContext) -> None:
         with self._lock:
-            self._held[id(context)] = (context, time.monotonic() + _renew_every())
+            due = time.monotonic() + _renew_every()
+            self._held[id(context)] = (context, due)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
                 self._thread.start()
-            self._lock.notify()
+            elif self._wakes_at is None or due < self._wakes_at:
+                # Only when it would wake too late: one job after another, each due later
+                # than the one before, the thread is not woken (a thread switch, on a no-op
+                # job's few milliseconds) per job.
+                self._lock.notify()
 
     def release(self, context: JobContext) -> None:
         with self._lock:
@@ -156,7 +163,9 @@ class _LeaseRenewer:
                         self._held[id(context)] = (context, now + _renew_every())
                     return due
                 soonest = min((at for _, at in self._held.values()), default=None)
+                self._wakes_at = soonest
                 self._lock.wait(None if soonest is None else soonest - now)
+                self._wakes_at = 0.0
 
     def _still_held(self, context: JobContext) -> bool:
         with self._lock:

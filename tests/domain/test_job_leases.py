@@ -93,3 +93,41 @@ def test_lease_lost_is_what_the_handler_sees() -> None:
     context.lease_lost = True
     with pytest.raises(LeaseLost):
         context.check_cancelled()
+
+
+def test_the_renewer_is_woken_only_when_a_job_is_due_before_it_wakes(settings: Any) -> None:
+    """One job after another: the renewer thread is not woken for each (a thread switch on
+    every short job); it is for the first job, and for one due sooner than it would wake."""
+    settings.DEPOT_JOB_LEASE_SECONDS = 30  # renewals every 10 s: none during this test
+    renewer = runner._LeaseRenewer()
+    notified = []
+    real_notify = renewer._lock.notify
+
+    def notify(n: int = 1) -> None:
+        notified.append(n)
+        real_notify(n)
+
+    renewer._lock.notify = notify  # type: ignore[method-assign]
+
+    def waiting_until() -> float | None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the thread goes back to waiting
+            with renewer._lock:
+                if renewer._wakes_at != 0.0:
+                    return renewer._wakes_at
+            time.sleep(0.001)
+        raise AssertionError("the renewer never went back to waiting")
+
+    contexts = [JobContext(job=Job(pk=n), lease_token="t") for n in range(5)]
+    renewer.hold(contexts[0])  # starts the thread
+    assert waiting_until() is not None
+    for context in contexts[1:]:  # each due later than the first: nobody wakes the thread
+        renewer.hold(context)
+        renewer.release(context)
+    assert notified == []
+    renewer.release(contexts[0])
+    with renewer._lock:  # as if it waited for the first job's renewal only now
+        renewer._wakes_at = time.monotonic() + 60
+    renewer.hold(contexts[1])  # due in 10 s, before it would wake: woken
+    assert notified == [1]
+    renewer.release(contexts[1])
