@@ -15,7 +15,7 @@ from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
 from domain.common.errors import InvalidState
-from domain.jobs import dispatch, events, registry, transitions
+from domain.jobs import dispatch, events, registry, selectors, transitions
 from domain.jobs.errors import IdempotencyConflict
 from domain.jobs.idempotency import idempotency_keys_prune
 from domain.jobs.models import Event, EventCounter, Job, JobState
@@ -114,19 +114,22 @@ def _same_request(job: Job, kind: str, parameters: dict[str, Any]) -> Job:
     return job
 
 
-def job_cancel(*, job: Job, actor: Actor) -> Job:
+def job_cancel(*, job_id: int, actor: Actor) -> Job:
     """Cancel at once if queued; ask the handler to stop if running."""
-    require_permission(actor=actor, workspace_id=job.workspace_id, needed=Permission.WRITE)
     if transitions.create_in_one_statement_possible():
-        # One statement, as for a retry; a finished job, or a cancel already pending, falls
-        # through to the way below.
-        cancelled = transitions.cancel_in_one_statement(job.pk)
+        # One statement, as for a retry. A job the caller may not change, a finished one, or
+        # one with a cancel already pending falls through to the way below, which says why.
+        cancelled = transitions.cancel_in_one_statement(
+            job_id, workspace_ids=actor.workspace_ids(Permission.WRITE)
+        )
         if cancelled is not None:
             job, type, event_id, sequence = cancelled
             transitions.record_job_event_committed(
                 job, type, event_id=event_id, sequence=sequence, created_at=job.updated_at
             )
             return job
+    job = selectors.job_get_for(actor=actor, job_id=job_id)
+    require_permission(actor=actor, workspace_id=job.workspace_id, needed=Permission.WRITE)
     return _job_cancel_generally(job)
 
 
@@ -147,14 +150,15 @@ def _job_cancel_generally(job: Job) -> Job:
     return job
 
 
-def job_retry(*, job: Job, actor: Actor) -> Job:
+def job_retry(*, job_id: int, actor: Actor) -> Job:
     """Run a failed or cancelled job again, as the same job, from the start."""
-    require_permission(actor=actor, workspace_id=job.workspace_id, needed=Permission.WRITE)
     if transitions.create_in_one_statement_possible():
-        # One statement (the row's reset and job.retried) instead of BEGIN, a locking read, the
-        # UPDATE, the event and COMMIT; a job in another state falls through to the way below,
-        # which says why it cannot be retried.
-        retried = transitions.retry_in_one_statement(job.pk)
+        # One statement (the row's reset and job.retried, for a job in a workspace the caller
+        # may change) instead of the job's lookup, BEGIN, a locking read, the UPDATE, the event
+        # and COMMIT. Anything else falls through to the way below, which says why not.
+        retried = transitions.retry_in_one_statement(
+            job_id, workspace_ids=actor.workspace_ids(Permission.WRITE)
+        )
         if retried is not None:
             job, event_id, sequence = retried
             dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see job_create
@@ -162,6 +166,8 @@ def job_retry(*, job: Job, actor: Actor) -> Job:
                 job, "job.retried", event_id=event_id, sequence=sequence, created_at=job.updated_at
             )
             return job
+    job = selectors.job_get_for(actor=actor, job_id=job_id)
+    require_permission(actor=actor, workspace_id=job.workspace_id, needed=Permission.WRITE)
     return _job_retry_generally(job)
 
 

@@ -245,16 +245,18 @@ def _retry_sql() -> str:
     returning = ", ".join(column(field.name) for field in _job_fields())
     return (
         f"WITH j AS (UPDATE {table} SET {reset} "  # noqa: S608 (our names)
-        f"WHERE {column('id')} = %s AND {state} IN (%s, %s) RETURNING {returning}), "
+        f"WHERE {column('id')} = %s AND {column('workspace')} = ANY(%s) "
+        f"AND {state} IN (%s, %s) RETURNING {returning}), "
         + _counter_and_event_sql("j", "%s", _JOB_PAYLOAD_SQL)
         + " SELECT j.*, e.id, e.sequence FROM j CROSS JOIN e"
     )
 
 
-def retry_in_one_statement(job_id: int) -> tuple[Job, int, int] | None:
-    """Put a failed or cancelled job back in the queue with its job.retried event (as
-    domain.jobs.services.job_retry does), in one statement. None if the job is in another state
-    (nothing is written). Returns the job as it now is, and the event's id and sequence."""
+def retry_in_one_statement(job_id: int, *, workspace_ids: list[int]) -> tuple[Job, int, int] | None:
+    """Put a failed or cancelled job of one of the workspaces back in the queue with its
+    job.retried event (as domain.jobs.services.job_retry does), in one statement. None if there
+    is no such job in such a state (nothing is written). Returns the job as it now is, and the
+    event's id and sequence."""
     now = timezone.now()
     params = [
         JobState.QUEUED.value,
@@ -269,6 +271,7 @@ def retry_in_one_statement(job_id: int) -> tuple[Job, int, int] | None:
         value("dispatched_at", now),
         value("updated_at", now),
         job_id,
+        workspace_ids,
         JobState.FAILED.value,
         JobState.CANCELLED.value,
         "job.retried",
@@ -296,7 +299,8 @@ def _cancel_sql() -> str:
         f"{finished} = CASE WHEN {queued} THEN %s ELSE {finished} END, "
         f"{requested} = CASE WHEN {queued} THEN {requested} ELSE TRUE END, "
         f"{column('updated_at')} = %s "
-        f"WHERE {column('id')} = %s AND ({queued} OR ({state} = %s AND NOT {requested})) "
+        f"WHERE {column('id')} = %s AND {column('workspace')} = ANY(%s) "
+        f"AND ({queued} OR ({state} = %s AND NOT {requested})) "
         f"RETURNING {returning}), "
         + _counter_and_event_sql(
             "j", f"CASE WHEN j.{state} = %s THEN %s ELSE %s END", _JOB_PAYLOAD_SQL
@@ -305,18 +309,20 @@ def _cancel_sql() -> str:
     )
 
 
-def cancel_in_one_statement(job_id: int) -> tuple[Job, str, int, int] | None:
+def cancel_in_one_statement(
+    job_id: int, *, workspace_ids: list[int]
+) -> tuple[Job, str, int, int] | None:
     """What domain.jobs.services.job_cancel does to a queued job (cancelled at once) or a
-    running one with no cancel pending yet (cancel requested), with its event, in one
-    statement. None in any other state (nothing is written). Returns the job as it now is, and
-    the event's type, id and sequence."""
+    running one with no cancel pending yet (cancel requested) of one of the workspaces, with
+    its event, in one statement. None if there is no such job (nothing is written). Returns the
+    job as it now is, and the event's type, id and sequence."""
     now = value("updated_at", timezone.now())
     queued, running, cancelled = (
         JobState.QUEUED.value,
         JobState.RUNNING.value,
         JobState.CANCELLED.value,
     )
-    params = [queued, cancelled, queued, now, queued, now, job_id, queued, running]  # in order
+    params = [queued, cancelled, queued, now, queued, now, job_id, workspace_ids, queued, running]
     params += [cancelled, "job.cancelled", "job.cancel_requested", now]
     with connection.cursor() as cursor:
         cursor.execute(_cancel_sql(), params)

@@ -41,7 +41,7 @@ class JobMutations:
     @either_mode
     def job_cancel(self, info: Info, id: relay.GlobalID) -> JobPayload:
         def call() -> Job:
-            return services.job_cancel(job=_job(info, id), actor=actor_of(info))
+            return services.job_cancel(job_id=decode_id(id, "Job"), actor=actor_of(info))
 
         job, errors = attempt(info, call)
         return JobPayload(job=job, errors=errors)  # type: ignore[arg-type]
@@ -55,7 +55,7 @@ class JobMutations:
         self, info: Info, id: relay.GlobalID, idempotency_key: str | None = None
     ) -> JobPayload:
         def call() -> Job:
-            return services.job_retry(job=_job(info, id), actor=actor_of(info))
+            return services.job_retry(job_id=decode_id(id, "Job"), actor=actor_of(info))
 
         once = job_once(info, "jobRetry", idempotency_key, {"id": str(id)}, id)
         job, errors = attempt_once(info, once, call)

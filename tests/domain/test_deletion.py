@@ -111,7 +111,7 @@ def test_a_cancelled_collection_deletion_leaves_the_rest_as_it_was_and_a_retry_f
     assert len(storage.list_keys(prefix)) == 4  # two assets, an original and a rendition each
 
     with mock.patch("domain.jobs.dispatch.send"):
-        job_retry(job=job, actor=Actor(user=owner))
+        job_retry(job_id=job.pk, actor=Actor(user=owner))
     runner.execute(job.pk)
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED

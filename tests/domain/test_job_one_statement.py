@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from domain.accounts.actor import Actor
 from domain.accounts.models import Workspace
-from domain.common.errors import InvalidState
+from domain.common.errors import Forbidden, InvalidState, NotFound
 from domain.common.ids import global_id
 from domain.jobs import events, registry, runner, transitions
 from domain.jobs.context import JobContext
@@ -252,7 +252,7 @@ def test_a_retry_is_one_statement_and_writes_and_publishes_what_the_general_way_
         ) as one,
         CaptureQueriesContext(connection) as queries,
     ):
-        fast = job_retry(job=failed[0], actor=actor)
+        fast = job_retry(job_id=failed[0].pk, actor=actor)
     assert one.call_count == 1
     assert len(queries) == 1  # no BEGIN, locking read, event statement or COMMIT of their own
     with (
@@ -260,7 +260,7 @@ def test_a_retry_is_one_statement_and_writes_and_publishes_what_the_general_way_
         mock.patch("realtime.publish.publish_events"),
         mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
     ):
-        general = job_retry(job=failed[1], actor=actor)
+        general = job_retry(job_id=failed[1].pk, actor=actor)
     every = [field.attname for field in Job._meta.concrete_fields]
     for job in (fast, general):  # what the service returns is the row as it now is
         read = Job.objects.get(pk=job.pk)
@@ -284,8 +284,26 @@ def test_a_job_that_cannot_be_retried_writes_nothing(workspace: Workspace, owner
     job = _job(workspace)
     before = (_events(workspace), Job.objects.get(pk=job.pk).updated_at)
     with pytest.raises(InvalidState, match="Only a failed or cancelled job"):
-        job_retry(job=job, actor=Actor(user=owner))
+        job_retry(job_id=job.pk, actor=Actor(user=owner))
     assert (_events(workspace), Job.objects.get(pk=job.pk).updated_at) == before
+
+
+def test_another_workspaces_job_reads_as_missing_and_a_viewer_may_not_change_one(
+    workspace: Workspace, other_workspace: Workspace, owner: Any, viewer_user: Any
+) -> None:
+    theirs, ours = _job(other_workspace), _job(workspace)
+    for job in (theirs, ours):
+        runner.execute(job.pk)  # succeeded: cancel refuses, but first comes who may ask
+    Job.objects.filter(pk__in=[theirs.pk, ours.pk]).update(state=JobState.FAILED)
+    rows_before = list(Job.objects.order_by("pk").values())
+    events_before = list(Event.objects.order_by("pk").values())
+    for change in (job_retry, job_cancel):
+        with pytest.raises(NotFound):
+            change(job_id=theirs.pk, actor=Actor(user=owner))
+        with pytest.raises(Forbidden):
+            change(job_id=ours.pk, actor=Actor(user=viewer_user))
+    assert list(Job.objects.order_by("pk").values()) == rows_before
+    assert list(Event.objects.order_by("pk").values()) == events_before
 
 
 def test_a_cancel_is_one_statement_and_writes_and_publishes_what_the_general_way_does(
@@ -304,13 +322,13 @@ def test_a_cancel_is_one_statement_and_writes_and_publishes_what_the_general_way
         mock.patch("realtime.publish.publish_events", side_effect=published.extend),
         CaptureQueriesContext(connection) as queries,
     ):
-        results["fast"] = [job_cancel(job=job, actor=actor) for job in jobs["fast"]]
+        results["fast"] = [job_cancel(job_id=job.pk, actor=actor) for job in jobs["fast"]]
     assert len(queries) == 2  # a statement each
     with (
         mock.patch("realtime.publish.publish_events"),
         mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
     ):
-        results["general"] = [job_cancel(job=job, actor=actor) for job in jobs["general"]]
+        results["general"] = [job_cancel(job_id=job.pk, actor=actor) for job in jobs["general"]]
     every = [field.attname for field in Job._meta.concrete_fields]
     changed = ["state", "cancel_requested", "attempts", "progress_done"]
     for way, (queued, running) in results.items():
@@ -329,11 +347,11 @@ def test_a_cancel_is_one_statement_and_writes_and_publishes_what_the_general_way
     assert ends == [("job.cancelled", "CANCELLED"), ("job.cancel_requested", "RUNNING")] * 2
     assert [m["event_type"] for m in published] == ["job.cancelled", "job.cancel_requested"]
     events_before = len(_events(workspace))
-    again = job_cancel(job=results["fast"][1], actor=actor)  # already requested: no change
+    again = job_cancel(job_id=results["fast"][1].pk, actor=actor)  # already requested: no change
     assert again.cancel_requested
     assert len(_events(workspace)) == events_before
     with pytest.raises(InvalidState, match="already cancelled"):
-        job_cancel(job=results["fast"][0], actor=actor)
+        job_cancel(job_id=results["fast"][0].pk, actor=actor)
 
 
 def test_nothing_is_written_when_the_job_is_not_ours(workspace: Workspace) -> None:

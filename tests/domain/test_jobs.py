@@ -160,13 +160,13 @@ def test_a_crash_is_recorded_without_its_internals(workspace: Workspace) -> None
 @pytest.mark.django_db
 def test_cancelling_a_queued_job_is_immediate(workspace: Workspace, owner: User) -> None:
     job = _job(workspace)
-    job_cancel(job=job, actor=Actor(user=owner))
+    job_cancel(job_id=job.pk, actor=Actor(user=owner))
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED
     runner.execute(job.pk)
     assert calls == []
     with pytest.raises(InvalidState):
-        job_cancel(job=job, actor=Actor(user=owner))
+        job_cancel(job_id=job.pk, actor=Actor(user=owner))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -184,7 +184,7 @@ def test_a_running_job_stops_at_its_next_check_when_cancelled(
     deadline = timezone.now() + timedelta(seconds=10)
     while Job.objects.get(pk=job.pk).state != JobState.RUNNING:
         assert timezone.now() < deadline
-    job_cancel(job=Job.objects.get(pk=job.pk), actor=Actor(user=owner))
+    job_cancel(job_id=job.pk, actor=Actor(user=owner))
     running.join(10)
     assert not running.is_alive()
     job.refresh_from_db()
@@ -200,20 +200,20 @@ def test_retry_runs_a_failed_job_again(workspace: Workspace, owner: User) -> Non
         from django.test import TestCase
 
         with TestCase.captureOnCommitCallbacks(execute=True):
-            job_retry(job=Job.objects.get(pk=job.pk), actor=Actor(user=owner))
+            job_retry(job_id=job.pk, actor=Actor(user=owner))
     send.assert_called_once_with(job.pk, job.lane)
     job.refresh_from_db()
     assert job.state == JobState.QUEUED
     assert job.error is None
     with pytest.raises(InvalidState):
-        job_retry(job=job, actor=Actor(user=owner))
+        job_retry(job_id=job.pk, actor=Actor(user=owner))
 
 
 @pytest.mark.django_db
 def test_a_viewer_cannot_cancel(workspace: Workspace, viewer_user: User) -> None:
     job = _job(workspace)
     with pytest.raises(Forbidden):
-        job_cancel(job=job, actor=Actor(user=viewer_user))
+        job_cancel(job_id=job.pk, actor=Actor(user=viewer_user))
     job.refresh_from_db()
     assert job.state == JobState.QUEUED
 
