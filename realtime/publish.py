@@ -265,38 +265,90 @@ class Publisher:
 
 
 class RedisBatchSend:
-    """A whole batch of group sends in two Redis round trips, for channels-redis's
+    """A whole batch of group sends in one Redis round trip, for channels-redis's
     RedisChannelLayer on one Redis host (Depot's configuration).
 
     The layer's own group_send takes four round trips per group (expire the group, read its
     members, expire each channel's old messages, the Lua script that adds the message), and a
-    job event goes to three groups. Here: one pipeline expires and reads every group of the
-    batch, one script (EVALSHA) expires and adds every message to every member's channel, in
-    batch order (a group's messages as they committed), with the layer's own serialisation,
-    capacity and expiry. Each channel gets strictly increasing scores, since its sorted set
-    orders equal scores by the message bytes, which start with a random prefix. Anything else
-    (other layers, several hosts, Sentinel) keeps the layer's group_send.
+    job event goes to three groups. Here one script (EVALSHA) does what group_send does for
+    every message of the batch, in batch order: expire and read the message's group, then add
+    the message to each member's channel with the layer's capacity and expiry. channels-redis
+    keeps one sorted set per process for that process's channels and names the channels a
+    message is for inside it (`__asgi_channel__`); the script adds that entry to the message
+    the layer serialised here (msgpack, behind the layer's random prefix), so the layer's
+    receive reads what group_send would have written. Each message gets a strictly increasing
+    score, since a sorted set orders equal scores by the bytes. Anything else (other layers,
+    several hosts, Sentinel, per-channel capacities, encryption, another serialisation) keeps
+    the layer's group_send.
 
     It talks to Redis with a blocking client of its own (the layer's host options, a short
-    timeout, no idle health check): a send is a few Redis calls that any thread can make,
-    without an event loop, and a plain client costs less per call than the asyncio one.
+    timeout, no idle health check): a send is one call that any thread can make, without an
+    event loop, and a plain client costs less per call than the asyncio one.
     """
 
-    # KEYS: one channel key per message to add (a key may repeat). ARGV: the score below which
-    # a channel's messages are expired, the channels' expiry, then message, capacity, score per
-    # key. What channels-redis's group_send does per group, for the whole batch.
+    # KEYS: the group key of each message, in batch order. ARGV: the score below which group
+    # members and channel messages are expired (two), the channels' expiry, their capacity, the
+    # layer's key prefix and random prefix length; then per message its serialised bytes and
+    # its score. Channel keys are derived here from the members, so this needs one Redis (not
+    # a cluster), which `fits` checks.
     SCRIPT = """
-        local expire_before = ARGV[1]
-        local expiry = ARGV[2]
+        local group_expired, channel_expired = ARGV[1], ARGV[2]
+        local expiry, capacity = ARGV[3], tonumber(ARGV[4])
+        local prefix, random_length = ARGV[5], tonumber(ARGV[6])
+        local channel_entry = cmsgpack.pack('__asgi_channel__')
+        local members_of = {}
         local over_capacity = 0
         for i = 1, #KEYS do
-            local at = 3 + (i - 1) * 3
-            redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, expire_before)
-            if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[at + 1]) then
-                redis.call('ZADD', KEYS[i], ARGV[at + 2], ARGV[at])
-                redis.call('EXPIRE', KEYS[i], expiry)
-            else
-                over_capacity = over_capacity + 1
+            local members = members_of[KEYS[i]]
+            if members == nil then
+                redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, group_expired)
+                members = redis.call('ZRANGE', KEYS[i], 0, -1)
+                members_of[KEYS[i]] = members
+            end
+            local message, score = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
+            -- One sorted set per process: "specific.<process>!<local>" all go to the
+            -- process's key, whose message lists them.
+            local keys, channels_of = {}, {}
+            for _, member in ipairs(members) do
+                local bang = string.find(member, '!', 1, true)
+                local key = prefix .. (bang and string.sub(member, 1, bang) or member)
+                if channels_of[key] == nil then
+                    channels_of[key] = {}
+                    table.insert(keys, key)
+                end
+                table.insert(channels_of[key], member)
+            end
+            if #keys > 0 then
+                local random = string.sub(message, 1, random_length)
+                local first = string.byte(message, random_length + 1)
+                local count, entries
+                if first >= 0x80 and first <= 0x8f then
+                    count = first - 0x80
+                    entries = string.sub(message, random_length + 2)
+                elseif first == 0xde then
+                    count = string.byte(message, random_length + 2) * 256
+                        + string.byte(message, random_length + 3)
+                    entries = string.sub(message, random_length + 4)
+                else
+                    return redis.error_reply('a message is not a msgpack map of 65535 entries')
+                end
+                count = count + 1
+                local header
+                if count <= 15 then
+                    header = string.char(0x80 + count)
+                else
+                    header = string.char(0xde, math.floor(count / 256), count % 256)
+                end
+                for _, key in ipairs(keys) do
+                    redis.call('ZREMRANGEBYSCORE', key, 0, channel_expired)
+                    if redis.call('ZCOUNT', key, '-inf', '+inf') < capacity then
+                        redis.call('ZADD', key, score, random .. header .. entries
+                            .. channel_entry .. cmsgpack.pack(channels_of[key]))
+                        redis.call('EXPIRE', key, expiry)
+                    else
+                        over_capacity = over_capacity + 1
+                    end
+                end
             end
         end
         return over_capacity
@@ -312,12 +364,16 @@ class RedisBatchSend:
     def fits(layer: Any) -> bool:
         try:
             from channels_redis.core import RedisChannelLayer
+            from channels_redis.serializers import MsgPackSerializer
         except ImportError:  # pragma: no cover - channels-redis is a dependency
             return False
         return (
             type(layer) is RedisChannelLayer
             and layer.ring_size == 1
             and "sentinels" not in layer.hosts[0]
+            and not layer.channel_capacity
+            and type(layer._serializer) is MsgPackSerializer
+            and layer._serializer.crypter is None
         )
 
     def _score(self) -> float:
@@ -327,35 +383,24 @@ class RedisBatchSend:
 
     def send(self, batch: list[Send]) -> None:
         layer = self.layer
-        groups_in_order = list(dict.fromkeys(group for group, _ in batch))
-        pipe = self.client.pipeline(transaction=False)
-        expired = int(time.time()) - layer.group_expiry
-        for group in groups_in_order:
-            assert layer.require_valid_group_name(group), "Group name not valid"
-            key = layer._group_key(group)
-            pipe.zremrangebyscore(key, min=0, max=expired)
-            pipe.zrange(key, 0, -1)
-        replies = pipe.execute()
-        members = {
-            group: [name.decode("utf8") for name in replies[2 * n + 1]]
-            for n, group in enumerate(groups_in_order)
-        }
-        keys: list[bytes | str] = []
+        keys: list[bytes] = []
         arguments: list[Any] = []
         for group, message in batch:
-            channels = members[group]
-            if not channels:
-                continue
-            by_connection, messages, capacities = layer._map_channel_keys_to_connection(
-                channels, message
-            )
-            for key in by_connection[0]:
-                keys.append(key)
-                arguments += [messages[key], capacities[key], repr(self._score())]
-        if not keys:
-            return
+            assert layer.require_valid_group_name(group), "Group name not valid"
+            keys.append(layer._group_key(group))
+            arguments += [layer.serialize(message), repr(self._score())]
+        now = int(time.time())
         over = self._script(
-            keys=keys, args=[int(time.time()) - int(layer.expiry), layer.expiry, *arguments]
+            keys=keys,
+            args=[
+                now - layer.group_expiry,
+                now - int(layer.expiry),
+                layer.expiry,
+                layer.capacity,
+                layer.prefix,
+                layer._serializer.random_prefix_length,
+                *arguments,
+            ],
         )
         if over:
             logger.info("%s message(s) over capacity in a publish batch", over)

@@ -41,6 +41,9 @@ def report() -> list[str]:
     Django's pool leaves open (none: an empty list)."""
     if connection.vendor != "postgresql":
         return []
+    test_name = connection.creation._get_test_db_name()  # type: ignore[attr-defined]
+    if connection.settings_dict["NAME"] != test_name:
+        return []  # no test needed the database, so none was made
     connection.close()
     # The pool's idle connections are no stray ones (Django closes the pool before the drop).
     connection.close_pool()  # type: ignore[attr-defined]

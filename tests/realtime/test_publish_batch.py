@@ -86,6 +86,26 @@ def test_it_delivers_what_group_send_delivers_in_batch_order() -> None:
     _run(test)
 
 
+def test_a_message_of_many_entries_arrives_whole() -> None:
+    """msgpack writes a map of more than 15 entries with a longer header, which the script
+    rewrites too when it adds the channel list."""
+
+    async def test() -> None:
+        layer = _layer()
+        channels = [await layer.new_channel() for _ in range(2)] + [
+            await layer.new_channel(prefix="plain")
+        ]
+        for channel in channels:
+            await layer.group_add("g", channel)
+        big = _message(7, **{f"field{n}": n for n in range(20)})
+        publish.RedisBatchSend(layer).send([("g", big), ("g", _message(8))])
+        for channel in channels:
+            assert await _drain(layer, channel) == [big, _message(8)]
+        await layer.flush()
+
+    _run(test)
+
+
 def test_many_messages_to_one_channel_keep_their_order() -> None:
     async def test() -> None:
         layer = _layer(capacity=1000)
@@ -139,6 +159,11 @@ def test_the_publisher_batches_for_a_redis_layer_only() -> None:
     assert not publish.RedisBatchSend.fits(object())  # e.g. the in-memory layer
     two_hosts = channels_redis.RedisChannelLayer(hosts=[settings.REDIS_URL, settings.REDIS_URL])
     assert not publish.RedisBatchSend.fits(two_hosts)
+    # What the script does not reproduce: per-channel capacities, encrypted messages.
+    assert not publish.RedisBatchSend.fits(_layer(channel_capacity={"specific.*": 5}))
+    encrypted = _layer()
+    encrypted._serializer.crypter = object()  # as with symmetric_encryption_keys
+    assert not publish.RedisBatchSend.fits(encrypted)
 
     async def test() -> None:
         channel = await layer.new_channel()
