@@ -97,6 +97,17 @@ def _job_converters(vendor: str) -> list[tuple[int, tuple[list[Any], Any]]]:
     return list(compiler.get_converters(columns).items())
 
 
+def _job_and_its_event(sql: str, params: list[Any]) -> tuple[Job, int, int] | None:
+    """Run a transition that returns the job's row, then its event's id and sequence."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    event_id, sequence = row[-2:]
+    return job_from_row(row), event_id, sequence
+
+
 def job_from_row(row: tuple[Any, ...]) -> Job:
     """A Job from the first columns of `row` (what _take_sql_text returns), without building a
     RawQuerySet for one row on every claim."""
@@ -204,13 +215,10 @@ def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
     token = uuid.uuid4().hex
     base = {"jobId": global_id("Job", job_id), "state": JobState.RUNNING.value}
     params = [*_take_params(token, now, job_id), "job.started", json.dumps(base), now]
-    with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), params)
-        row = cursor.fetchone()
-    if row is None:
+    taken = _job_and_its_event(_claim_sql(), params)
+    if taken is None:
         return None
-    job = job_from_row(row)
-    event_id, sequence = row[-2:]
+    job, event_id, sequence = taken
     record_job_event_committed(
         job,
         "job.started",
@@ -277,13 +285,7 @@ def retry_in_one_statement(job_id: int, *, workspace_ids: list[int]) -> tuple[Jo
         "job.retried",
         value("updated_at", now),
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_retry_sql(), params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    event_id, sequence = row[-2:]
-    return job_from_row(row), event_id, sequence
+    return _job_and_its_event(_retry_sql(), params)
 
 
 @functools.cache
@@ -324,14 +326,11 @@ def cancel_in_one_statement(
     )
     params = [queued, cancelled, queued, now, queued, now, job_id, workspace_ids, queued, running]
     params += [cancelled, "job.cancelled", "job.cancel_requested", now]
-    with connection.cursor() as cursor:
-        cursor.execute(_cancel_sql(), params)
-        row = cursor.fetchone()
-    if row is None:
+    changed = _job_and_its_event(_cancel_sql(), params)
+    if changed is None:
         return None
-    job = job_from_row(row)
+    job, event_id, sequence = changed
     type = "job.cancelled" if job.state == JobState.CANCELLED else "job.cancel_requested"
-    event_id, sequence = row[-2:]
     return job, type, event_id, sequence
 
 

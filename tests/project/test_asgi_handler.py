@@ -105,11 +105,25 @@ async def _call(
     headers: dict[str, str],
     handler: DepotASGIHandler | None = None,
 ) -> tuple[int, dict[str, Any]]:
+    method = "POST" if body is not None else "GET"
+    raw = json.dumps(body).encode() if body else b""
+    status, _, content = await _exchange(method, path, raw, headers, handler)
+    return status, json.loads(content) if content.startswith(b"{") else {}
+
+
+async def _exchange(
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    handler: DepotASGIHandler | None = None,
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One request of any kind through the handler: status, headers, content."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST" if body is not None else "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -120,9 +134,7 @@ async def _call(
         "server": ("testserver", 80),
     }
     app = ApplicationCommunicator(handler or DepotASGIHandler(), scope)
-    await app.send_input(
-        {"type": "http.request", "body": json.dumps(body).encode() if body else b""}
-    )
+    await app.send_input({"type": "http.request", "body": body})
     start = await app.receive_output(10)
     content = b""
     while True:
@@ -131,7 +143,7 @@ async def _call(
         if not part.get("more_body"):
             break
     await app.wait(10)
-    return start["status"], json.loads(content) if content.startswith(b"{") else {}
+    return start["status"], start["headers"], content
 
 
 def _bearer(token: str, accept: str = "application/json") -> dict[str, str]:
@@ -210,37 +222,9 @@ def test_a_sessions_graphql_request_runs_the_chain_in_one_hop_then_its_admission
 def _raw(
     method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """One request of any kind through the handler: status, headers, content."""
-
-    async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
-        app = ApplicationCommunicator(DepotASGIHandler(), scope)
-        await app.send_input({"type": "http.request", "body": body})
-        start = await app.receive_output(10)
-        content = b""
-        while True:
-            part = await app.receive_output(10)
-            content += part.get("body", b"")
-            if not part.get("more_body"):
-                break
-        await app.wait(10)
-        return start["status"], start["headers"], content
-
+    """_exchange, then the connections its sync thread opened close."""
     try:
-        return asyncio.run(call())
+        return asyncio.run(_exchange(method, path, body, headers or {}))
     finally:
         asyncio.run(sync_to_async(close_db)())
 
