@@ -53,7 +53,7 @@ def job_create(
         parent=parent,
         dispatched_at=timezone.now(),
     )
-    if transitions.create_in_one_statement_possible():
+    if transitions.one_statement_in_any_transaction_possible():
         # The row and job.queued in one statement: with no transaction around us, one round
         # trip that commits instead of BEGIN, INSERT, event, COMMIT (bench/realtime README).
         created = transitions.create_with_queued_event(job)
@@ -116,7 +116,7 @@ def _same_request(job: Job, kind: str, parameters: dict[str, Any]) -> Job:
 
 def job_cancel(*, job_id: int, actor: Actor) -> Job:
     """Cancel at once if queued; ask the handler to stop if running."""
-    if transitions.create_in_one_statement_possible():
+    if transitions.one_statement_in_any_transaction_possible():
         # One statement, as for a retry. A job the caller may not change, a finished one, or
         # one with a cancel already pending falls through to the way below, which says why.
         cancelled = transitions.cancel_in_one_statement(
@@ -152,7 +152,7 @@ def _job_cancel_generally(job: Job) -> Job:
 
 def job_retry(*, job_id: int, actor: Actor) -> Job:
     """Run a failed or cancelled job again, as the same job, from the start."""
-    if transitions.create_in_one_statement_possible():
+    if transitions.one_statement_in_any_transaction_possible():
         # One statement (the row's reset and job.retried, for a job in a workspace the caller
         # may change) instead of the job's lookup, BEGIN, a locking read, the UPDATE, the event
         # and COMMIT. Anything else falls through to the way below, which says why not.

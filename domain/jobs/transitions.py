@@ -123,9 +123,10 @@ def one_statement_possible() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def create_in_one_statement_possible() -> bool:
-    """Unlike a claim or a finish, a job is often created inside the transaction of the change
-    that starts it; the statement then commits with it (and saves one round trip there)."""
+def one_statement_in_any_transaction_possible() -> bool:
+    """For the transitions a request makes (create, retry, cancel): unlike a claim or a finish,
+    they often run inside the transaction of the change around them; the statement then commits
+    with it (and saves round trips there), and its event is published after that commit."""
     return connection.vendor == "postgresql"
 
 

@@ -150,7 +150,9 @@ def test_the_claimed_job_is_the_row_as_the_orm_reads_it(workspace: Workspace) ->
 
 def _created_generally(workspace: Workspace) -> Job:
     with (
-        mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
+        mock.patch.object(
+            transitions, "one_statement_in_any_transaction_possible", return_value=False
+        ),
         mock.patch("domain.jobs.dispatch.send"),
     ):
         return job_create(
@@ -258,7 +260,9 @@ def test_a_retry_is_one_statement_and_writes_and_publishes_what_the_general_way_
     with (
         mock.patch("domain.jobs.dispatch.send"),
         mock.patch("realtime.publish.publish_events"),
-        mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
+        mock.patch.object(
+            transitions, "one_statement_in_any_transaction_possible", return_value=False
+        ),
     ):
         general = job_retry(job_id=failed[1].pk, actor=actor)
     every = [field.attname for field in Job._meta.concrete_fields]
@@ -326,7 +330,9 @@ def test_a_cancel_is_one_statement_and_writes_and_publishes_what_the_general_way
     assert len(queries) == 2  # a statement each
     with (
         mock.patch("realtime.publish.publish_events"),
-        mock.patch.object(transitions, "create_in_one_statement_possible", return_value=False),
+        mock.patch.object(
+            transitions, "one_statement_in_any_transaction_possible", return_value=False
+        ),
     ):
         results["general"] = [job_cancel(job_id=job.pk, actor=actor) for job in jobs["general"]]
     every = [field.attname for field in Job._meta.concrete_fields]
