@@ -1,7 +1,8 @@
 """realtime.publish.RedisBatchSend: a publish batch (a job event's three groups, or several
-events) in two Redis round trips instead of four per group, against channels-redis's own
+events) in one Redis round trip instead of four per group, against channels-redis's own
 group_send on a real Redis: the same messages reach the same channels, in batch order, with the
-layer's capacity, and the publisher uses it only for a one-host RedisChannelLayer."""
+layer's capacity, and the publisher uses it only for a layer whose writes it reproduces. Also
+the job's thread sending for itself (sent_from_this_thread) and the blocking client's retry."""
 
 from __future__ import annotations
 
