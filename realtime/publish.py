@@ -111,7 +111,8 @@ class Publisher:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the thread's, for other layers
-        self._redis_batch: RedisBatchSend | None = None
+        self._redis_batch: RedisBatchSend | None = None  # for _sender_layer, if it fits
+        self._sender_layer: Any = None
         self._redis_answered = True  # the last Redis send worked (a caller may send itself)
         self.dropped = 0
         self.failed = 0
@@ -141,7 +142,7 @@ class Publisher:
     def _send_here(self, sends: list[Send]) -> bool:
         """Send what is queued, then `sends`, on the caller's thread. False if it should not."""
         layer = self._layer_factory()
-        if not (self._redis_answered and RedisBatchSend.fits(layer)):
+        if not self._redis_answered or self._redis_sender(layer) is None:
             return False
         with self._sending:
             with self._lock:
@@ -153,6 +154,14 @@ class Publisher:
             finally:
                 self._sent_one_batch()
         return True
+
+    def _redis_sender(self, layer: Any) -> RedisBatchSend | None:
+        """The batch sender for `layer`, or None if it does not fit (decided once per layer)."""
+        with self._lock:
+            if self._sender_layer is not layer:
+                self._redis_batch = RedisBatchSend(layer) if RedisBatchSend.fits(layer) else None
+                self._sender_layer = layer
+            return self._redis_batch
 
     def _start(self) -> None:
         self._stopping = False
@@ -218,11 +227,10 @@ class Publisher:
         """Send one batch (with `_sending` held); failures are counted and logged."""
         if layer is None:
             return
-        if RedisBatchSend.fits(layer):
-            if self._redis_batch is None or self._redis_batch.layer is not layer:
-                self._redis_batch = RedisBatchSend(layer)
+        sender = self._redis_sender(layer)
+        if sender is not None:
             try:
-                self._redis_batch.send(batch)
+                sender.send(batch)
             except Exception:
                 self._redis_answered = False
                 self.failed += len(batch)

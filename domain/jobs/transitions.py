@@ -66,7 +66,7 @@ def _take_sql_text(extra_condition: str) -> str:
         f"{column('attempts')} = {column('attempts')} + 1, {column('started_at')} = %s, "
         f"{column('updated_at')} = %s "
         f"WHERE {column('id')} = %s AND ({state} = %s OR ({state} = %s AND {expires} < %s))"
-        f"{extra_condition} RETURNING {', '.join(column(f.name) for f in _job_fields())}"
+        f"{extra_condition} RETURNING {_job_columns()}"
     )
 
 
@@ -89,8 +89,19 @@ def _job_fields() -> list[Field[Any, Any]]:
 
 
 @functools.cache
+def _job_columns() -> str:
+    """The whole job row, for a transition's RETURNING (read back by job_from_row)."""
+    return ", ".join(column(field.name) for field in _job_fields())
+
+
+@functools.cache
+def _job_attnames() -> list[str]:
+    return [field.attname for field in _job_fields()]
+
+
+@functools.cache
 def _job_converters(vendor: str) -> list[tuple[int, tuple[list[Any], Any]]]:
-    """Per column of a Job row as _take_sql_text returns it, Django's converters for the
+    """Per column of a Job row as _job_columns returns it, Django's converters for the
     database (the JSON fields arrive as text), as the ORM's compiler would apply them."""
     columns = [field.get_col(Job._meta.db_table) for field in _job_fields()]
     compiler = Job.objects.none().query.get_compiler(connection=connection)
@@ -109,14 +120,14 @@ def _job_and_its_event(sql: str, params: list[Any]) -> tuple[Job, int, int] | No
 
 
 def job_from_row(row: tuple[Any, ...]) -> Job:
-    """A Job from the first columns of `row` (what _take_sql_text returns), without building a
-    RawQuerySet for one row on every claim."""
-    fields = _job_fields()
-    values = list(row[: len(fields)])
+    """A Job from the first columns of `row` (_job_columns), without building a RawQuerySet
+    for one row on every claim."""
+    attnames = _job_attnames()
+    values = list(row[: len(attnames)])
     for position, (converters, expression) in _job_converters(connection.vendor):
         for convert in converters:
             values[position] = convert(values[position], expression, connection)
-    return Job.from_db(connection.alias, [field.attname for field in fields], values)
+    return Job.from_db(connection.alias, attnames, values)
 
 
 def one_statement_possible() -> bool:
@@ -251,11 +262,10 @@ def _retry_sql() -> str:
             "updated_at",
         )
     )
-    returning = ", ".join(column(field.name) for field in _job_fields())
     return (
         f"WITH j AS (UPDATE {table} SET {reset} "  # noqa: S608 (our names)
         f"WHERE {column('id')} = %s AND {column('workspace')} = ANY(%s) "
-        f"AND {state} IN (%s, %s) RETURNING {returning}), "
+        f"AND {state} IN (%s, %s) RETURNING {_job_columns()}), "
         + _counter_and_event_sql("j", "%s", _JOB_PAYLOAD_SQL)
         + " SELECT j.*, e.id, e.sequence FROM j CROSS JOIN e"
     )
@@ -294,7 +304,6 @@ def _cancel_sql() -> str:
     table = connection.ops.quote_name(Job._meta.db_table)
     state, requested, finished = column("state"), column("cancel_requested"), column("finished_at")
     queued = f"{state} = %s"
-    returning = ", ".join(column(field.name) for field in _job_fields())
     # In SET, the columns are the row before the change; in RETURNING (j), after it.
     return (
         f"WITH j AS (UPDATE {table} SET "  # noqa: S608 (our names)
@@ -304,7 +313,7 @@ def _cancel_sql() -> str:
         f"{column('updated_at')} = %s "
         f"WHERE {column('id')} = %s AND {column('workspace')} = ANY(%s) "
         f"AND ({queued} OR ({state} = %s AND NOT {requested})) "
-        f"RETURNING {returning}), "
+        f"RETURNING {_job_columns()}), "
         + _counter_and_event_sql(
             "j", f"CASE WHEN j.{state} = %s THEN %s ELSE %s END", _JOB_PAYLOAD_SQL
         )
