@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 from django.conf import settings
@@ -37,7 +37,7 @@ class JobContext:
 
     def progress(self, done: int, total: int | None = None, stage: str = "") -> None:
         """Report progress. Writes are coalesced to a few a second; stage changes always go."""
-        now = time.monotonic()
+        now = monotonic()
         finished = total is not None and done >= total
         if (
             stage == self._last_stage
@@ -67,7 +67,7 @@ class JobContext:
         """Raise JobCancelled if a cancel was requested; reads the ledger twice a second at most."""
         if self.lease_lost:
             raise LeaseLost(f"job {self.job.pk} is no longer ours")
-        now = time.monotonic()
+        now = monotonic()
         if now - self._last_cancel_check < 0.5:
             return
         self._last_cancel_check = now

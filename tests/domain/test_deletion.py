@@ -48,8 +48,10 @@ def _delete_job(collection: Collection, owner: User) -> Job:
 
 
 def _ticking_clock() -> Any:
-    # Every reading is a second later, so the job reads its cancel flag at every check.
-    return mock.patch("domain.jobs.context.time.monotonic", side_effect=itertools.count(0, 1.0))
+    # Every reading is a second later, so the job reads its cancel flag at every check. Only the
+    # context's clock: patching time.monotonic itself also fooled the process's lease renewer
+    # thread, which then slept through the renewals of the tests after this one.
+    return mock.patch("domain.jobs.context.monotonic", side_effect=itertools.count(0, 1.0))
 
 
 @pytest.mark.django_db
