@@ -10,6 +10,7 @@ is dropped names the ones whose Postgres session is still open.
 
 from __future__ import annotations
 
+import sys
 import threading
 import traceback
 import warnings
@@ -20,6 +21,8 @@ from django.db import connection
 from django.db.backends.signals import connection_created
 
 _taken_by: dict[int, tuple[str, str]] = {}  # Postgres backend pid -> (thread, stack)
+_checked = threading.Event()  # report() ran: the database is dropped next
+_checked_database = [""]  # the test database's name, once checked
 
 
 def _record(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -30,6 +33,15 @@ def _record(sender: Any, connection: Any, **kwargs: Any) -> None:
     frames = [f for f in traceback.extract_stack()[:-2] if "/site-packages/" not in f.filename]
     stack = "".join(traceback.format_list(frames[-8:]))
     _taken_by[pid] = (threading.current_thread().name, stack)
+    if _checked.is_set() and connection.connection.info.dbname == _checked_database[0]:
+        # Too late for report(): the database is about to be dropped. Said at once, past
+        # pytest's capture, so that the drop's "being accessed by other users" has a name.
+        print(
+            f"a database connection was opened after the stray-connection check, by thread "
+            f"{threading.current_thread().name}:\n{stack}",
+            file=sys.__stderr__,
+            flush=True,
+        )
 
 
 def start() -> None:
@@ -47,6 +59,8 @@ def report() -> list[str]:
     connection.close()
     # The pool's idle connections are no stray ones (Django closes the pool before the drop).
     connection.close_pool()  # type: ignore[attr-defined]
+    _checked_database[0] = test_name
+    _checked.set()
     settings = connection.settings_dict
     with psycopg.connect(
         dbname=settings["NAME"],
