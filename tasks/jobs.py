@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import close_old_connections
 
 from domain.assets.multipart import multipart_uploads_expire
@@ -11,8 +11,8 @@ from domain.jobs.dispatch import RUN_JOB_TASK
 from domain.jobs.services import jobs_sweep
 
 
-@shared_task(name=RUN_JOB_TASK)
-def run_job(job_id: int) -> None:
+@shared_task(name=RUN_JOB_TASK, bind=True)
+def run_job(self: Task, job_id: int, redelivery: bool = False) -> None:
     # As Django does around a request: a connection that broke goes back before and after, so
     # one job's connection trouble never reaches the next. With the pool any connection goes
     # back, except a prefork child's main thread's, kept from job to job
@@ -20,7 +20,10 @@ def run_job(job_id: int) -> None:
     # per task (CELERY_DB_REUSE_MAX).
     close_old_connections()
     try:
-        runner.execute(job_id)
+        # The broker's own redelivery (RabbitMQ, after a worker died holding the message)
+        # counts as one, as the sweeper's does.
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        runner.execute(job_id, redelivery=redelivery or redelivered)
     finally:
         close_old_connections()
 

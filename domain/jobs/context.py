@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -13,6 +13,9 @@ from django.utils import timezone
 from domain.jobs.errors import JobCancelled, LeaseLost
 from domain.jobs.models import Job, JobState
 from realtime import publish
+
+if TYPE_CHECKING:
+    from domain.jobs.quick import HeldJob
 
 logger = logging.getLogger("depot.jobs")
 
@@ -25,12 +28,18 @@ class JobContext:
     _last_stage: str = ""
     _last_cancel_check: float = 0.0
     lease_lost: bool = field(default=False)
+    # Until claimed, a quick run's job is held by a lock on its row (domain/jobs/quick.py).
+    held: HeldJob | None = None
 
     @property
     def parameters(self) -> dict[str, Any]:
         return self.job.parameters
 
     def _mine(self) -> Any:
+        """Our job's row, as a running job's: a held job is claimed first."""
+        if self.held is not None and self.held.held and not self.held.claim():
+            self.lease_lost = True
+            raise LeaseLost(f"job {self.job.pk} is no longer ours")
         return Job.objects.filter(
             pk=self.job.pk, state=JobState.RUNNING, lease_token=self.lease_token
         )
@@ -67,6 +76,8 @@ class JobContext:
         """Raise JobCancelled if a cancel was requested; reads the ledger twice a second at most."""
         if self.lease_lost:
             raise LeaseLost(f"job {self.job.pk} is no longer ours")
+        if self.held is not None and self.held.held:
+            return  # no cancel can be pending: it waits for the lock on the row
         now = monotonic()
         if now - self._last_cancel_check < 0.5:
             return

@@ -116,10 +116,10 @@ def record_many(workspace_id: int, type: str, payloads: list[dict[str, Any]]) ->
     return created
 
 
-def announce_committed(event: Event, *, job_id: int | None = None) -> None:
-    """Publish an event whose transaction already committed (a one-statement transition,
-    domain/jobs/runner.py); inside a transaction this would wait for its commit."""
-    _publish_after_commit([event], job_id=job_id)
+def announce_committed(*committed: Event, job_id: int | None = None) -> None:
+    """Publish events whose transaction already committed (a one-statement transition,
+    domain/jobs/runner.py), in order; inside a transaction this would wait for its commit."""
+    _publish_after_commit(list(committed), job_id=job_id)
 
 
 def _publish_after_commit(created: list[Event], job_id: int | None = None) -> None:

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from domain.common.failpoints import failpoint
-from domain.jobs import registry, transitions
+from domain.jobs import quick, registry, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobCancelled, JobFailed, LeaseLost
 from domain.jobs.models import Job, JobState
@@ -74,8 +74,10 @@ def _finish(
     *,
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
+    held: quick.HeldJob | None = None,
 ) -> bool:
-    """Record the end of our run, unless another worker took the job over meanwhile."""
+    """Record the end of our run, unless another worker took the job over meanwhile. A job
+    still held (domain/jobs/quick.py) records its start with it."""
     now = timezone.now()
     changes: dict[str, Any] = {
         "state": state.value,
@@ -90,8 +92,10 @@ def _finish(
         changes["progress_done"] = job.progress_total
     type = f"job.{state.lower()}"
     extra = {"error": error} if error else {}
+    payload = job_event_payload(job, **extra) | {"state": state.value}
+    if held is not None and held.end(changes, type, payload):
+        return True
     if transitions.one_statement_possible():
-        payload = job_event_payload(job, **extra) | {"state": state.value}
         # The job's last event goes out from this thread (realtime.publish): a subscriber
         # waiting for the end gets it without a hand-off to the publisher thread.
         with publish.sent_from_this_thread():
@@ -138,7 +142,9 @@ class _LeaseRenewer:
 
     def hold(self, context: JobContext) -> None:
         with self._lock:
-            due = time.monotonic() + _renew_every()
+            # A held job is claimed at its first round (domain/jobs/quick.py).
+            held = context.held is not None and context.held.held
+            due = time.monotonic() + (settings.DEPOT_JOB_QUICK_SECONDS if held else _renew_every())
             self._held[id(context)] = (context, due)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
@@ -182,6 +188,11 @@ class _LeaseRenewer:
                 connection.close()
 
     def _renew(self, context: JobContext) -> None:
+        if context.held is not None and context.held.held:
+            if not context.held.claim():
+                context.lease_lost = True
+                self.release(context)
+            return
         try:
             renewed = Job.objects.filter(
                 pk=context.job.pk, state=JobState.RUNNING, lease_token=context.lease_token
@@ -222,37 +233,60 @@ def _forget_renewer_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_renewer_after_fork)
 
 
-def execute(job_id: int) -> None:
+def execute(job_id: int, *, redelivery: bool = False) -> None:
+    """Run the job, if it is ours to run. A first delivery may be held rather than claimed
+    (domain/jobs/quick.py); a redelivery (the sweeper's, the broker's) is always claimed."""
     # Connection hygiene around tasks is the task's job (tasks/jobs.py), not ours.
     failpoint("job.before_claim")
+    if not quick.possible(redelivery=redelivery):
+        _claim_and_run(job_id)
+        return
+    held = quick.hold(job_id)
+    try:
+        if held is None:
+            _claim_and_run(job_id)
+        else:
+            _run(held.job, held.token, held)
+    finally:
+        if held is not None:
+            held.let_go()  # only if something escaped before its end
+        quick.done_with_connection()
+
+
+def _claim_and_run(job_id: int) -> None:
     claimed = claim(job_id)
     if claimed is None:
         logger.info("job %s: nothing to do (finished, running elsewhere, or missing)", job_id)
         return
-    job, token = claimed
+    _run(*claimed)
+
+
+def _run(job: Job, token: str, held: quick.HeldJob | None = None) -> None:
     try:
         kind = registry.get(job.kind)
     except KeyError:
-        _finish(job, token, JobState.FAILED, error={"code": "UNKNOWN_KIND", "message": job.kind})
+        error = {"code": "UNKNOWN_KIND", "message": job.kind}
+        _finish(job, token, JobState.FAILED, error=error, held=held)
         return
-    context = JobContext(job=job, lease_token=token)
+    context = JobContext(job=job, lease_token=token, held=held)
     with LeaseKeeper(context):
+        failpoint("job.before_handler")
         try:
             result = kind.handler(context)
         except LeaseLost:
-            logger.warning("job %s was taken over by another worker; stopping", job_id)
+            logger.warning("job %s was taken over by another worker; stopping", job.pk)
             return
         except JobCancelled:
-            _finish(job, token, JobState.CANCELLED)
+            _finish(job, token, JobState.CANCELLED, held=held)
             return
         except JobFailed as failure:
             error = {"code": failure.code, "message": failure.message}
-            _finish(job, token, JobState.FAILED, error=error)
+            _finish(job, token, JobState.FAILED, error=error, held=held)
             return
         except Exception:
             reference = uuid.uuid4().hex[:12]
-            logger.exception("job %s (%s) crashed [ref %s]", job_id, job.kind, reference)
+            logger.exception("job %s (%s) crashed [ref %s]", job.pk, job.kind, reference)
             error = {"code": "INTERNAL_ERROR", "message": f"Unexpected error (ref {reference})."}
-            _finish(job, token, JobState.FAILED, error=error)
+            _finish(job, token, JobState.FAILED, error=error, held=held)
             return
-    _finish(job, token, JobState.SUCCEEDED, result=result or {})
+    _finish(job, token, JobState.SUCCEEDED, result=result or {}, held=held)

@@ -209,7 +209,7 @@ def jobs_sweep() -> dict[str, int]:
         # Stamping dispatched_at first keeps two sweepers, or two sweeps, from both sending the
         # same job; a duplicate send would still be harmless, since the claim admits one runner.
         if stale.filter(pk=job_id).update(dispatched_at=now):
-            dispatch.send(job_id, lane)
+            dispatch.send(job_id, lane, redelivery=True)
             redispatched += 1
     pruned = events_prune(now=now)
     idempotency_keys_prune()

@@ -70,12 +70,14 @@ def _take_sql_text(extra_condition: str) -> str:
     )
 
 
-def _take_params(token: str, now: datetime, job_id: int) -> list[Any]:
+def _take_params(
+    token: str, now: datetime, job_id: int, started_at: datetime | None = None
+) -> list[Any]:
     return [
         JobState.RUNNING.value,
         token,
         value("lease_expires_at", now + lease_duration()),
-        value("started_at", now),
+        value("started_at", started_at or now),
         value("updated_at", now),
         job_id,
         JobState.QUEUED.value,
@@ -192,16 +194,23 @@ _JOB_PAYLOAD_SQL = (
 def _counter_and_event_sql(source: str, type_sql: str, payload_sql: str) -> str:
     """CTEs `c` (the workspace's next sequence, locked till commit) and `e` (the event), for the
     one row of `source` (a CTE with workspace_id)."""
-    counters = EventCounter._meta.db_table
-    events = Event._meta.db_table
     return (
-        f"c AS (INSERT INTO {counters} (workspace_id, last_sequence, pruned_through) "  # noqa: S608
-        f"SELECT workspace_id, 1, 0 FROM {source} "
-        f"ON CONFLICT (workspace_id) DO UPDATE SET last_sequence = {counters}.last_sequence + 1 "
-        "RETURNING workspace_id, last_sequence), "
-        f"e AS (INSERT INTO {events} (workspace_id, sequence, type, payload, created_at) "
+        _counter_sql(source, taken=1) + f", e AS (INSERT INTO {Event._meta.db_table} "  # noqa: S608 (our names)
+        "(workspace_id, sequence, type, payload, created_at) "
         f"SELECT c.workspace_id, c.last_sequence, {type_sql}, {payload_sql}, %s "
         f"FROM c CROSS JOIN {source} RETURNING id, sequence)"
+    )
+
+
+def _counter_sql(source: str, taken: int) -> str:
+    """CTE `c`: the workspace of `source`'s one row takes `taken` sequences; `c.last_sequence`
+    is the last of them. The counter row stays locked till commit."""
+    counters = EventCounter._meta.db_table
+    return (
+        f"c AS (INSERT INTO {counters} (workspace_id, last_sequence, pruned_through) "  # noqa: S608
+        f"SELECT workspace_id, {taken}, 0 FROM {source} "
+        f"ON CONFLICT (workspace_id) DO UPDATE SET last_sequence = {counters}.last_sequence "
+        f"+ {taken} RETURNING workspace_id, last_sequence)"
     )
 
 
@@ -223,14 +232,32 @@ def _claim_sql() -> str:
 
 
 def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
-    now = timezone.now()
     token = uuid.uuid4().hex
-    base = {"jobId": global_id("Job", job_id), "state": JobState.RUNNING.value}
-    params = [*_take_params(token, now, job_id), "job.started", json.dumps(base), now]
-    taken = _job_and_its_event(_claim_sql(), params)
-    if taken is None:
+    sql, params, now = claim_statement(job_id, token)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    job, event_id, sequence = taken
+    return claimed(row, now), token
+
+
+def claim_statement(
+    job_id: int, token: str, started_at: datetime | None = None
+) -> tuple[str, list[Any], datetime]:
+    """The claim as one statement (the job's row, then job.started's id and sequence), its
+    parameters, and its time. `started_at` is when the run began, if before the claim (a held
+    job, domain/jobs/quick.py)."""
+    now = timezone.now()
+    base = {"jobId": global_id("Job", job_id), "state": JobState.RUNNING.value}
+    params = [*_take_params(token, now, job_id, started_at), "job.started", json.dumps(base), now]
+    return _claim_sql(), params, now
+
+
+def claimed(row: tuple[Any, ...], now: datetime) -> Job:
+    """The job a committed claim statement returned; publishes its job.started."""
+    event_id, sequence = row[-2:]
+    job = job_from_row(row)
     record_job_event_committed(
         job,
         "job.started",
@@ -239,7 +266,24 @@ def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
         created_at=now,
         attempt=job.attempts,
     )
-    return job, token
+    return job
+
+
+def hold_sql(job_id: int) -> tuple[str, list[Any]]:
+    """Read and lock a job's row for a quick run (domain/jobs/quick.py): only a QUEUED job with
+    no cancel pending and an attempt left, and only if no one else holds it. NO KEY UPDATE, so
+    rows that refer to the job (a child job's parent) can still be written meanwhile."""
+    return _hold_sql_text(), [job_id, JobState.QUEUED.value]
+
+
+@functools.cache
+def _hold_sql_text() -> str:
+    return (
+        f"SELECT {_job_columns()} FROM {connection.ops.quote_name(Job._meta.db_table)} "  # noqa: S608
+        f"WHERE {column('id')} = %s AND {column('state')} = %s "
+        f"AND NOT {column('cancel_requested')} AND {column('attempts')} < {column('max_attempts')} "
+        "FOR NO KEY UPDATE SKIP LOCKED"
+    )
 
 
 @functools.cache
@@ -393,6 +437,50 @@ def finish_in_one_statement(
         job_id=job.pk,
     )
     return True
+
+
+def end_held_statement(
+    job: Job,
+    changes: dict[str, Any],
+    started: tuple[dict[str, Any], datetime],
+    ended: tuple[str, dict[str, Any]],
+) -> tuple[str, list[Any]]:
+    """The end of a held job (domain/jobs/quick.py) as one statement: the row's `changes` plus
+    the attempt it counts, then job.started (payload, time) and the end's event (type, payload)
+    with the workspace's next two sequences. Returns (event id, sequence) rows, in order."""
+    prepared = [value(name, raw) for name, raw in changes.items()]
+    payload = Event._meta.get_field("payload")
+    (started_payload, started_at), (ended_type, ended_payload) = started, ended
+    return _end_held_sql(tuple(changes)), [
+        *prepared,
+        job.pk,
+        "job.started",
+        payload.get_db_prep_save(started_payload, connection),
+        started_at,
+        ended_type,
+        payload.get_db_prep_save(ended_payload, connection),
+        changes["updated_at"],
+    ]
+
+
+@functools.cache
+def _end_held_sql(changed: tuple[str, ...]) -> str:
+    assignments = ", ".join(f"{column(name)} = %s" for name in changed)
+    attempts = column("attempts")
+    update = (
+        f"UPDATE {connection.ops.quote_name(Job._meta.db_table)} "  # noqa: S608 (our names)
+        f"SET {assignments}, {attempts} = {attempts} + 1 WHERE {column('id')} = %s "
+        f"RETURNING {column('workspace')}"
+    )
+    insert = (
+        f"INSERT INTO {Event._meta.db_table} (workspace_id, sequence, type, payload, created_at) "  # noqa: S608
+        "SELECT workspace_id, last_sequence - 1, %s, %s, %s FROM c UNION ALL "
+        "SELECT workspace_id, last_sequence, %s, %s, %s FROM c RETURNING id, sequence"
+    )
+    return (
+        f"WITH j AS ({update}), {_counter_sql('j', taken=2)}, e AS ({insert}) "  # noqa: S608
+        "SELECT id, sequence FROM e ORDER BY sequence"
+    )
 
 
 def record_job_event_committed(

@@ -55,6 +55,7 @@ def test_concurrent_jobs_keep_their_leases_while_they_run(
     workspace: Workspace, settings: Any
 ) -> None:
     settings.DEPOT_JOB_LEASE_SECONDS = 3
+    settings.DEPOT_JOB_QUICK_SECONDS = 0  # claimed at once, with a lease (not held a moment)
     jobs = [_job(workspace, "test.lease_probe") for _ in range(3)]
 
     def run(job_id: int) -> None:
@@ -77,6 +78,7 @@ def test_concurrent_jobs_keep_their_leases_while_they_run(
 @pytest.mark.django_db(transaction=True)
 def test_a_job_taken_over_is_marked_lost_and_stops(workspace: Workspace, settings: Any) -> None:
     settings.DEPOT_JOB_LEASE_SECONDS = 3
+    settings.DEPOT_JOB_QUICK_SECONDS = 0  # claimed at once, with a lease (not held a moment)
     job = _job(workspace, "test.lease_stolen")
     started = timezone.now()
     runner.execute(job.pk)

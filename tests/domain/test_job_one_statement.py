@@ -67,7 +67,8 @@ def _run_generally(job_id: int) -> None:
         assert runner._finish(job, token, JobState.SUCCEEDED, result={"fine": True})
 
 
-def test_claim_and_finish_take_one_statement_each(workspace: Workspace) -> None:
+def test_claim_and_finish_take_one_statement_each(workspace: Workspace, settings: Any) -> None:
+    settings.DEPOT_JOB_QUICK_SECONDS = 0  # claimed at once (held runs: test_job_quick.py)
     job = _job(workspace)
     with (
         mock.patch.object(

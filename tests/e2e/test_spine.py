@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from domain.assets import storage
 from domain.assets.media import DEFAULT_PRESETS
@@ -152,12 +153,54 @@ def test_a_job_whose_worker_dies_before_claiming_it_runs_once_on_another_worker(
     job = Job.objects.get()
     assert (job.state, job.attempts) == (JobState.QUEUED, 0)
 
+    _the_redelivery_runs_once(start_worker, tenant, job_id)
+
+
+def test_a_job_whose_worker_dies_while_holding_it_runs_once_on_another_worker(
+    tenant: Tenant,
+    start_web: Callable[..., str],
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    # The worker holds the job (a lock on its row, domain/jobs/quick.py) for as long as it
+    # likes here, and dies in it: Postgres ends its transaction, the job is QUEUED again with
+    # no attempt counted, and the sweeper's redelivery is claimed on another worker.
+    doomed = start_worker(
+        beat=False, DEPOT_JOB_QUICK_SECONDS="600", DEPOT_FAILPOINTS="job.before_handler=sleep:120"
+    )
+    client = GraphQLClient(start_web(), tenant.token)
+    collection = global_id("Collection", tenant.collection.pk)
+    job_id = client.data(DELETE, {"id": collection})["collectionDelete"]["job"]["id"]
+    wait_for(_a_job_row_is_locked, 30, what="the worker holding the job", process=doomed)
+    assert Job.objects.get().state == JobState.QUEUED
+    doomed.kill(signal.SIGKILL)
+    doomed.wait(10)
+    wait_for(lambda: not _a_job_row_is_locked(), 30, what="Postgres ending the held transaction")
+    job = Job.objects.get()
+    assert (job.state, job.attempts, job.started_at) == (JobState.QUEUED, 0, None)
+
+    _the_redelivery_runs_once(start_worker, tenant, job_id)
+
+
+def _the_redelivery_runs_once(
+    start_worker: Callable[..., ManagedProcess], tenant: Tenant, job_id: str
+) -> None:
+    """A new worker with beat: the sweeper sends the collection's deletion again, and it runs
+    once, its first counted attempt."""
     start_worker(beat=True)
     wait_for(lambda: Job.objects.get().state == JobState.SUCCEEDED, 60, what="the re-dispatch")
     assert Job.objects.get().attempts == 1
     assert not Collection.objects.filter(pk=tenant.collection.pk).exists()
     types = list(Event.objects.filter(payload__jobId=job_id).values_list("type", flat=True))
     assert (types.count("job.started"), types.count("job.succeeded")) == (1, 1)
+
+
+def _a_job_row_is_locked() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM jobs_job WHERE id NOT IN "
+            "(SELECT id FROM jobs_job FOR UPDATE SKIP LOCKED)"
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def test_a_subscriber_that_reconnects_with_its_cursor_misses_nothing(
