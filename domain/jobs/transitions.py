@@ -156,23 +156,17 @@ def create_with_queued_event(job: Job) -> tuple[int, int] | None:
     The way this replaced (look the key up, insert in a savepoint, catch the IntegrityError)
     took five round trips on every job a mutation started, all of which carry a key.
     """
-    fields = [f for f in Job._meta.local_concrete_fields if f is not Job._meta.auto_field]
-    insert = InsertQuery(Job)
-    insert.insert_values(fields, [job])  # the compiler fills created_at/updated_at on the job
-    [(insert_sql, params)] = insert.get_compiler(connection=connection).as_sql()
-    if job.idempotency_key is not None:
-        key = column("idempotency_key")
-        insert_sql += (
-            f" ON CONFLICT ({column('workspace')}, {key}) WHERE {key} IS NOT NULL DO NOTHING"
-        )
-    returned = ", ".join(column(name) for name in ("id", "workspace", "kind", "state"))
-    sql = (
-        f"WITH j AS ({insert_sql} RETURNING {returned}), "  # noqa: S608 (our names)
-        + _counter_and_event_sql("j", "%s", _JOB_PAYLOAD_SQL)
-        + " SELECT j.id, e.id, e.sequence FROM j CROSS JOIN e"
-    )
+    # What the ORM's insert compiler does for one row: pre_save fills created_at/updated_at on
+    # the job, get_db_prep_save adapts each value (the statement's text is built once, not
+    # compiled per job: 0.22 ms of every job a request starts).
+    params = [
+        field.get_db_prep_save(field.pre_save(job, True), connection) for field in _insert_fields()
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, "job.queued", value("created_at", job.created_at)])
+        cursor.execute(
+            _create_sql(keyed=job.idempotency_key is not None),
+            [*params, "job.queued", value("created_at", job.created_at)],
+        )
         row = cursor.fetchone()
     if row is None:
         return None
@@ -181,6 +175,28 @@ def create_with_queued_event(job: Job) -> tuple[int, int] | None:
     job._state.adding = False
     job._state.db = connection.alias
     return event_id, sequence
+
+
+def _insert_fields() -> list[Field[Any, Any]]:
+    return [f for f in Job._meta.local_concrete_fields if f is not Job._meta.auto_field]
+
+
+@functools.cache
+def _create_sql(*, keyed: bool) -> str:
+    insert = InsertQuery(Job)
+    insert.insert_values(_insert_fields(), [Job()])  # only the text is kept, not its values
+    [(insert_sql, _)] = insert.get_compiler(connection=connection).as_sql()
+    if keyed:
+        key = column("idempotency_key")
+        insert_sql += (
+            f" ON CONFLICT ({column('workspace')}, {key}) WHERE {key} IS NOT NULL DO NOTHING"
+        )
+    returned = ", ".join(column(name) for name in ("id", "workspace", "kind", "state"))
+    return (
+        f"WITH j AS ({insert_sql} RETURNING {returned}), "  # noqa: S608 (our names)
+        + _counter_and_event_sql("j", "%s", _JOB_PAYLOAD_SQL)
+        + " SELECT j.id, e.id, e.sequence FROM j CROSS JOIN e"
+    )
 
 
 # job_event_payload(j) in SQL, for a CTE `j` with the job's id, kind and state. `jobId` is the
