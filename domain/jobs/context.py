@@ -36,7 +36,7 @@ class JobContext:
         return self.job.parameters
 
     def _mine(self) -> Any:
-        """Our job's row, as a running job's: a held job is claimed first."""
+        """Our job's row, as a running job's: a job still held is claimed first."""
         if self.held is not None and self.held.held and not self.held.claim():
             self.lease_lost = True
             raise LeaseLost(f"job {self.job.pk} is no longer ours")
@@ -53,6 +53,11 @@ class JobContext:
             and not finished
             and now - self._last_progress_write < settings.DEPOT_PROGRESS_MIN_INTERVAL
         ):
+            return
+        if self.held is not None and self.held.keep_progress(done, total, stage):
+            # Held: kept on the job, written by the claim or the end, whichever comes first.
+            self._last_progress_write = now
+            self._last_stage = stage
             return
         updated = self._mine().update(
             progress_done=done,

@@ -13,10 +13,12 @@ How:
 - end: the row's end (its state, result or error, the attempt, started_at) and two events,
   job.started and the end's, in one statement, committed in the same round trip. Both are
   published after that, in order.
-- claim: after DEPOT_JOB_QUICK_SECONDS (the lease renewer's first round), or as soon as the
-  handler reports progress or checks for a cancel (those read or write the row as a running
-  job's), the held transaction runs the ordinary claim statement and commits. From then on it is
-  a running job with a lease, and its end is the ordinary one.
+- claim: after DEPOT_JOB_QUICK_SECONDS (the lease renewer's first round), the held transaction
+  runs the ordinary claim statement, with any progress reported meanwhile, and commits. From then
+  on it is a running job with a lease, and its end is the ordinary one.
+- while held, progress is kept on the job (the claim or the end writes it), and a check for a
+  cancel returns at once: no cancel can be pending, since a cancel waits for the lock. Anything
+  else that writes the row as a running job's claims it first (JobContext._mine).
 
 The lock does what a lease does otherwise. Another worker's claim of the job (a duplicate
 message) skips the row, or waits for the lock and then finds the job finished; a cancel and the
@@ -85,7 +87,11 @@ class HeldJob:
             if not self._held:
                 return self._claimed
             self._held = False
-            sql, params, now = transitions.claim_statement(self.job.pk, self.token, self.started_at)
+            job = self.job
+            progress = (job.progress_done, job.progress_total, job.progress_stage)
+            sql, params, now = transitions.claim_statement(
+                job.pk, self.token, self.started_at, progress
+            )
             try:
                 row = _commit_with(self._db, sql, params)
             except Exception:
@@ -101,6 +107,15 @@ class HeldJob:
             self._claimed = True
             return True
 
+    def keep_progress(self, done: int, total: int | None, stage: str) -> bool:
+        """Keep reported progress on the job, for the claim or the end to write; False if no
+        longer held (the caller writes it to the row)."""
+        with self._lock:
+            if self._held:
+                self.job.progress_done, self.job.progress_total = done, total
+                self.job.progress_stage = stage
+            return self._held
+
     def end(self, changes: dict[str, Any], type: str, payload: dict[str, Any]) -> bool:
         """Record the end and job.started with it, if still held; False if claimed meanwhile
         (the caller ends it as a running job). Raises if the database does (the job is then
@@ -114,7 +129,14 @@ class HeldJob:
             started_payload = job_event_payload(job, attempt=attempt) | {
                 "state": JobState.RUNNING.value
             }
-            changes = {**changes, "started_at": self.started_at}
+            # Progress reported while held was kept on the job (JobContext.progress).
+            changes = {
+                "progress_done": job.progress_done,
+                "progress_total": job.progress_total,
+                "progress_stage": job.progress_stage,
+                **changes,
+                "started_at": self.started_at,
+            }
             sql, params = transitions.end_held_statement(
                 job, changes, (started_payload, self.started_at), (type, payload)
             )

@@ -56,7 +56,7 @@ def take_sql(token: str, now: datetime, job_id: int, extra_condition: str = "") 
 
 
 @functools.cache
-def _take_sql_text(extra_condition: str) -> str:
+def _take_sql_text(extra_condition: str, with_progress: bool = False) -> str:
     # Only names of ours (Postgres and SQLite quote them alike): the same text for a process.
     quote = connection.ops.quote_name
     state, expires = column("state"), column("lease_expires_at")
@@ -64,14 +64,21 @@ def _take_sql_text(extra_condition: str) -> str:
         f"UPDATE {quote(Job._meta.db_table)} SET {state} = %s, "  # noqa: S608 (our names)
         f"{column('lease_token')} = %s, {expires} = %s, "
         f"{column('attempts')} = {column('attempts')} + 1, {column('started_at')} = %s, "
-        f"{column('updated_at')} = %s "
+        f"{column('updated_at')} = %s{_PROGRESS_SET if with_progress else ''} "
         f"WHERE {column('id')} = %s AND ({state} = %s OR ({state} = %s AND {expires} < %s))"
         f"{extra_condition} RETURNING {_job_columns()}"
     )
 
 
+_PROGRESS_SET = ", progress_done = %s, progress_total = %s, progress_stage = %s"
+
+
 def _take_params(
-    token: str, now: datetime, job_id: int, started_at: datetime | None = None
+    token: str,
+    now: datetime,
+    job_id: int,
+    started_at: datetime | None = None,
+    progress: tuple[int, int | None, str] | None = None,
 ) -> list[Any]:
     return [
         JobState.RUNNING.value,
@@ -79,6 +86,7 @@ def _take_params(
         value("lease_expires_at", now + lease_duration()),
         value("started_at", started_at or now),
         value("updated_at", now),
+        *(progress or ()),
         job_id,
         JobState.QUEUED.value,
         JobState.RUNNING.value,
@@ -231,7 +239,7 @@ def _counter_sql(source: str, taken: int) -> str:
 
 
 @functools.cache
-def _claim_sql() -> str:
+def _claim_sql(with_progress: bool = False) -> str:
     # Only the plain case: no cancel pending, an attempt left (else the general way).
     guard = (
         f" AND NOT {column('cancel_requested')} AND {column('attempts')} < {column('max_attempts')}"
@@ -239,7 +247,7 @@ def _claim_sql() -> str:
     # job.started's payload is job_event_payload(job, attempt=...): what the row decides (kind,
     # attempts) is merged in SQL; the Python side builds the same dict to publish.
     return (
-        f"WITH j AS ({_take_sql_text(guard)}), "  # noqa: S608 (our names)
+        f"WITH j AS ({_take_sql_text(guard, with_progress)}), "  # noqa: S608 (our names)
         + _counter_and_event_sql(
             "j", "%s", "%s::jsonb || jsonb_build_object('kind', j.kind, 'attempt', j.attempts)"
         )
@@ -259,15 +267,19 @@ def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
 
 
 def claim_statement(
-    job_id: int, token: str, started_at: datetime | None = None
+    job_id: int,
+    token: str,
+    started_at: datetime | None = None,
+    progress: tuple[int, int | None, str] | None = None,
 ) -> tuple[str, list[Any], datetime]:
     """The claim as one statement (the job's row, then job.started's id and sequence), its
-    parameters, and its time. `started_at` is when the run began, if before the claim (a held
-    job, domain/jobs/quick.py)."""
+    parameters, and its time. A held job (domain/jobs/quick.py) began at `started_at`, before
+    the claim, and may have reported `progress` (done, total, stage) meanwhile."""
     now = timezone.now()
     base = {"jobId": global_id("Job", job_id), "state": JobState.RUNNING.value}
-    params = [*_take_params(token, now, job_id, started_at), "job.started", json.dumps(base), now]
-    return _claim_sql(), params, now
+    take = _take_params(token, now, job_id, started_at, progress)
+    params = [*take, "job.started", json.dumps(base), now]
+    return _claim_sql(with_progress=progress is not None), params, now
 
 
 def claimed(row: tuple[Any, ...], now: datetime) -> Job:

@@ -1,7 +1,8 @@
 """Held runs (domain/jobs/quick.py): a job is held by a lock on its row until it has run for
-DEPOT_JOB_QUICK_SECONDS; one that ends sooner commits its start and its end together. One that
-runs longer, or reports progress, is claimed then. Duplicates and cancels wait for the lock; a
-run whose session dies leaves the job QUEUED, and the redelivery is claimed, not held.
+DEPOT_JOB_QUICK_SECONDS; one that ends sooner commits its start and its end together (with any
+progress it reported). One that runs longer is claimed then, its progress so far with it.
+Duplicates and cancels wait for the lock; a run whose session dies leaves the job QUEUED, and
+the redelivery is claimed, not held.
 
 These run with real commits (the hold is on a connection of its own).
 """
@@ -71,7 +72,17 @@ def _slow(ctx: JobContext) -> dict[str, Any]:
 @registry.register("test.quick.progress", lane=Lane.INTERACTIVE)
 def _progress(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(1, 2, "half")
-    seen[ctx.job.pk] = {"row": _row(ctx.job.pk), "token": ctx.lease_token}
+    seen[ctx.job.pk] = {"row": _row(ctx.job.pk)}
+    return {}
+
+
+@registry.register("test.quick.progress_then_slow", lane=Lane.INTERACTIVE)
+def _progress_then_slow(ctx: JobContext) -> dict[str, Any]:
+    ctx.progress(1, 3, "first")
+    time.sleep(0.4)  # claimed meanwhile, with the progress so far
+    seen[ctx.job.pk] = {"claimed": _row(ctx.job.pk)}
+    ctx.progress(2, 3, "second")  # now written at once, as any running job's
+    seen[ctx.job.pk]["then"] = _row(ctx.job.pk)
     return {}
 
 
@@ -212,15 +223,41 @@ def test_a_job_that_runs_longer_is_claimed_while_it_runs(
     assert events[0][2] != events[1][2]  # the claim committed before the end
 
 
-def test_reporting_progress_claims_the_job_first(workspace: Workspace, settings: Any) -> None:
+def test_progress_reported_while_held_is_written_with_the_end(
+    workspace: Workspace, settings: Any
+) -> None:
     settings.DEPOT_JOB_QUICK_SECONDS = 60
     job = _job(workspace, "test.quick.progress")
-    runner.execute(job.pk)
-    during = seen[job.pk]["row"]
-    assert (during.state, during.lease_token) == (JobState.RUNNING, seen[job.pk]["token"])
-    assert (during.progress_done, during.progress_total, during.progress_stage) == (1, 2, "half")
+    with mock.patch("realtime.publish.publish_job_progress") as nudge:
+        runner.execute(job.pk)
+    during = seen[job.pk]["row"]  # still held: the row is as it was
+    assert (during.state, during.progress_stage, during.progress_total) == (
+        JobState.QUEUED,
+        "",
+        None,
+    )
+    nudge.assert_not_called()  # nothing to read yet: the end says it all
     row = _row(job.pk)
-    assert (row.state, row.attempts, row.progress_done) == (JobState.SUCCEEDED, 1, 2)
+    assert (row.state, row.attempts) == (JobState.SUCCEEDED, 1)
+    assert (row.progress_done, row.progress_total, row.progress_stage) == (2, 2, "half")
+
+
+def test_progress_reported_while_held_is_written_by_the_claim(
+    workspace: Workspace, settings: Any
+) -> None:
+    settings.DEPOT_JOB_QUICK_SECONDS = 0.05
+    job = _job(workspace, "test.quick.progress_then_slow")
+    runner.execute(job.pk)
+    claimed, then = seen[job.pk]["claimed"], seen[job.pk]["then"]
+    assert claimed.state == JobState.RUNNING
+    assert (claimed.progress_done, claimed.progress_total, claimed.progress_stage) == (
+        1,
+        3,
+        "first",
+    )
+    assert (then.progress_done, then.progress_stage) == (2, "second")
+    row = _row(job.pk)
+    assert (row.state, row.attempts, row.progress_done) == (JobState.SUCCEEDED, 1, 3)
 
 
 def test_a_duplicate_delivery_waits_for_the_held_job_and_then_does_nothing(
