@@ -73,11 +73,12 @@ def install() -> None:
 
     gc.callbacks.append(gc_timer)
 
-    from domain.jobs import dispatch, runner
+    from domain.jobs import dispatch, quick, runner
     from domain.jobs.dispatch import RUN_JOB_TASK
     from realtime import publish
 
     _wrap(runner, "claim", "claim", lambda a, k: a[0])
+    _wrap(quick, "hold", "hold", lambda a, k: a[0])  # a held run (domain/jobs/quick.py)
     _wrap(runner, "_finish", "finish", lambda a, k: a[0].pk)
     _wrap(dispatch, "send", "dispatch", lambda a, k: a[0])
 
@@ -171,10 +172,10 @@ def _install_broker_marks(dispatch: Any) -> None:
     sending: dict[str, Any] = {"job": None}
     original_send = dispatch.send
 
-    def send(job_id: int, lane: str) -> None:
+    def send(job_id: int, lane: str, **kwargs: Any) -> None:
         sending["job"] = job_id
         try:
-            original_send(job_id, lane)
+            original_send(job_id, lane, **kwargs)
         finally:
             sending["job"] = None
 

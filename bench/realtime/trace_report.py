@@ -35,7 +35,10 @@ STEPS = [
     ("worker task.prerun (child)", "task.prerun", "task.received"),
     ("claim.start", "claim.start", "task.prerun"),
     ("claim.end (job.started committed)", "claim.end", "claim.start"),
-    ("handler", "handler", "claim.end"),
+    # A held run (since session 11) takes the row's lock instead; job.started commits at the end.
+    ("hold.start", "hold.start", "task.prerun"),
+    ("hold.end (the row locked)", "hold.end", "hold.start"),
+    ("handler", "handler", "claim.end|hold.end"),
     ("finish.start", "finish.start", "handler"),
     ("finish.end (job.succeeded committed)", "finish.end", "finish.start"),
     ("worker publish.submit (job.succeeded)", "publish.succeeded.submit", "finish.end"),
