@@ -204,13 +204,16 @@ def jobs_sweep() -> dict[str, int]:
     stale = Job.objects.filter(dispatched_at__lt=now - grace).filter(
         Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, lease_expires_at__lt=now)
     )
-    redispatched = 0
-    for job_id, lane in stale.values_list("pk", "lane")[:1000]:
+    with transaction.atomic():
         # Stamping dispatched_at first keeps two sweepers, or two sweeps, from both sending the
-        # same job; a duplicate send would still be harmless, since the claim admits one runner.
-        if stale.filter(pk=job_id).update(dispatched_at=now):
-            dispatch.send(job_id, lane, redelivery=True)
-            redispatched += 1
+        # same job (a duplicate send would still be harmless: the claim admits one runner).
+        # SKIP LOCKED: a row another sweeper is stamping, or a job a worker holds for a quick
+        # run (domain/jobs/quick.py), is not waited for.
+        due = list(stale.select_for_update(skip_locked=True).values_list("pk", "lane")[:1000])
+        Job.objects.filter(pk__in=[job_id for job_id, _ in due]).update(dispatched_at=now)
+    for job_id, lane in due:
+        dispatch.send(job_id, lane, redelivery=True)
+    redispatched = len(due)
     pruned = events_prune(now=now)
     idempotency_keys_prune()
     if redispatched:

@@ -298,6 +298,28 @@ def test_a_cancel_waits_for_the_held_job_and_finds_it_finished(
     assert _row(job.pk).state == JobState.SUCCEEDED
 
 
+def test_the_sweeper_passes_a_held_job_by_without_waiting(
+    workspace: Workspace, settings: Any
+) -> None:
+    settings.DEPOT_JOB_QUICK_SECONDS = 60
+    job = _job(workspace, "test.quick.waits")
+    Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now() - timedelta(hours=1))
+    run, run_errors = _in_thread(runner.execute, job.pk)
+    try:
+        assert running.wait(10)
+        with mock.patch("domain.jobs.dispatch.send") as send:
+            started = time.monotonic()
+            swept = jobs_sweep()
+        assert time.monotonic() - started < 5  # release.wait(10) would end it otherwise
+        assert swept["redispatched"] == 0
+        send.assert_not_called()
+    finally:
+        release.set()
+        run.join(10)
+    assert run_errors == []
+    assert _row(job.pk).state == JobState.SUCCEEDED
+
+
 def test_a_held_job_whose_session_dies_is_queued_again_and_its_redelivery_is_claimed(
     workspace: Workspace, settings: Any
 ) -> None:
