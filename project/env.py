@@ -58,14 +58,22 @@ class Env:
             raise ConfigError(name, f"must be at least {minimum}, got {value}")
         return value
 
-    def float(self, name: builtins.str, default: builtins.float) -> builtins.float:
+    def float(
+        self,
+        name: builtins.str,
+        default: builtins.float,
+        minimum: builtins.float = float("-inf"),
+    ) -> builtins.float:
         raw = self.str(name)
         if not raw:
             return default
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise ConfigError(name, f"expected a number, got {raw!r}") from None
+        if not value >= minimum:  # also refuses nan
+            raise ConfigError(name, f"must be at least {minimum}, got {raw}")
+        return value
 
     def list(
         self, name: builtins.str, default: builtins.list[builtins.str]

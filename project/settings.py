@@ -203,7 +203,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 DEPOT_JOB_LEASE_SECONDS = env.int("DEPOT_JOB_LEASE_SECONDS", 60, minimum=2)
 # A job runs held by a lock on its row, not claimed, for this long: one that ends sooner commits
 # its start and its end together (domain/jobs/quick.py). 0 claims every job at once.
-DEPOT_JOB_QUICK_SECONDS = env.float("DEPOT_JOB_QUICK_SECONDS", 0.05)
+DEPOT_JOB_QUICK_SECONDS = env.float("DEPOT_JOB_QUICK_SECONDS", 0.05, minimum=0)
 DEPOT_SWEEP_INTERVAL_SECONDS = env.float("DEPOT_SWEEP_INTERVAL_SECONDS", 15.0)
 # A QUEUED job not claimed this long after dispatch is handed to the broker again.
 DEPOT_DISPATCH_GRACE_SECONDS = env.int("DEPOT_DISPATCH_GRACE_SECONDS", 30, minimum=1)

@@ -186,8 +186,9 @@ def hold(job_id: int) -> HeldJob | None:
     db = _connection()
     sql, params = transitions.hold_sql(job_id)
     # A client that vanished without closing its socket: Postgres ends the session after a
-    # lease's time idle in this transaction, and the job is QUEUED again.
-    timeout = int(settings.DEPOT_JOB_LEASE_SECONDS)
+    # lease's time idle in this transaction (past the hold's own length), and the job is QUEUED
+    # again.
+    timeout = int(settings.DEPOT_JOB_LEASE_SECONDS + settings.DEPOT_JOB_QUICK_SECONDS) + 1
     started_at = timezone.now()
     try:
         with _statements(db) as cursor:

@@ -34,6 +34,8 @@ def _run(argv: list[str], tmp_path: Path, **overrides: str) -> subprocess.Comple
         ({"CELERY_BROKER_URL": "kafka://x"}, "CELERY_BROKER_URL"),
         ({"S3_BUCKET": "media"}, "S3_ACCESS_KEY_ID"),
         ({"DEPOT_JOB_LEASE_SECONDS": "soon"}, "DEPOT_JOB_LEASE_SECONDS"),
+        ({"DEPOT_JOB_QUICK_SECONDS": "-1"}, "DEPOT_JOB_QUICK_SECONDS"),
+        ({"DEPOT_JOB_QUICK_SECONDS": "nan"}, "DEPOT_JOB_QUICK_SECONDS"),
         ({"DEPOT_ENV": "production"}, "DJANGO_SECRET_KEY"),
     ],
 )
