@@ -62,10 +62,18 @@ def _waits(ctx: JobContext) -> dict[str, Any]:
     return {}
 
 
+def _row_once_claimed(job_id: int) -> Job:
+    """The row as soon as the lease renewer has claimed the held job (within 10 s)."""
+    deadline = time.monotonic() + 10
+    while (row := _row(job_id)).state != JobState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return row
+
+
 @registry.register("test.quick.slow", lane=Lane.INTERACTIVE)
 def _slow(ctx: JobContext) -> dict[str, Any]:
-    time.sleep(0.4)  # well past DEPOT_JOB_QUICK_SECONDS
-    seen[ctx.job.pk] = {"row": _row(ctx.job.pk), "token": ctx.lease_token}
+    # Runs on past DEPOT_JOB_QUICK_SECONDS, until the renewer has claimed it.
+    seen[ctx.job.pk] = {"row": _row_once_claimed(ctx.job.pk), "token": ctx.lease_token}
     return {}
 
 
@@ -79,8 +87,7 @@ def _progress(ctx: JobContext) -> dict[str, Any]:
 @registry.register("test.quick.progress_then_slow", lane=Lane.INTERACTIVE)
 def _progress_then_slow(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(1, 3, "first")
-    time.sleep(0.4)  # claimed meanwhile, with the progress so far
-    seen[ctx.job.pk] = {"claimed": _row(ctx.job.pk)}
+    seen[ctx.job.pk] = {"claimed": _row_once_claimed(ctx.job.pk)}  # with the progress so far
     ctx.progress(2, 3, "second")  # now written at once, as any running job's
     seen[ctx.job.pk]["then"] = _row(ctx.job.pk)
     return {}
@@ -206,7 +213,7 @@ def test_a_job_that_runs_longer_is_claimed_while_it_runs(
         transitions, "finish_in_one_statement", wraps=transitions.finish_in_one_statement
     ) as finish:
         runner.execute(job.pk)
-    during = seen[job.pk]["row"]  # the row as the handler read it, 0.4 s in
+    during = seen[job.pk]["row"]  # the row as the handler read it, once claimed
     assert during.state == JobState.RUNNING
     assert during.lease_token == seen[job.pk]["token"]
     assert during.lease_expires_at > timezone.now()
