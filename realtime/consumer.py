@@ -113,6 +113,10 @@ class DepotWSConsumer(GraphQLWSConsumer):
 
     async def dispatch(self, message: Any) -> None:
         kind = message.get("type", "")
+        if kind == groups.EVENTS_MESSAGE:
+            for event in message["events"]:
+                await self.dispatch(event)
+            return
         if kind == groups.CREDENTIALS_MESSAGE:
             # Every socket of the user got this message: they share one check, started now.
             await self._recheck(nudge=message.get("id") or uuid.uuid4().hex)

@@ -468,11 +468,24 @@ def flush(timeout: float = 5.0) -> bool:
     return _publisher.flush(timeout) if _publisher is not None else True
 
 
-def _event_sends(message: dict[str, Any]) -> list[Send]:
-    sends: list[Send] = [(groups.workspace_events(message["workspace_id"]), message)]
-    job_id = message.get("job_id")
-    if job_id is not None:
-        sends += _job_sends(job_id, message["workspace_id"])
+def _event_sends(messages: list[dict[str, Any]]) -> list[Send]:
+    """A commit's events: to each workspace's group, several as one EVENTS_MESSAGE (a held
+    job's job.started and end, domain/jobs/quick.py); then one nudge per job, since a nudge
+    only says "read the job again"."""
+    by_workspace: dict[int, list[dict[str, Any]]] = {}
+    for message in messages:
+        by_workspace.setdefault(message["workspace_id"], []).append(message)
+    sends: list[Send] = []
+    for workspace_id, of_workspace in by_workspace.items():
+        single = len(of_workspace) == 1
+        batch = {"type": groups.EVENTS_MESSAGE, "events": of_workspace}
+        sends.append((groups.workspace_events(workspace_id), of_workspace[0] if single else batch))
+    nudged: set[int] = set()
+    for message in messages:
+        job_id = message.get("job_id")
+        if job_id is not None and job_id not in nudged:
+            nudged.add(job_id)
+            sends += _job_sends(job_id, message["workspace_id"])
     return sends
 
 
@@ -483,7 +496,7 @@ def _job_sends(job_id: int, workspace_id: int) -> list[Send]:
 
 def publish_events(messages: list[dict[str, Any]]) -> None:
     """Queue the messages of one commit, in order (called from `transaction.on_commit`)."""
-    publisher().submit([send for message in messages for send in _event_sends(message)])
+    publisher().submit(_event_sends(messages))
 
 
 def publish_event(message: dict[str, Any]) -> None:

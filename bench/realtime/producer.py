@@ -170,7 +170,7 @@ def publish_cost(count: int) -> dict[str, Any]:
     message = publish.event_message(
         workspace_id=0, sequence=1, type="bench.cost", payload={"i": 0}, created_at="x", job_id=0
     )
-    groups = [group for group, _ in publish._event_sends(message)]
+    groups = [group for group, _ in publish._event_sends([message])]
 
     async def join() -> None:
         for group in groups:

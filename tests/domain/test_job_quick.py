@@ -9,6 +9,8 @@ These run with real commits (the hold is on a connection of its own).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 from datetime import timedelta
@@ -16,6 +18,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import OperationalError, connection
 from django.utils import timezone
 
@@ -28,7 +31,12 @@ from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
 from domain.jobs.models import Event, Job, JobState, Lane
 from domain.jobs.services import job_cancel, job_create, jobs_sweep
+from realtime import publish
 from tasks.jobs import run_job
+from tests.realtime.sockets import Socket, close_db
+
+EVENTS = "subscription($w: ID!) { events(workspaceId: $w) { sequence type } }"
+STATS = "subscription($w: ID!) { jobStats(workspaceId: $w) { counts { state } } }"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -351,6 +359,43 @@ def test_a_held_job_whose_session_dies_is_queued_again_and_its_redelivery_is_cla
     events = _job_events(row)
     assert [t for t, _, _ in events] == ["job.started", "job.succeeded"]
     assert events[0][2] != events[1][2]
+
+
+@pytest.mark.services
+def test_a_subscriber_hears_a_held_jobs_start_and_end_once_each_in_order(
+    workspace: Workspace, token: str
+) -> None:
+    """Both events reach the workspace's group as one message; the consumer hands each on."""
+    job = _job(workspace, "test.quick.ok")
+
+    def run() -> None:
+        runner.execute(job.pk)
+        publish.flush()
+
+    async def scenario() -> list[dict[str, Any]]:
+        socket = Socket()
+        await socket.open(token)
+        try:
+            workspace_id = global_id("Workspace", workspace.pk)
+            await socket.subscribe("events", EVENTS, {"w": workspace_id})
+            # Subscriptions join their groups in order: once jobStats answers, events is live.
+            await socket.subscribe("stats", STATS, {"w": workspace_id})
+            await socket.collect("stats", 1)
+            with mock.patch.object(
+                publish, "_event_sends", wraps=publish._event_sends
+            ) as event_sends:
+                await sync_to_async(run)()
+            [[messages], _] = event_sends.call_args
+            assert [m["event_type"] for m in messages] == ["job.started", "job.succeeded"]
+            frames = await socket.collect("events", 2)
+            return [json.loads(frame)["payload"]["data"]["events"] for frame in frames]
+        finally:
+            await socket.close()
+            await sync_to_async(close_db)()
+
+    heard = asyncio.run(scenario())
+    assert [e["type"] for e in heard] == ["job.started", "job.succeeded"]
+    assert heard[1]["sequence"] == heard[0]["sequence"] + 1
 
 
 def test_the_task_passes_on_a_redelivery_the_sweepers_or_the_brokers() -> None:

@@ -96,6 +96,33 @@ def test_a_job_event_reaches_its_three_groups_each_in_order(
         assert [m["type"] for m in by_group[group]] == [groups.JOB_MESSAGE] * 3
 
 
+def test_several_events_of_one_commit_go_to_their_workspace_as_one_message(
+    layer: FakeLayer,
+) -> None:
+    def event(workspace_id: int, sequence: int, job_id: int | None) -> dict[str, Any]:
+        return publish.event_message(
+            workspace_id=workspace_id,
+            sequence=sequence,
+            type=f"t{sequence}",
+            payload={},
+            created_at="now",
+            job_id=job_id,
+        )
+
+    # A held job's start and end (workspace 1, job 5), and another workspace's event.
+    started, ended, elsewhere = event(1, 7, 5), event(1, 8, 5), event(2, 3, None)
+    publish.publish_events([started, ended, elsewhere])
+    assert publish.flush(5)
+    nudge = {"type": groups.JOB_MESSAGE, "job_id": 5, "workspace_id": 1}
+    assert layer.sent == [
+        (groups.workspace_events(1), {"type": groups.EVENTS_MESSAGE, "events": [started, ended]}),
+        (groups.workspace_events(2), elsewhere),
+        # A nudge says "read the job again": once per job, not per event.
+        (groups.job_updates(5), nudge),
+        (groups.workspace_jobs(1), nudge),
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_hanging_or_failing_redis_never_holds_up_a_commit(
     workspace: Workspace, layer: FakeLayer
