@@ -85,10 +85,11 @@ def install() -> None:
     original_send = publish.Publisher._send
 
     def send(self: Any, layer: Any, batch: list[Any]) -> None:
-        jobs = [m.get("job_id") for _, m in batch]
-        mark("publish.start", jobs[0], n=len(batch), types=[m.get("event_type") for _, m in batch])
+        messages = _messages_of(batch)
+        job, types = messages[0].get("job_id"), [m.get("event_type") for m in messages]
+        mark("publish.start", job, n=len(batch), types=types)
         original_send(self, layer, batch)
-        mark("publish.end", jobs[0])
+        mark("publish.end", job)
 
     publish.Publisher._send = send  # type: ignore[method-assign]
 
@@ -96,8 +97,9 @@ def install() -> None:
 
     def submit(self: Any, sends: list[Any]) -> None:
         if sends:
-            types = [m.get("event_type") for _, m in sends]
-            mark("publish.submit", sends[0][1].get("job_id"), types=types)
+            messages = _messages_of(sends)
+            types = [m.get("event_type") for m in messages]
+            mark("publish.submit", messages[0].get("job_id"), types=types)
         original_submit(self, sends)
 
     publish.Publisher.submit = submit  # type: ignore[method-assign]
@@ -151,6 +153,11 @@ def install() -> None:
         await original_dispatch(self, message)
 
     DepotWSConsumer.dispatch = dispatch_  # type: ignore[method-assign]
+
+
+def _messages_of(sends: list[Any]) -> list[dict[str, Any]]:
+    """The messages of (group, message) sends, a depot.events message's events one by one."""
+    return [event for _, message in sends for event in message.get("events", [message])]
 
 
 def _job_of_message(message: Any) -> int | None:

@@ -453,13 +453,18 @@ def test_a_claim_waits_for_an_open_writer_of_its_workspace(workspace: Workspace)
     assert [e.type for e in _events(workspace)][-2:] == ["test.held", "job.started"]
 
 
+@pytest.mark.parametrize("held", [True, False], ids=["held", "claimed"])
 def test_a_jobs_last_event_is_sent_by_its_own_thread_before_execute_returns(
-    workspace: Workspace,
+    workspace: Workspace, settings: Any, held: bool
 ) -> None:
     """The finish publishes from the job's thread (no hand-off to the publisher thread, which
-    a subscriber waiting for the end would wait for). job.started goes through the publisher
-    thread, unless the finish finds it still queued and sends it first."""
+    a subscriber waiting for the end would wait for). A claimed job's job.started goes through
+    the publisher thread, unless the finish finds it still queued and sends it first; a held
+    job's (domain/jobs/quick.py) goes with the end, in one depot.events message."""
     from realtime import publish
+
+    if not held:
+        settings.DEPOT_JOB_QUICK_SECONDS = 0
 
     if not publish.RedisBatchSend.fits(publish.get_channel_layer()):
         pytest.skip("a job's thread sends itself to a Redis channel layer only")
@@ -470,8 +475,9 @@ def test_a_jobs_last_event_is_sent_by_its_own_thread_before_execute_returns(
 
     def send(self: publish.Publisher, layer: Any, batch: list[publish.Send]) -> None:
         for _, message in batch:
-            if message.get("job_id") == job.pk and "event_type" in message:
-                senders.append((message["event_type"], threading.current_thread().name))
+            for event in message.get("events", [message]):  # depot.events: several in one
+                if event.get("job_id") == job.pk and "event_type" in event:
+                    senders.append((event["event_type"], threading.current_thread().name))
         real_send(self, layer, batch)
 
     with mock.patch.object(publish.Publisher, "_send", send):
@@ -481,3 +487,5 @@ def test_a_jobs_last_event_is_sent_by_its_own_thread_before_execute_returns(
     me = threading.current_thread().name
     assert ("job.succeeded", me) in finished
     assert [event for event, _ in senders] == ["job.started", "job.succeeded"]
+    if held:
+        assert senders == [("job.started", me), ("job.succeeded", me)]
