@@ -86,7 +86,6 @@ class HeldJob:
         with self._lock:
             if not self._held:
                 return self._claimed
-            self._held = False
             job = self.job
             progress = (job.progress_done, job.progress_total, job.progress_stage)
             sql, params, now = transitions.claim_statement(
@@ -98,6 +97,10 @@ class HeldJob:
                 logger.exception("job %s: claiming the held job failed", self.job.pk)
                 _abandon(self._db)
                 return False
+            finally:
+                # Only now: until the claim has committed, the row is not a running job's, and
+                # `held` must say so to a thread that does not take the lock (check_cancelled).
+                self._held = False
             if row is None:  # cannot happen while we hold the lock; say so if it does
                 logger.error("job %s: the held job could not be claimed", self.job.pk)
                 return False
@@ -123,7 +126,6 @@ class HeldJob:
         with self._lock:
             if not self._held:
                 return False
-            self._held = False
             job = self.job
             attempt = job.attempts + 1
             started_payload = job_event_payload(job, attempt=attempt) | {
@@ -145,6 +147,8 @@ class HeldJob:
             except Exception:
                 _abandon(self._db)
                 raise
+            finally:
+                self._held = False  # as in claim: once the end has committed (or failed)
             for name, raw in changes.items():
                 setattr(job, name, raw)
             job.attempts = attempt

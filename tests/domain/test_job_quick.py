@@ -101,6 +101,21 @@ def _progress_then_slow(ctx: JobContext) -> dict[str, Any]:
     return {}
 
 
+claiming = threading.Event()
+checked = threading.Event()
+
+
+@registry.register("test.quick.checks_during_the_claim", lane=Lane.INTERACTIVE)
+def _checks_during_the_claim(ctx: JobContext) -> dict[str, Any]:
+    assert claiming.wait(10)  # the renewer's claim is under way, not committed yet
+    try:
+        ctx.check_cancelled()  # must not read the row as a running job's yet
+    finally:
+        checked.set()
+    ctx.progress(1, 2, "after")  # waits for the claim, then writes as a running job's
+    return {}
+
+
 @registry.register("test.quick.session_dies", lane=Lane.INTERACTIVE)
 def _session_dies(ctx: JobContext) -> dict[str, Any]:
     if ctx.held is None:
@@ -115,8 +130,8 @@ def _session_dies(ctx: JobContext) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _fresh() -> None:
     seen.clear()
-    running.clear()
-    release.clear()
+    for event in (running, release, claiming, checked):
+        event.clear()
 
 
 def _job(workspace: Workspace, kind: str) -> Job:
@@ -236,6 +251,26 @@ def test_a_job_that_runs_longer_is_claimed_while_it_runs(
     events = _job_events(row)
     assert [t for t, _, _ in events] == ["job.started", "job.succeeded"]
     assert events[0][2] != events[1][2]  # the claim committed before the end
+
+
+def test_a_check_for_a_cancel_while_the_renewer_claims_the_job_does_not_lose_it(
+    workspace: Workspace, settings: Any
+) -> None:
+    """The race CI found: the hold said "not held" before the claim had committed, and a check
+    for a cancel then read the row (still QUEUED) and took the job for lost."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0.05
+    job = _job(workspace, "test.quick.checks_during_the_claim")
+    commit_with = quick._commit_with
+
+    def slow_claim(*args: Any, **kwargs: Any) -> Any:
+        claiming.set()
+        assert checked.wait(10)  # the handler checks while the claim is under way
+        return commit_with(*args, **kwargs)
+
+    with mock.patch.object(quick, "_commit_with", slow_claim):
+        runner.execute(job.pk)
+    row = _row(job.pk)
+    assert (row.state, row.attempts, row.progress_stage) == (JobState.SUCCEEDED, 1, "after")
 
 
 def test_progress_reported_while_held_is_written_with_the_end(
