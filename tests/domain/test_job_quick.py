@@ -10,9 +10,11 @@ These run with real commits (the hold is on a connection of its own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -310,20 +312,32 @@ def test_progress_reported_while_held_is_written_by_the_claim(
     assert (row.state, row.attempts, row.progress_done) == (JobState.SUCCEEDED, 1, 3)
 
 
+@contextlib.contextmanager
+def _held_meanwhile(job: Job) -> Iterator[None]:
+    """Inside, `job` (test.quick.waits) is held by its run in another thread, whose handler
+    waits; after, that run has ended, and it succeeded."""
+    run, errors = _in_thread(runner.execute, job.pk)
+    try:
+        assert running.wait(10)
+        yield
+    finally:
+        release.set()
+        run.join(10)
+    assert errors == []
+    assert _row(job.pk).state == JobState.SUCCEEDED
+
+
 def test_a_duplicate_delivery_waits_for_the_held_job_and_then_does_nothing(
     workspace: Workspace, settings: Any
 ) -> None:
     settings.DEPOT_JOB_QUICK_SECONDS = 60
     job = _job(workspace, "test.quick.waits")
-    first, first_errors = _in_thread(runner.execute, job.pk)
-    assert running.wait(10)
-    assert _row(job.pk).state == JobState.QUEUED  # held, not claimed
-    duplicate, duplicate_errors = _in_thread(runner.execute, job.pk)
-    _a_session_waits_for_a_lock()  # the duplicate's claim, on the held row
-    release.set()
-    first.join(10)
+    with _held_meanwhile(job):
+        assert _row(job.pk).state == JobState.QUEUED  # held, not claimed
+        duplicate, duplicate_errors = _in_thread(runner.execute, job.pk)
+        _a_session_waits_for_a_lock()  # the duplicate's claim, on the held row
     duplicate.join(10)
-    assert first_errors == duplicate_errors == []
+    assert duplicate_errors == []
     assert seen[job.pk]["runs"] == 1
     row = _row(job.pk)
     assert (row.state, row.attempts) == (JobState.SUCCEEDED, 1)
@@ -335,17 +349,14 @@ def test_a_cancel_waits_for_the_held_job_and_finds_it_finished(
 ) -> None:
     settings.DEPOT_JOB_QUICK_SECONDS = 60
     job = _job(workspace, "test.quick.waits")
-    run, run_errors = _in_thread(runner.execute, job.pk)
-    assert running.wait(10)
-    cancel, cancel_errors = _in_thread(lambda: job_cancel(job_id=job.pk, actor=Actor(user=owner)))
-    _a_session_waits_for_a_lock()
-    release.set()
-    run.join(10)
+    with _held_meanwhile(job):
+        cancel, cancel_errors = _in_thread(
+            lambda: job_cancel(job_id=job.pk, actor=Actor(user=owner))
+        )
+        _a_session_waits_for_a_lock()
     cancel.join(10)
-    assert run_errors == []
     [error] = cancel_errors
     assert isinstance(error, InvalidState)
-    assert _row(job.pk).state == JobState.SUCCEEDED
 
 
 def test_the_sweeper_passes_a_held_job_by_without_waiting(
@@ -354,20 +365,12 @@ def test_the_sweeper_passes_a_held_job_by_without_waiting(
     settings.DEPOT_JOB_QUICK_SECONDS = 60
     job = _job(workspace, "test.quick.waits")
     Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now() - timedelta(hours=1))
-    run, run_errors = _in_thread(runner.execute, job.pk)
-    try:
-        assert running.wait(10)
-        with mock.patch("domain.jobs.dispatch.send") as send:
-            started = time.monotonic()
-            swept = jobs_sweep()
+    with _held_meanwhile(job), mock.patch("domain.jobs.dispatch.send") as send:
+        started = time.monotonic()
+        swept = jobs_sweep()
         assert time.monotonic() - started < 5  # release.wait(10) would end it otherwise
-        assert swept["redispatched"] == 0
-        send.assert_not_called()
-    finally:
-        release.set()
-        run.join(10)
-    assert run_errors == []
-    assert _row(job.pk).state == JobState.SUCCEEDED
+    assert swept["redispatched"] == 0
+    send.assert_not_called()
 
 
 def test_a_held_job_whose_session_dies_is_queued_again_and_its_redelivery_is_claimed(
