@@ -20,8 +20,9 @@ def user_credentials(user_id: int) -> str:
 
 # Message types: consumers' listen queues are keyed by them (strawberry's listen_to_channel).
 EVENT_MESSAGE = "depot.event"
-# Several events of one commit and workspace, in order, as one message: a receiving process pops
-# it once (realtime.consumer hands each on as an EVENT_MESSAGE).
+# Several events of one workspace, in order, as one message (what a publisher sends at once:
+# realtime.publish.coalesced): a receiving process pops it once (realtime.consumer hands each on
+# as an EVENT_MESSAGE).
 EVENTS_MESSAGE = "depot.events"
 JOB_MESSAGE = "depot.job"
 CREDENTIALS_MESSAGE = "depot.credentials"

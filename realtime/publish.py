@@ -7,7 +7,10 @@ committed.
 
 Sends go through one publisher per process, fed by a FIFO queue in commit order, and drained
 by a daemon thread: `transaction.on_commit` callbacks only enqueue, so an HTTP response never
-waits for Redis, and the thread sends everything queued so far in one go. A Redis outage slows
+waits for Redis, and the thread sends everything queued so far in one go. What goes in one go
+is coalesced first (`coalesced`): a group's events become one message, and a job's nudge is
+sent once, so the more is queued (a commit of several events, a burst of commits), the fewer
+messages each receiving process pops. A Redis outage slows
 only that thread: commits go on, and past `MAX_PENDING` queued messages the oldest are dropped
 (subscribers fill gaps from Postgres).
 
@@ -49,6 +52,9 @@ MAX_PENDING = 10_000
 EXIT_FLUSH_SECONDS = 2.0
 # A send to Redis that takes longer than this failed (a job's thread may be the one waiting).
 SEND_TIMEOUT_SECONDS = 2.0
+# Events in one EVENTS_MESSAGE at most: a receiving process holds a message whole, and hands its
+# events to each subscriber in one go.
+MAX_EVENTS_PER_MESSAGE = 100
 
 Send = tuple[str, dict[str, Any]]  # (group, message)
 
@@ -227,6 +233,7 @@ class Publisher:
         """Send one batch (with `_sending` held); failures are counted and logged."""
         if layer is None:
             return
+        batch = coalesced(batch)
         sender = self._redis_sender(layer)
         if sender is not None:
             try:
@@ -468,24 +475,51 @@ def flush(timeout: float = 5.0) -> bool:
     return _publisher.flush(timeout) if _publisher is not None else True
 
 
-def _event_sends(messages: list[dict[str, Any]]) -> list[Send]:
-    """A commit's events: to each workspace's group, several as one EVENTS_MESSAGE (a held
-    job's job.started and end, domain/jobs/quick.py); then one nudge per job, since a nudge
-    only says "read the job again"."""
-    by_workspace: dict[int, list[dict[str, Any]]] = {}
-    for message in messages:
-        by_workspace.setdefault(message["workspace_id"], []).append(message)
+def coalesced(batch: list[Send]) -> list[Send]:
+    """The sends of one batch with each group's events as one message (EVENTS_MESSAGE, in order,
+    at most MAX_EVENTS_PER_MESSAGE each; one event stays an EVENT_MESSAGE), where the group's
+    first was, and each job nudge once, where it first was; anything else as it came.
+
+    Everything in a batch was committed before it was queued, and a subscriber's order is
+    that of one group's messages, which this keeps; how different groups' messages interleave
+    within one send reaches no subscriber. A nudge only says "read the job again", so the
+    batch's first does what its repeats would."""
+    merged: list[tuple[str, dict[str, Any] | list[dict[str, Any]]]] = []
+    events_of: dict[str, list[dict[str, Any]]] = {}
+    nudged: set[tuple[str, Any]] = set()
+    for group, message in batch:
+        kind = message.get("type")
+        if kind == groups.EVENT_MESSAGE or kind == groups.EVENTS_MESSAGE:
+            events = events_of.get(group)
+            if events is None:
+                events = events_of[group] = []
+                merged.append((group, events))
+            events.extend(message["events"] if kind == groups.EVENTS_MESSAGE else [message])
+        elif kind == groups.JOB_MESSAGE:
+            if (group, message["job_id"]) not in nudged:
+                nudged.add((group, message["job_id"]))
+                merged.append((group, message))
+        else:
+            merged.append((group, message))
     sends: list[Send] = []
-    for workspace_id, of_workspace in by_workspace.items():
-        single = len(of_workspace) == 1
-        batch = {"type": groups.EVENTS_MESSAGE, "events": of_workspace}
-        sends.append((groups.workspace_events(workspace_id), of_workspace[0] if single else batch))
-    nudged: set[int] = set()
+    for group, item in merged:
+        if isinstance(item, dict):
+            sends.append((group, item))
+            continue
+        for start in range(0, len(item), MAX_EVENTS_PER_MESSAGE):
+            chunk = item[start : start + MAX_EVENTS_PER_MESSAGE]
+            batched = {"type": groups.EVENTS_MESSAGE, "events": chunk}
+            sends.append((group, chunk[0] if len(chunk) == 1 else batched))
+    return sends
+
+
+def _event_sends(messages: list[dict[str, Any]]) -> list[Send]:
+    """A commit's events, each to its workspace's group, and a nudge to each job's groups (the
+    batch they are sent in coalesces them: one message per workspace, one nudge per job)."""
+    sends: list[Send] = [(groups.workspace_events(m["workspace_id"]), m) for m in messages]
     for message in messages:
-        job_id = message.get("job_id")
-        if job_id is not None and job_id not in nudged:
-            nudged.add(job_id)
-            sends += _job_sends(job_id, message["workspace_id"])
+        if message.get("job_id") is not None:
+            sends += _job_sends(message["job_id"], message["workspace_id"])
     return sends
 
 

@@ -46,6 +46,12 @@ async def _drain(layer: Any, channel: str) -> list[dict[str, Any]]:
         received.append(message)
 
 
+def _sequences(received: list[dict[str, Any]]) -> list[int]:
+    """The events' sequences, a depot.events message's one by one."""
+    events = [e for m in received for e in (m["events"] if m["type"] == "depot.events" else [m])]
+    return [e["sequence"] for e in events]
+
+
 def _message(n: int, **extra: Any) -> dict[str, Any]:
     return {"type": "depot.event", "sequence": n, "payload": {"n": n, "ü": "ä"}, **extra}
 
@@ -173,8 +179,11 @@ def test_the_publisher_batches_for_a_redis_layer_only() -> None:
         with mock.patch.object(layer, "group_send") as group_send:
             publisher._send(layer, [("g", _message(1)), ("g", _message(2))])
         group_send.assert_not_called()
-        assert publisher.sent == 2
-        assert [m["sequence"] for m in await _drain(layer, channel)] == [1, 2]
+        # The batch's two events of one group went as one message (publish.coalesced).
+        assert publisher.sent == 1
+        [received] = await _drain(layer, channel)
+        assert received["type"] == "depot.events"
+        assert [m["sequence"] for m in received["events"]] == [1, 2]
         await layer.flush()
 
     _run(test)
@@ -215,11 +224,13 @@ def test_inside_sent_from_this_thread_a_submit_is_sent_before_it_returns_after_t
                 publisher.submit([("g", _message(1))])  # queued for the thread
                 assert await asyncio.to_thread(entered.wait, 5)  # the thread took it
                 publisher.submit([("g", _message(2))])  # queued behind it
-        # The thread sends 1; a job's thread then sends 2 (still queued) and 3 itself.
+        # The thread sends 1; a job's thread then sends 3 itself, after 2 if that is still
+        # queued (then in one message with it: publish.coalesced).
         with publish.sent_from_this_thread():
             publisher.submit([("g", _message(3))])
-        assert [m["sequence"] for m in await _drain(layer, channel)] == [1, 2, 3]
-        assert publisher.sent == 3
+        received = await _drain(layer, channel)
+        assert _sequences(received) == [1, 2, 3]
+        assert publisher.sent == len(received)
         assert publisher.flush(1)
         await layer.flush()
 

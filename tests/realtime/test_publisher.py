@@ -24,9 +24,11 @@ class FakeLayer:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.released = threading.Event()
         self.released.set()
+        self.entered = threading.Event()  # a send has started (and hangs, if not released)
         self.failures = 0
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        self.entered.set()
         # A threading.Event: the test thread releases it, this loop is the publisher's.
         while not self.released.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
@@ -55,9 +57,19 @@ def _record_then_fail(workspace: Workspace) -> None:
         raise RuntimeError("undo")
 
 
+def _received(layer: FakeLayer, group: str) -> list[dict[str, Any]]:
+    """What `group`'s subscribers got, in order, a depot.events message's events one by one (as
+    realtime.consumer hands them on)."""
+    received: list[dict[str, Any]] = []
+    for to, message in layer.sent:
+        if to == group:
+            batched = message["type"] == groups.EVENTS_MESSAGE
+            received += message["events"] if batched else [message]
+    return received
+
+
 def _event_sequences(layer: FakeLayer, workspace: Workspace) -> list[int]:
-    group = groups.workspace_events(workspace.pk)
-    return [m["sequence"] for g, m in layer.sent if g == group]
+    return [m["sequence"] for m in _received(layer, groups.workspace_events(workspace.pk))]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -84,16 +96,13 @@ def test_a_job_event_reaches_its_three_groups_each_in_order(
         for n in range(3):
             events.record(workspace.pk, f"job.step{n}", {}, job_id=77)
     assert publish.flush(5)
-    by_group: dict[str, list[Any]] = {}
-    for group, message in layer.sent:
-        by_group.setdefault(group, []).append(message)
-    assert [m["event_type"] for m in by_group[groups.workspace_events(workspace.pk)]] == [
-        "job.step0",
-        "job.step1",
-        "job.step2",
-    ]
+    received = _received(layer, groups.workspace_events(workspace.pk))
+    assert [m["event_type"] for m in received] == ["job.step0", "job.step1", "job.step2"]
     for group in (groups.job_updates(77), groups.workspace_jobs(workspace.pk)):
-        assert [m["type"] for m in by_group[group]] == [groups.JOB_MESSAGE] * 3
+        # Each commit hook queues a nudge; those sent in one go are one nudge.
+        nudges = [m for to, m in layer.sent if to == group]
+        assert nudges
+        assert all(m["type"] == groups.JOB_MESSAGE for m in nudges)
 
 
 def test_several_events_of_one_commit_go_to_their_workspace_as_one_message(
@@ -133,16 +142,52 @@ def test_a_hanging_or_failing_redis_never_holds_up_a_commit(
     for n in range(30):
         with transaction.atomic():
             recorded.append(events.record(workspace.pk, "test.tick", {"n": n}).sequence)
+        if n == 0:
+            assert layer.entered.wait(5)  # the first commit's send hangs
     assert time.monotonic() - started < 5  # the commits did not wait for the layer
     assert not publish.flush(0.2)  # still queued behind the hanging send
-    layer.failures = 2  # then it fails twice (down), then it is back
+    layer.failures = 1  # the hanging send fails (Redis was down), then Redis is back
     layer.released.set()
     assert publish.flush(5)
-    published = _event_sequences(layer, workspace)
-    assert len(published) == len(recorded) - 2
-    assert published == sorted(published)
-    assert published[-1] == recorded[-1]
-    assert publish.publisher().failed == 2
+    # What queued up meanwhile went in one go, as one message, in commit order.
+    assert _event_sequences(layer, workspace) == recorded[1:]
+    assert len(layer.sent) == 1
+    assert publish.publisher().failed == 1
+
+
+def test_what_queues_up_goes_as_one_message_per_group_and_one_nudge_per_job(
+    layer: FakeLayer,
+) -> None:
+    def event(workspace_id: int, sequence: int, job_id: int | None = None) -> dict[str, Any]:
+        return publish.event_message(
+            workspace_id=workspace_id,
+            sequence=sequence,
+            type="t",
+            payload={},
+            created_at="now",
+            job_id=job_id,
+        )
+
+    layer.released.clear()
+    publish.publish_events([event(1, 1)])
+    assert layer.entered.wait(5)  # that send hangs; the next commits queue up behind it
+    publish.publish_events([event(1, 2, job_id=5)])
+    publish.publish_job_progress(5, 1)
+    publish.publish_events([event(2, 1), event(1, 3, job_id=5)])
+    publish.publish_events([event(1, n) for n in range(4, 4 + publish.MAX_EVENTS_PER_MESSAGE)])
+    layer.released.set()
+    assert publish.flush(5)
+    one = groups.workspace_events(1)
+    assert [m["sequence"] for m in _received(layer, one)] == list(
+        range(1, 4 + publish.MAX_EVENTS_PER_MESSAGE)
+    )
+    sizes = [len(m.get("events", [m])) for to, m in layer.sent if to == one]
+    # The hanging send's one event; then the rest, at most MAX_EVENTS_PER_MESSAGE a message.
+    assert sizes == [1, publish.MAX_EVENTS_PER_MESSAGE, 2]
+    assert [m for to, m in layer.sent if to == groups.workspace_events(2)] == [event(2, 1)]
+    nudge = {"type": groups.JOB_MESSAGE, "job_id": 5, "workspace_id": 1}
+    for group in (groups.job_updates(5), groups.workspace_jobs(1)):
+        assert [m for to, m in layer.sent if to == group] == [nudge]
 
 
 def test_past_its_backlog_the_publisher_drops_the_oldest_messages() -> None:
