@@ -33,6 +33,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from domain.accounts.actor import ANONYMOUS, Actor
 from domain.accounts.errors import InvalidToken
 from domain.accounts.selectors import actor_from_bearer, actor_still_valid
+from project import collector
 from realtime import groups, sockets
 from realtime.checks import SharedChecks
 from realtime.frames import DepotTransportWSHandler
@@ -97,6 +98,7 @@ class DepotWSConsumer(GraphQLWSConsumer):
             groups.user_credentials(actor.user.pk), self.channel_name
         )
         self.watcher = asyncio.create_task(self._watch_credentials())
+        collector.sockets.opened()
 
     async def disconnect(self, code: int) -> None:
         if self.watcher is not None:
@@ -109,6 +111,7 @@ class DepotWSConsumer(GraphQLWSConsumer):
             )
             await sync_to_async(sockets.closed_for)(self.counted_user, self.socket_id)
             self.counted_user = None
+            collector.sockets.closed()
         await super().disconnect(code)
 
     async def dispatch(self, message: Any) -> None:

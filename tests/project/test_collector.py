@@ -1,0 +1,98 @@
+"""project.collector.SocketHeap: open sockets' objects are frozen out of the collector's full
+passes as they come, and what closed sockets leave is collected once there is enough of it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from project import collector
+from tests.realtime.sockets import Socket, close_db
+
+
+class Cycle:
+    """What a socket holds: objects that refer to each other (freed only by the collector)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def heap() -> Iterator[collector.SocketHeap]:
+    gc.collect()
+    heap = collector.SocketHeap()
+    heap.enabled = True
+    yield heap
+    gc.unfreeze()  # give the test process's objects back to the collector
+
+
+def _tracked(thing: object) -> bool:
+    """Whether the collector's passes reach it (a frozen object is in no generation)."""
+    return any(o is thing for o in gc.get_objects())
+
+
+def test_every_so_many_sockets_opened_what_is_alive_is_frozen(heap: collector.SocketHeap) -> None:
+    alive = Cycle()
+    for _ in range(collector.FREEZE_EVERY_SOCKETS - 1):
+        heap.opened()
+    assert _tracked(alive)
+    assert heap.freezes == 0
+    heap.opened()
+    assert heap.freezes == 1
+    assert not _tracked(alive)  # full passes skip it now
+    assert heap.open == collector.FREEZE_EVERY_SOCKETS
+
+
+def test_what_closed_sockets_leave_is_collected_once_a_quarter_of_them_closed(
+    heap: collector.SocketHeap,
+) -> None:
+    n = collector.FREEZE_EVERY_SOCKETS * 8
+    held = [Cycle() for _ in range(n)]
+    for _ in range(n):
+        heap.opened()
+    gone = weakref.ref(held[0])
+    del held  # garbage now, but frozen: no pass reaches it
+    gc.collect()
+    assert gone() is not None
+    for _ in range(n // 4 - 1):
+        heap.closed()  # a quarter of the n sockets, less one
+    assert gc.collect() == 0
+    assert gone() is not None
+    assert heap.cleanups == 0
+    heap.closed()
+    assert heap.cleanups == 1
+    assert gone() is None  # unfrozen, collected, frozen again
+    assert heap.open == n - n // 4
+
+
+def test_outside_the_server_nothing_is_frozen() -> None:
+    heap = collector.SocketHeap()  # tune_the_collector() never ran in this process
+    alive = Cycle()
+    for _ in range(collector.FREEZE_EVERY_SOCKETS * 2):
+        heap.opened()
+    for _ in range(collector.FREEZE_EVERY_SOCKETS * 2):
+        heap.closed()
+    assert (heap.freezes, heap.cleanups) == (0, 0)
+    assert _tracked(alive)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_websocket_consumer_counts_a_socket_in_once_accepted_and_out_once_closed(
+    token: str,
+) -> None:
+    async def run() -> None:
+        before = collector.sockets.open
+        socket = Socket()
+        await socket.open(token)
+        assert collector.sockets.open == before + 1
+        await socket.close()
+        assert collector.sockets.open == before
+        await sync_to_async(close_db)()
+
+    asyncio.run(run())
