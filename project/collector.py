@@ -9,6 +9,9 @@ import threading
 GC_GEN0_THRESHOLD = 14000
 # Sockets opened since the last freeze that make the next one (SocketHeap).
 FREEZE_EVERY_SOCKETS = 64
+# Sockets closed since the last cleanup that make the next one, at least (SocketHeap): a cleanup
+# also walks the heap frozen at start-up (~130,000 objects, ~50 ms), so it waits for this many.
+CLEANUP_AFTER_CLOSED_SOCKETS = 256
 
 
 def tune_the_collector() -> None:
@@ -44,9 +47,9 @@ class SocketHeap:
 
     A closed socket leaves cycles behind (its consumer, handler and tasks refer to each other:
     ~130 objects), and frozen ones are never collected. So once the sockets closed since the
-    last cleanup reach a quarter of the sockets there were (and at least FREEZE_EVERY_SOCKETS),
-    everything is unfrozen, collected and frozen again: CPython's own rule, counted in garbage,
-    not growth.
+    last cleanup reach a quarter of the sockets there were (and at least
+    CLEANUP_AFTER_CLOSED_SOCKETS), everything is unfrozen, collected and frozen again: CPython's
+    own rule, counted in garbage, not growth. Until then they hold a few MB at most.
 
     Only in the ASGI server (`tune_the_collector` turns it on); called from its event loop.
     """
@@ -75,7 +78,8 @@ class SocketHeap:
             self.open = max(0, self.open - 1)
             self._closed_since_cleanup += 1
             # A quarter of the sockets there were: those open, and those closed since.
-            due = max(FREEZE_EVERY_SOCKETS, (self.open + self._closed_since_cleanup) // 4)
+            there_were = self.open + self._closed_since_cleanup
+            due = max(CLEANUP_AFTER_CLOSED_SOCKETS, there_were // 4)
             if self.enabled and self._closed_since_cleanup >= due:
                 self._closed_since_cleanup = 0
                 self._opened_since_freeze = 0

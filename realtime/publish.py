@@ -120,6 +120,7 @@ class Publisher:
         self._redis_batch: RedisBatchSend | None = None  # for _sender_layer, if it fits
         self._sender_layer: Any = None
         self._redis_answered = True  # the last Redis send worked (a caller may send itself)
+        # Queued messages dropped; messages sent or failed as sent (coalesced: `coalesced`).
         self.dropped = 0
         self.failed = 0
         self.sent = 0

@@ -51,7 +51,7 @@ def test_every_so_many_sockets_opened_what_is_alive_is_frozen(heap: collector.So
 def test_what_closed_sockets_leave_is_collected_once_a_quarter_of_them_closed(
     heap: collector.SocketHeap,
 ) -> None:
-    n = collector.FREEZE_EVERY_SOCKETS * 8
+    n = collector.CLEANUP_AFTER_CLOSED_SOCKETS * 4
     held = [Cycle() for _ in range(n)]
     for _ in range(n):
         heap.opened()
@@ -75,7 +75,7 @@ def test_outside_the_server_nothing_is_frozen() -> None:
     alive = Cycle()
     for _ in range(collector.FREEZE_EVERY_SOCKETS * 2):
         heap.opened()
-    for _ in range(collector.FREEZE_EVERY_SOCKETS * 2):
+    for _ in range(collector.CLEANUP_AFTER_CLOSED_SOCKETS * 2):
         heap.closed()
     assert (heap.freezes, heap.cleanups) == (0, 0)
     assert _tracked(alive)
