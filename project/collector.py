@@ -7,6 +7,9 @@ import threading
 
 # The youngest generation is collected every GC_GEN0_THRESHOLD allocations (CPython: 700).
 GC_GEN0_THRESHOLD = 14000
+# With many sockets open, the youngest generation's threshold is at least this many per socket
+# (SocketHeap): a fan-out holds some 15-40 young objects per subscriber until it is sent.
+YOUNG_OBJECTS_PER_SOCKET = 40
 # Sockets opened since the last freeze that make the next one (SocketHeap).
 FREEZE_EVERY_SOCKETS = 64
 # Sockets closed since the last cleanup that make the next one, at least (SocketHeap): a cleanup
@@ -21,7 +24,8 @@ def tune_the_collector() -> None:
     for ~1 s (bench/realtime). Everything alive after start-up (modules, the schema, Django) is
     frozen out of its reach, and the youngest generation is collected 20 times less often;
     reference counting still frees almost everything at once, the collector only finds cycles.
-    From then on, open sockets are frozen too, as they come (`sockets`).
+    From then on, open sockets are frozen too, as they come, and the youngest generation's
+    threshold grows with them (`sockets`).
 
     Call it once the application is loaded. The HTTP benchmark's baselines call it too, so
     that they are measured with the same process settings as Depot.
@@ -51,6 +55,15 @@ class SocketHeap:
     CLEANUP_AFTER_CLOSED_SOCKETS), everything is unfrozen, collected and frozen again: CPython's
     own rule, counted in garbage, not growth. Until then they hold a few MB at most.
 
+    A fan-out to every socket holds young objects for each until it is sent (the message's
+    futures, handles, frames...), and once they pass the youngest generation's threshold the
+    collector walks them all, in the middle of the fan-out: at 1,000 subscribers and a
+    threshold of 14,000, about two collections of ~12 ms per event, and one of the youngest but
+    one (~33 ms) every few (bench/realtime). So the threshold grows with the sockets open:
+    YOUNG_OBJECTS_PER_SOCKET each, never under GC_GEN0_THRESHOLD. Not more than that: a
+    process that only serves HTTP makes cyclic garbage with every request, and one collection
+    of 100,000 young objects there took over 100 ms (bench/http: p99 9 -> 139 ms).
+
     Only in the ASGI server (`tune_the_collector` turns it on); called from its event loop.
     """
 
@@ -66,6 +79,7 @@ class SocketHeap:
     def opened(self) -> None:
         with self._lock:
             self.open += 1
+            self._fit_the_young_generation()
             self._opened_since_freeze += 1
             if self.enabled and self._opened_since_freeze >= FREEZE_EVERY_SOCKETS:
                 self._opened_since_freeze = 0
@@ -76,6 +90,7 @@ class SocketHeap:
     def closed(self) -> None:
         with self._lock:
             self.open = max(0, self.open - 1)
+            self._fit_the_young_generation()
             self._closed_since_cleanup += 1
             # A quarter of the sockets there were: those open, and those closed since.
             there_were = self.open + self._closed_since_cleanup
@@ -87,6 +102,14 @@ class SocketHeap:
                 gc.collect()
                 gc.freeze()
                 self.cleanups += 1
+
+    def _fit_the_young_generation(self) -> None:
+        if not self.enabled:
+            return
+        young, older, oldest = gc.get_threshold()
+        wanted = max(GC_GEN0_THRESHOLD, YOUNG_OBJECTS_PER_SOCKET * self.open)
+        if young != wanted:
+            gc.set_threshold(wanted, older, oldest)
 
 
 sockets = SocketHeap()

@@ -24,6 +24,7 @@ from django.urls import path, re_path
 
 from bench.realtime.bare import BareEventsConsumer
 from project.asgi import application as depot_application
+from project.collector import sockets
 
 _depot = depot_application.application_mapping
 
@@ -56,6 +57,8 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if query == b"tune=0":
             # The what-if (README): the collector as CPython sets it, without the tuning that
             # project/asgi.py does at start-up (nothing frozen, gen0 every 700 allocations).
+            # SocketHeap is turned off too: it would freeze new sockets and raise the threshold.
+            sockets.enabled = False
             gc.unfreeze()
             gc.set_threshold(700, 10, 10)
         body = json.dumps(

@@ -25,10 +25,12 @@ class Cycle:
 @pytest.fixture
 def heap() -> Iterator[collector.SocketHeap]:
     gc.collect()
+    threshold = gc.get_threshold()
     heap = collector.SocketHeap()
     heap.enabled = True
     yield heap
     gc.unfreeze()  # give the test process's objects back to the collector
+    gc.set_threshold(*threshold)
 
 
 def _tracked(thing: object) -> bool:
@@ -70,7 +72,29 @@ def test_what_closed_sockets_leave_is_collected_once_a_quarter_of_them_closed(
     assert heap.open == n - n // 4
 
 
+def test_the_youngest_generation_grows_with_the_sockets_open(heap: collector.SocketHeap) -> None:
+    floor = collector.GC_GEN0_THRESHOLD
+    per_socket = collector.YOUNG_OBJECTS_PER_SOCKET
+    below = floor // per_socket  # sockets that do not raise the threshold yet
+    for _ in range(below):
+        heap.opened()
+    assert gc.get_threshold()[0] == floor
+    for _ in range(1000 - below):
+        heap.opened()
+    # A fan-out to 1,000 subscribers holds ~15-40 young objects each until sent: no young
+    # collection in the middle of it (bench/realtime).
+    assert gc.get_threshold()[0] == per_socket * 1000 > floor
+    older = gc.get_threshold()[1:]
+    for _ in range(500):
+        heap.closed()
+    assert gc.get_threshold() == (per_socket * 500, *older)
+    for _ in range(500):
+        heap.closed()
+    assert gc.get_threshold()[0] == floor
+
+
 def test_outside_the_server_nothing_is_frozen() -> None:
+    threshold = gc.get_threshold()[0]
     heap = collector.SocketHeap()  # tune_the_collector() never ran in this process
     alive = Cycle()
     for _ in range(collector.FREEZE_EVERY_SOCKETS * 2):
@@ -79,6 +103,7 @@ def test_outside_the_server_nothing_is_frozen() -> None:
         heap.closed()
     assert (heap.freezes, heap.cleanups) == (0, 0)
     assert _tracked(alive)
+    assert gc.get_threshold()[0] == threshold  # nor the collector's thresholds changed
 
 
 @pytest.mark.services
