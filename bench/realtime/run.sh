@@ -15,6 +15,7 @@
 #                                    # server's collector put back to CPython's defaults)
 #
 # Pieces, for working by hand:  run.sh setup | start | worker | driver ARGS | stop | teardown
+#                                run.sh anchors [LABEL]   # the anchors' own Celery loop, once
 #
 # Needs Postgres on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379, taskset, and
 # Depot's .venv (`uv sync`). py-spy comes from bench/realtime/.venv (created here if missing,
@@ -31,6 +32,14 @@ DB="${BENCH_DB:-depot_bench_rt}"
 PORT="${BENCH_PORT:-8301}"
 SERVER_CPU="${SERVER_CPU:-0}"; CLIENT_CPU="${CLIENT_CPU:-1}"
 PHASES="${PHASES:-fanout,resume,jobs,whatif}"
+# The anchors' own Celery loop (their harness and peers project, unchanged), run before and after
+# Depot's jobs phase: the issue's 10 ms goal is that loop's 9.5 ms on another day's machine.
+ANCHORS_SRC="${ANCHORS_DIR:-$ROOT/../shared/bench-anchors}"
+ANCHORS="$RUN/anchors"
+ANCHORS_PORT="${ANCHORS_PORT:-8310}"
+ANCHORS_DB="${ANCHORS_DB:-depot_bench_anchors}"
+# Redis db 14 holds their channel layer and broker (their keys have no prefix): reserved for this.
+ANCHORS_REDIS="${ANCHORS_REDIS:-redis://127.0.0.1:6379/14}"
 
 export BENCH_RUN_DIR="$RUN"
 export DJANGO_SETTINGS_MODULE=bench.realtime.settings
@@ -53,6 +62,10 @@ setup() {
 
 teardown() {
   dropdb -h "$PGH" -p "$PGP" -U "$PGU" --if-exists "$DB" && echo "dropped database $DB"
+  if psql -h "$PGH" -p "$PGP" -U "$PGU" -tAc "select 1 from pg_database where datname='$ANCHORS_DB'" | grep -q 1; then
+    dropdb -h "$PGH" -p "$PGP" -U "$PGU" "$ANCHORS_DB" && echo "dropped database $ANCHORS_DB"
+    redis-cli -u "$ANCHORS_REDIS" --scan | xargs -r -n 500 redis-cli -u "$ANCHORS_REDIS" del >/dev/null
+  fi
   # Only this bench's keys (its own prefix); never FLUSHDB.
   local keys
   keys=$(redis-cli -u "$REDIS_URL" --scan --pattern "$REDIS_KEY_PREFIX:*" | wc -l)
@@ -115,6 +128,67 @@ pyspy() {
   echo "$HERE/.venv/bin/py-spy"
 }
 
+anchors_env() {
+  export BENCH_DB="$ANCHORS_DB" BENCH_DB_HOST="$PGH" BENCH_DB_PORT="$PGP" BENCH_DB_USER="$PGU" \
+    BENCH_CHANNELS_REDIS="$ANCHORS_REDIS" BENCH_CELERY_BROKER="$ANCHORS_REDIS" \
+    BENCH_REDIS_URL="$ANCHORS_REDIS"
+}
+
+anchors_setup() {
+  if [ ! -f "$ANCHORS_SRC/harness/ws_bench.py" ]; then
+    echo "no anchors at $ANCHORS_SRC (set ANCHORS_DIR): their loop is left out" >&2; return 1; fi
+  # A copy, so that their harness writes nothing into the shared tree; its own venv (their
+  # pinned requirements, not Depot's).
+  mkdir -p "$ANCHORS"
+  rm -rf "$ANCHORS/src" && mkdir -p "$ANCHORS/src"
+  tar -C "$ANCHORS_SRC" --exclude=./.venv --exclude=./.venv-graphene --exclude=./results -cf - . \
+    | tar -C "$ANCHORS/src" -xf -
+  if [ ! -x "$ANCHORS/.venv/bin/python" ] || ! cmp -s "$ANCHORS/src/requirements.txt" "$ANCHORS/requirements.txt"; then
+    rm -rf "$ANCHORS/.venv"
+    if command -v uv >/dev/null; then
+      uv venv -q "$ANCHORS/.venv" --python "$("$PY" -c 'import sys; print(sys.executable)')" \
+        && uv pip install -q --python "$ANCHORS/.venv/bin/python" -r "$ANCHORS/src/requirements.txt"
+    else
+      "$PY" -m venv "$ANCHORS/.venv" && "$ANCHORS/.venv/bin/pip" install -q -r "$ANCHORS/src/requirements.txt"
+    fi || { echo "could not install the anchors' requirements" >&2; return 1; }
+    cp "$ANCHORS/src/requirements.txt" "$ANCHORS/requirements.txt"
+  fi
+  dropdb -h "$PGH" -p "$PGP" -U "$PGU" --if-exists "$ANCHORS_DB"
+  createdb -h "$PGH" -p "$PGP" -U "$PGU" "$ANCHORS_DB"
+  (anchors_env; cd "$ANCHORS/src/peers" && env -u DJANGO_SETTINGS_MODULE -u PYTHONPATH \
+    "$ANCHORS/.venv/bin/python" manage.py migrate -v0)
+}
+
+# One run of their loop: their ASGI app on its own uvicorn (as their servers.sh starts it, on
+# our port), their worker, their client; all stopped after. Writes $OUT/anchors-$1.{json,md}.
+anchors_loop() {
+  local label=$1 server worker rc=0
+  (
+    anchors_env
+    cd "$ANCHORS/src/peers"
+    unset DJANGO_SETTINGS_MODULE PYTHONPATH
+    taskset -c "$SERVER_CPU" "$ANCHORS/.venv/bin/uvicorn" peers.asgi_ws:application \
+      --host 127.0.0.1 --port "$ANCHORS_PORT" --workers 1 --loop uvloop --http httptools \
+      --no-access-log --log-level warning --timeout-keep-alive 30 >"$RUN/logs/anchors-server.log" 2>&1 &
+    server=$!
+    "$ANCHORS/.venv/bin/celery" -A peers.celery purge -f >/dev/null 2>&1 || true
+    "$ANCHORS/.venv/bin/celery" -A peers.celery worker -P prefork -c 1 --without-gossip \
+      --without-mingle --without-heartbeat -l warning >"$RUN/logs/anchors-worker.log" 2>&1 &
+    worker=$!
+    trap 'kill $worker $server 2>/dev/null; wait $worker $server 2>/dev/null || true' EXIT
+    for _ in $(seq 1 300); do
+      (echo >"/dev/tcp/127.0.0.1/$ANCHORS_PORT") 2>/dev/null && break
+      kill -0 "$server" 2>/dev/null || { cat "$RUN/logs/anchors-server.log" >&2; exit 1; }
+      sleep 0.1
+    done
+    # Their client waits for the worker itself (it retries its first job for up to 2 min).
+    taskset -c "$CLIENT_CPU" "$ANCHORS/.venv/bin/python" ../harness/ws_bench.py \
+      --base "ws://127.0.0.1:$ANCHORS_PORT" --clients "" --celery-jobs "${JOBS:-200}" \
+      --out "$OUT/anchors-$label" | tail -6
+  ) || rc=$?
+  return $rc
+}
+
 driver() {
   (cd "$ROOT" && taskset -c "$CLIENT_CPU" "$PY" -m bench.realtime.clients \
       --base "ws://127.0.0.1:$PORT" --server-pid "$(cat "$RUN/pids/server.pid")" \
@@ -144,9 +218,14 @@ all() {
     driver --phases "$(IFS=,; echo "${phases[*]}")" --clients "${CLIENTS:-1,100,1000}" "${spy_args[@]}"
   fi
   if [[ ",$PHASES," == *",jobs,"* ]]; then
+    local anchors=0
+    rm -f "$OUT"/anchors-*.json "$OUT"/anchors-*.md
+    if [ "${ANCHORS_LOOP:-1}" = 1 ] && anchors_setup; then anchors=1; fi
+    [ $anchors = 1 ] && anchors_loop before
     start_worker
     driver --phases jobs --jobs "${JOBS:-200}"
     stop_one worker
+    [ $anchors = 1 ] && anchors_loop after
   fi
   # Last: it puts the server's collector back to CPython's defaults in place, for good.
   if [[ ",$PHASES," == *",whatif,"* ]]; then
@@ -163,6 +242,7 @@ case "${1:-all}" in
   worker) start_worker ;;
   stop) stop ;;
   teardown) teardown ;;
+  anchors) anchors_setup && anchors_loop "${2:-alone}" ;;
   driver) shift; driver "$@" ;;
-  *) echo "usage: $0 [all|setup|start|worker|stop|teardown|driver ARGS]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|setup|start|worker|stop|teardown|anchors [LABEL]|driver ARGS]" >&2; exit 2 ;;
 esac

@@ -21,7 +21,9 @@ from typing import Any
 # first of `a|b` that the job has).
 STEPS = [
     ("view.start (server)", "view.start", "t0"),
-    ("view: job row + job.queued committed", "dispatch.start", "view.start"),
+    ("  admitted", "admit.end", "view.start"),
+    ("  permission", "perm.end", "admit.end"),
+    ("view: job row + job.queued committed", "dispatch.start", "perm.end|view.start"),
     ("  kombu LPUSH starts (server)", "put.start", "dispatch.start"),
     ("  kombu LPUSH done (server)", "put.end", "put.start"),
     ("broker send done (server)", "dispatch.end", "put.end"),
@@ -82,8 +84,8 @@ def per_job(marks: list[dict[str, Any]]) -> tuple[dict[int, dict[str, float]], d
             continue
         if name == "view.end" and isinstance(job, int):
             for v in pending_view.pop(pid, []):
-                if v["m"] == "view.start":
-                    at[job].setdefault("view.start", v["t"])
+                if v["m"] in ("view.start", "admit.end", "perm.end"):
+                    at[job].setdefault(v["m"], v["t"])
                 attributed[job].append(v)
         if name == "publish.submit":
             if "job.succeeded" in (m.get("types") or []) and isinstance(job, int):

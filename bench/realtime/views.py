@@ -43,14 +43,24 @@ def noop_start(request: HttpRequest) -> HttpResponseBase:
     return _noop_start(request)
 
 
+def _mark(name: str) -> None:
+    """A step inside the view, traced (BENCH_TRACE=1) as the view's until its job is known."""
+    if _trace:
+        from bench.realtime.trace import mark
+
+        mark(name, "view")
+
+
 def _noop_start(request: HttpRequest) -> HttpResponseBase:
     admitted = admit(request)
+    _mark("admit.end")
     if isinstance(admitted, HttpResponseBase):
         return admitted  # 401 or 429, as GraphQL answers
     actor, _ = admitted
     try:
         workspace_id = int(json.loads(request.body or b"{}")["workspace"])
         require_permission(actor=actor, workspace_id=workspace_id, needed=Permission.WRITE)
+        _mark("perm.end")
     except (DomainError, KeyError, ValueError) as error:
         return JsonResponse({"error": str(error)}, status=403)
     assert actor.user is not None
