@@ -436,7 +436,7 @@ def _anchors_loop(out: Path, jobs: dict[str, Any] | None) -> list[str]:
             f"| {_f(loop['queue_ms']['p50'], 2)} | {_f(loop['done_to_seen_ms']['p50'], 2)} |"
         )
     # The faster run is the baseline: the stricter one for Depot (the run before Depot's jobs
-    # follows the fan-out and resume phases, and was the slower one in every full run so far).
+    # follows the fan-out and resume phases, and was the slower one in most full runs).
     fastest = min((loop for _, loop in runs), key=lambda loop: loop["loop_ms"]["p50"])
     p50, p99 = fastest["loop_ms"]["p50"], fastest["loop_ms"]["p99"]
     # The box's speed is the p50's ratio; p99s, noisier, are not scaled by their own.
