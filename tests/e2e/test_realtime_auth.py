@@ -141,6 +141,14 @@ def test_a_session_socket_is_rechecked_and_closes_when_its_user_is_deactivated(
 
 
 def _deactivate(user_pk: int) -> None:
+    """Runs in a thread of asyncio's executor: it closes the connection it opened there, which
+    would otherwise outlive the test (the stray-connection guard caught it once in CI) and keep
+    the test database from being dropped."""
+    from django.db import connection
+
     from domain.accounts.models import User
 
-    User.objects.filter(pk=user_pk).update(is_active=False)
+    try:
+        User.objects.filter(pk=user_pk).update(is_active=False)
+    finally:
+        connection.close()
