@@ -5,14 +5,13 @@ durable path is the Event table, which subscribers read to fill any gap. So a fa
 publish is logged and swallowed: it must never fail, or hold up, the change that was already
 committed.
 
-Sends go through one publisher per process, fed by a FIFO queue in commit order, and drained
-by a daemon thread: `transaction.on_commit` callbacks only enqueue, so an HTTP response never
-waits for Redis, and the thread sends everything queued so far in one go. What goes in one go
-is coalesced first (`coalesced`): a group's events become one message, and a job's nudge is
-sent once, so the more is queued (a commit of several events, a burst of commits), the fewer
-messages each receiving process pops. A Redis outage slows
-only that thread: commits go on, and past `MAX_PENDING` queued messages the oldest are dropped
-(subscribers fill gaps from Postgres).
+Sends go through one publisher per process, fed by a FIFO queue in commit order, and drained by
+a daemon thread: `transaction.on_commit` callbacks only enqueue, so an HTTP response never waits
+for Redis, and the thread sends everything queued so far in one go. What goes in one go is
+coalesced first (`coalesced`): a group's events become one message, and a job's nudge is sent
+once, so the more is queued (a commit of several events, a burst of commits), the fewer messages
+each receiving process pops. A Redis outage slows only that thread: commits go on, and past
+`MAX_PENDING` queued messages the oldest are dropped (subscribers fill gaps from Postgres).
 
 A job's own thread sends its events itself (`sent_from_this_thread`, used by the job runner):
 a worker has nothing else to do with that time, and handing each transition's messages to the

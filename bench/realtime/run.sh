@@ -162,7 +162,7 @@ anchors_setup() {
 # One run of their loop: their ASGI app on its own uvicorn (as their servers.sh starts it, on
 # our port), their worker, their client; all stopped after. Writes $OUT/anchors-$1.{json,md}.
 anchors_loop() {
-  local label=$1 server worker rc=0
+  local label=$1
   (
     anchors_env
     cd "$ANCHORS/src/peers"
@@ -185,8 +185,7 @@ anchors_loop() {
     taskset -c "$CLIENT_CPU" "$ANCHORS/.venv/bin/python" ../harness/ws_bench.py \
       --base "ws://127.0.0.1:$ANCHORS_PORT" --clients "" --celery-jobs "${JOBS:-200}" \
       --out "$OUT/anchors-$label" | tail -6
-  ) || rc=$?
-  return $rc
+  )
 }
 
 driver() {

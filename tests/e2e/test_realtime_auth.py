@@ -144,11 +144,10 @@ def _deactivate(user_pk: int) -> None:
     """Runs in a thread of asyncio's executor: it closes the connection it opened there, which
     would otherwise outlive the test (the stray-connection guard caught it once in CI) and keep
     the test database from being dropped."""
-    from django.db import connection
-
     from domain.accounts.models import User
+    from tests.realtime.sockets import close_db
 
     try:
         User.objects.filter(pk=user_pk).update(is_active=False)
     finally:
-        connection.close()
+        close_db()
