@@ -45,11 +45,7 @@ def main(argv: list[str]) -> int:
                 "TEST_RABBITMQ_URL": os.environ.get(
                     "TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"
                 ),
-                "S3_ENDPOINT_URL": s3.endpoint_url,
-                "S3_BUCKET": bucket,
-                "S3_ACCESS_KEY_ID": s3.access_key,
-                "S3_SECRET_ACCESS_KEY": s3.secret_key,
-                "S3_REGION": s3.region,
+                **s3.depot_env(bucket),
                 "DEPOT_VAR_DIR": str(Path(scratch) / "var"),
             }
         )

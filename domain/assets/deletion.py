@@ -1,10 +1,23 @@
-"""Deleting assets and collections: the rows go at once from view, the bytes through a job."""
+"""Deleting assets and collections: the rows go at once from view, the bytes through a job.
+
+A job deletes its assets a batch at a time (`BATCH_SIZE`), in three steps per batch:
+1. mark: the batch's rows are locked and marked DELETING, with their asset.deleting events, in
+   one commit (from then on downloads, edits and processing refuse them);
+2. remove: their originals' and renditions' objects are deleted from the store, S3's in one
+   DeleteObjects request per 1,000 keys (and a multipart upload under way is aborted);
+3. delete: the rows go, with their asset.deleted events, in one commit.
+A run that stops between the steps leaves DELETING rows whose objects may be gone; its retry
+repeats the steps (deleting a missing object is not an error). One asset at a time took a
+dozen round trips to Postgres and one request to S3 per object (bench/deletion: 1,000 assets).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
@@ -15,11 +28,16 @@ from domain.assets.services import asset_event_payload
 from domain.common.ids import global_id
 from domain.jobs import events, registry
 from domain.jobs.context import JobContext
+from domain.jobs.errors import JobFailed
 from domain.jobs.models import Job, Lane
 from domain.jobs.services import job_create
 
 DELETE_ASSET_JOB = "asset.delete"
 DELETE_COLLECTION_JOB = "collection.delete"
+
+# Assets per batch: a cancel is honoured between batches, and a batch's objects (an original
+# and a few renditions each) fit one DeleteObjects request.
+BATCH_SIZE = 100
 
 
 @transaction.atomic
@@ -44,7 +62,7 @@ def asset_delete(*, asset: Asset, actor: Actor) -> Job:
 def collection_delete(*, collection: Collection, actor: Actor) -> Job:
     """Queue the deletion of a collection with all its assets (bulk lane).
 
-    The assets are marked DELETING one at a time as the job reaches them, not all at once:
+    The assets are marked DELETING a batch at a time as the job reaches them, not all at once:
     a cancelled deletion then leaves the assets it did not reach exactly as they were."""
     require_permission(actor=actor, workspace_id=collection.workspace_id, needed=Permission.WRITE)
     job = job_create(
@@ -62,47 +80,75 @@ def collection_delete(*, collection: Collection, actor: Actor) -> Job:
     return job
 
 
-def _remove_objects(asset: Asset) -> None:
+def _delete_assets(workspace_id: int, asset_ids: Sequence[int], **still: Any) -> int:
+    """Delete the assets among `asset_ids` that are still there and match `still` (a filter:
+    still in the collection); how many went."""
+    assets = _mark_deleting(workspace_id, asset_ids, still)
+    if not assets:
+        return 0
+    _remove_objects(assets)
+    _delete_rows(workspace_id, assets)
+    return len(assets)
+
+
+def _mark_deleting(
+    workspace_id: int, asset_ids: Sequence[int], still: dict[str, Any]
+) -> list[Asset]:
+    with transaction.atomic():
+        assets = list(
+            Asset.objects.select_for_update()
+            .filter(pk__in=asset_ids, **still)
+            .only("pk", "workspace_id", "collection_id", "state", "storage_key")
+            .order_by("pk")
+        )
+        marking = [asset for asset in assets if asset.state != AssetState.DELETING]
+        if marking:
+            now = timezone.now()
+            Asset.objects.filter(pk__in=[asset.pk for asset in marking]).update(
+                state=AssetState.DELETING, updated_at=now
+            )
+            for asset in marking:
+                asset.state, asset.updated_at = AssetState.DELETING, now
+            events.record_many(
+                workspace_id, "asset.deleting", [asset_event_payload(a) for a in marking]
+            )
+    return assets
+
+
+def _remove_objects(assets: list[Asset]) -> None:
+    ids = [asset.pk for asset in assets]
     # An upload in parts under way keeps its parts in the store until it is aborted: abort it
     # now rather than leave them to the hourly sweep of orphans. Its URLs are refused from here.
-    for upload_id in MultipartUpload.objects.filter(asset=asset).values_list(
-        "upload_id", flat=True
+    for key, upload_id in MultipartUpload.objects.filter(asset_id__in=ids).values_list(
+        "asset__storage_key", "upload_id"
     ):
-        multipart_store.abort(key=asset.storage_key, upload_id=upload_id)
-    # Deleting a missing object is not an error in S3 or here, so a rerun repeats harmlessly.
-    keys = [
-        asset.storage_key,
-        *Rendition.objects.filter(asset=asset).values_list("storage_key", flat=True),
-    ]
-    for key in keys:
-        storage.delete_object(key)
+        multipart_store.abort(key=key, upload_id=upload_id)
+    keys = [asset.storage_key for asset in assets if asset.storage_key]
+    keys += Rendition.objects.filter(asset_id__in=ids).values_list("storage_key", flat=True)
+    try:
+        storage.delete_objects(keys)
+    except storage.ObjectsKept as kept:
+        # The rows stay, DELETING: a retry of the job removes what is left.
+        raise JobFailed(str(kept), code=kept.code) from kept
 
 
-def _delete_row(asset: Asset) -> None:
+def _delete_rows(workspace_id: int, assets: list[Asset]) -> None:
     with transaction.atomic():
-        payload = asset_event_payload(asset)
-        asset.delete()
-        events.record(asset.workspace_id, "asset.deleted", {**payload, "state": "DELETED"})
+        Asset.objects.filter(pk__in=[asset.pk for asset in assets]).delete()
+        events.record_many(
+            workspace_id,
+            "asset.deleted",
+            [{**asset_event_payload(asset), "state": "DELETED"} for asset in assets],
+        )
 
 
 @registry.register(DELETE_ASSET_JOB, lane=Lane.INTERACTIVE)
 def delete_asset(ctx: JobContext) -> dict[str, Any]:
-    asset = Asset.objects.filter(pk=ctx.parameters["asset_id"]).first()
-    if asset is None:
+    asset_id = ctx.parameters["asset_id"]
+    workspace_id = Asset.objects.filter(pk=asset_id).values_list("workspace_id", flat=True).first()
+    if workspace_id is None or not _delete_assets(workspace_id, [asset_id]):
         return {"alreadyDeleted": True}
-    _remove_objects(asset)
-    _delete_row(asset)
     return {"deleted": 1}
-
-
-def _mark_deleting(asset: Asset) -> None:
-    with transaction.atomic():
-        locked = Asset.objects.select_for_update().filter(pk=asset.pk).first()
-        if locked is None or locked.state == AssetState.DELETING:
-            return
-        locked.state = AssetState.DELETING
-        locked.save(update_fields=["state", "updated_at"])
-        events.record(locked.workspace_id, "asset.deleting", asset_event_payload(locked))
 
 
 @registry.register(DELETE_COLLECTION_JOB, lane=Lane.BULK)
@@ -110,26 +156,22 @@ def delete_collection(ctx: JobContext) -> dict[str, Any]:
     collection = Collection.objects.filter(pk=ctx.parameters["collection_id"]).first()
     if collection is None:
         return {"alreadyDeleted": True}
+    workspace_id, in_it = collection.workspace_id, {"collection_id": collection.pk}
     deleted = 0
     while True:
         # Until none is left, so an asset uploaded while the job runs goes too, with its
         # files: the row's cascade alone would leave its objects behind in storage.
-        while batch := list(Asset.objects.filter(collection=collection).order_by("pk")[:200]):
-            total = deleted + Asset.objects.filter(collection=collection).count()
-            for asset in batch:
-                ctx.progress(deleted, total, "deleting assets")
-                ctx.check_cancelled()
-                _mark_deleting(asset)
-                _remove_objects(asset)
-                _delete_row(asset)
-                deleted += 1
+        left = Asset.objects.filter(**in_it).order_by("pk").values_list("pk", flat=True)
+        while batch := list(left[:BATCH_SIZE]):
+            ctx.progress(deleted, deleted + left.count(), "deleting assets")
+            ctx.check_cancelled()
+            deleted += _delete_assets(workspace_id, batch, **in_it)
         with transaction.atomic():
             # The row lock makes a concurrent upload into the collection wait for this.
             Collection.objects.select_for_update().filter(pk=collection.pk).first()
-            if Asset.objects.filter(collection=collection).exists():
+            if Asset.objects.filter(**in_it).exists():
                 continue
             collection_id = global_id("Collection", collection.pk)
-            workspace_id = collection.workspace_id
             collection.delete()
             events.record(workspace_id, "collection.deleted", {"collectionId": collection_id})
             break

@@ -1,4 +1,5 @@
-"""Deleting a collection through its job: every object goes, and a cancel stops cleanly."""
+"""Deleting a collection through its job: every object goes, a batch at a time in a few
+statements and one request to the store, and a cancel or a refusing store loses nothing."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from domain.accounts.actor import Actor
 from domain.accounts.models import User, Workspace
 from domain.assets import deletion, storage
 from domain.assets.models import Asset, AssetState, Collection, Rendition
+from domain.common.ids import global_id
 from domain.jobs import runner
 from domain.jobs.models import Event, Job, JobState
 from domain.jobs.services import job_retry
@@ -65,10 +69,10 @@ def test_deleting_a_collection_removes_every_object_even_of_an_asset_added_meanw
     remove = deletion._remove_objects
     late: list[Asset] = []
 
-    def upload_during_the_job(asset: Asset) -> None:
+    def upload_during_the_job(batch: list[Asset]) -> None:
         if not late:
             late.append(_stored_asset(collection, prefix))
-        remove(asset)
+        remove(batch)
 
     with mock.patch("domain.assets.deletion._remove_objects", upload_during_the_job):
         runner.execute(job.pk)
@@ -96,12 +100,13 @@ def test_a_cancelled_collection_deletion_leaves_the_rest_as_it_was_and_a_retry_f
     job = _delete_job(collection, owner)
     remove = deletion._remove_objects
 
-    def cancel_after_the_first(asset: Asset) -> None:
-        remove(asset)
+    def cancel_after_the_first(batch: list[Asset]) -> None:
+        remove(batch)
         Job.objects.filter(pk=job.pk).update(cancel_requested=True)
 
     with (
         _ticking_clock(),
+        mock.patch.object(deletion, "BATCH_SIZE", 1),
         mock.patch("domain.assets.deletion._remove_objects", cancel_after_the_first),
     ):
         runner.execute(job.pk)
@@ -117,5 +122,103 @@ def test_a_cancelled_collection_deletion_leaves_the_rest_as_it_was_and_a_retry_f
     runner.execute(job.pk)
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED
+    assert not Collection.objects.filter(pk=collection.pk).exists()
+    assert storage.list_keys(prefix) == []
+
+
+def _deletion_statements(workspace: Workspace, owner: User, prefix: str, assets: int) -> int:
+    collection = factories.collection(workspace)
+    for _ in range(assets):
+        _stored_asset(collection, prefix)
+    job = _delete_job(collection, owner)
+    with CaptureQueriesContext(connection) as statements:
+        runner.execute(job.pk)
+    assert Job.objects.get(pk=job.pk).result == {"deleted": assets}
+    return len(statements)
+
+
+@pytest.mark.django_db
+def test_a_batch_of_assets_takes_the_same_statements_and_one_store_request_however_many(
+    workspace: Workspace, owner: User, prefix: str
+) -> None:
+    client = storage.internal_s3_client()
+    delete_objects = client.delete_objects
+    requests: list[int] = []
+
+    def counted(**kwargs: Any) -> Any:
+        requests.append(len(kwargs["Delete"]["Objects"]))
+        return delete_objects(**kwargs)
+
+    with mock.patch.object(client, "delete_objects", counted):
+        few = _deletion_statements(workspace, owner, prefix, 2)
+        many = _deletion_statements(workspace, owner, prefix, 12)
+    # Per asset, deletion took a dozen statements and a request per object before batches.
+    assert many == few
+    assert requests == [4, 24]  # an original and a rendition each
+    assert storage.list_keys(prefix) == []
+    deleted = Event.objects.filter(workspace=workspace, type="asset.deleted")
+    assert deleted.count() == 14
+    assert {event.payload["state"] for event in deleted} == {"DELETED"}
+
+
+@pytest.mark.django_db
+def test_each_asset_is_announced_deleting_before_it_is_deleted(
+    workspace: Workspace, owner: User, prefix: str
+) -> None:
+    collection = factories.collection(workspace)
+    assets = [_stored_asset(collection, prefix) for _ in range(5)]
+    job = _delete_job(collection, owner)
+    with mock.patch.object(deletion, "BATCH_SIZE", 2):
+        runner.execute(job.pk)
+    assert Job.objects.get(pk=job.pk).result == {"deleted": 5}
+    seen = [
+        (event.type, event.payload.get("assetId"))
+        for event in Event.objects.filter(workspace=workspace).order_by("sequence")
+    ]
+    for asset in assets:
+        asset_id = global_id("Asset", asset.pk)
+        deleting, deleted = (
+            seen.index(("asset.deleting", asset_id)),
+            seen.index(("asset.deleted", asset_id)),
+        )
+        assert deleting < deleted
+    # Batches of two: the first two assets are gone before the last is marked.
+    last = global_id("Asset", assets[-1].pk)
+    first_deleted = seen.index(("asset.deleted", global_id("Asset", assets[0].pk)))
+    assert first_deleted < seen.index(("asset.deleting", last))
+
+
+@pytest.mark.django_db
+def test_a_store_that_keeps_an_object_fails_the_job_and_its_retry_finishes(
+    workspace: Workspace, owner: User, prefix: str
+) -> None:
+    collection = factories.collection(workspace)
+    assets = [_stored_asset(collection, prefix) for _ in range(2)]
+    job = _delete_job(collection, owner)
+    client = storage.internal_s3_client()
+
+    def refusing(**kwargs: Any) -> Any:
+        first = kwargs["Delete"]["Objects"][0]["Key"]
+        return {"Errors": [{"Key": first, "Code": "AccessDenied", "Message": "Access Denied"}]}
+
+    with mock.patch.object(client, "delete_objects", refusing):
+        runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.error is not None
+    assert job.error["code"] == "STORAGE_ERROR"
+    assert "AccessDenied" in job.error["message"]
+    # Nothing lost: the rows stay, marked DELETING, with every object.
+    left = Asset.objects.filter(collection=collection)
+    assert {a.pk for a in left} == {a.pk for a in assets}
+    assert {a.state for a in left} == {AssetState.DELETING}
+    assert len(storage.list_keys(prefix)) == 4
+
+    with mock.patch("domain.jobs.dispatch.send"):
+        job_retry(job_id=job.pk, actor=Actor(user=owner))
+    runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert job.result == {"deleted": 2}
     assert not Collection.objects.filter(pk=collection.pk).exists()
     assert storage.list_keys(prefix) == []

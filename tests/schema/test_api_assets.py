@@ -155,9 +155,10 @@ def test_deleting_an_asset_removes_it_through_a_job(
         result = gql(delete, {"i": {"id": gid(asset)}}, token)["data"]["assetDelete"]
     assert result["job"]["kind"] == "asset.delete"
     assert Asset.objects.get().state == AssetState.DELETING
-    with mock.patch("domain.assets.storage.delete_object") as delete_object:
+    with mock.patch("domain.assets.storage.delete_objects") as delete_objects:
         runner.execute(Job.objects.get().pk)
-    assert sorted(call.args[0] for call in delete_object.call_args_list) == sorted(
+    delete_objects.assert_called_once()
+    assert sorted(delete_objects.call_args.args[0]) == sorted(
         [asset.storage_key, f"{asset.storage_key}/thumb-256"]
     )
     assert not Asset.objects.exists()

@@ -485,6 +485,16 @@ class SeaweedS3:
         self.client().create_bucket(Bucket=name)
         return name
 
+    def depot_env(self, bucket: str) -> dict[str, str]:
+        """The environment that points Depot's settings (services mode) at `bucket` here."""
+        return {
+            "S3_ENDPOINT_URL": self.endpoint_url,
+            "S3_BUCKET": bucket,
+            "S3_ACCESS_KEY_ID": self.access_key,
+            "S3_SECRET_ACCESS_KEY": self.secret_key,
+            "S3_REGION": self.region,
+        }
+
     # internals
 
     def _pick_ports(self) -> dict[str, int]:
