@@ -80,6 +80,29 @@ def collection_delete(*, collection: Collection, actor: Actor) -> Job:
     return job
 
 
+class AssetBeingDeleted(JobFailed):
+    code = "ASSET_DELETED"
+
+
+def lock_unless_deleting(asset_id: int) -> None:
+    """For a job that stores an asset's objects or changes its state (processing, renditions),
+    inside the transaction that records it: lock the asset's row, and raise AssetBeingDeleted
+    if a deletion has marked it (or deleted it). A deletion marks its assets under the same lock
+    before it lists their objects, so each object is either on a row by then (and the deletion
+    removes it) or its writer gets this error (and removes it itself), and no finished job
+    turns a DELETING asset back into a READY or FAILED one."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lock_unless_deleting must run inside the transaction of the change")
+    state = (
+        Asset.objects.select_for_update()
+        .filter(pk=asset_id)
+        .values_list("state", flat=True)
+        .first()
+    )
+    if state is None or state == AssetState.DELETING:
+        raise AssetBeingDeleted("The asset is being deleted.")
+
+
 def _delete_assets(workspace_id: int, asset_ids: Sequence[int], **still: Any) -> int:
     """Delete the assets among `asset_ids` that are still there and match `still` (a filter:
     still in the collection); how many went."""

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 
 from domain.assets import media, storage
+from domain.assets.deletion import AssetBeingDeleted, lock_unless_deleting
 from domain.assets.errors import (
     ORIGINAL_REMOVED,
     ActiveContent,
@@ -61,7 +62,7 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
     if asset.state == AssetState.READY and not ctx.parameters.get("force"):
         return {"assetId": asset.pk, "alreadyReady": True}
     if asset.state == AssetState.DELETING:
-        raise JobFailed("The asset is being deleted.", code="ASSET_DELETED")
+        raise AssetBeingDeleted("The asset is being deleted.")
     failure: dict[str, str] = asset.failure or {}
     if asset.state == AssetState.FAILED and failure.get("code") in ORIGINAL_REMOVED:
         # The verdict removed the bytes: a retry or a reprocessing keeps it (it would read
@@ -248,17 +249,25 @@ def rendition_key(asset: Asset, preset: str, format: str) -> str:
 
 
 def _rendition_row(asset: Asset, preset: str, key: str, values: dict[str, Any]) -> None:
-    previous = (
-        Rendition.objects.filter(asset=asset, preset=preset)
-        .values_list("storage_key", flat=True)
-        .first()
-    )
+    """The row of a rendition whose object is stored at `key`."""
+    try:
+        with transaction.atomic():
+            lock_unless_deleting(asset.pk)
+            previous = (
+                Rendition.objects.filter(asset=asset, preset=preset)
+                .values_list("storage_key", flat=True)
+                .first()
+            )
+            Rendition.objects.update_or_create(
+                asset=asset, preset=preset, defaults={**values, "storage_key": key}
+            )
+    except AssetBeingDeleted:
+        # Its deletion listed the asset's objects before this one had a row.
+        storage.delete_object(key)
+        raise
     if previous is not None and previous != key:
         # The preset changed its format: the object at the old key would be left behind.
         storage.delete_object(previous)
-    Rendition.objects.update_or_create(
-        asset=asset, preset=preset, defaults={**values, "storage_key": key}
-    )
 
 
 def _remove_stale(asset: Asset, made: set[str]) -> None:
@@ -271,6 +280,7 @@ def _remove_stale(asset: Asset, made: set[str]) -> None:
 
 @transaction.atomic
 def _set_state(asset: Asset, state: AssetState) -> None:
+    lock_unless_deleting(asset.pk)
     asset.state = state
     asset.save(update_fields=["state", "updated_at"])
     events.record(asset.workspace_id, f"asset.{state.lower()}", asset_event_payload(asset))
@@ -284,6 +294,7 @@ def _finish(
     outcome: _Outcome,
     digest: str,
 ) -> None:
+    lock_unless_deleting(asset.pk)
     # On-demand renditions stay: they depend on the bytes only, which processing never changes.
     Rendition.objects.filter(asset=asset, on_demand=False).exclude(preset__in=outcome.made).delete()
     asset.sha256 = sha256
@@ -315,6 +326,7 @@ def _reject(asset: Asset, rejected: media.MediaRejected) -> NoReturn:
 
 def _fail(asset: Asset, code: str, message: str) -> NoReturn:
     with transaction.atomic():
+        lock_unless_deleting(asset.pk)
         asset.state = AssetState.FAILED
         asset.failure = {"code": code, "message": message}
         asset.save(update_fields=["state", "failure", "updated_at"])

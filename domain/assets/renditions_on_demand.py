@@ -23,6 +23,7 @@ from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
 from domain.assets import media, storage
+from domain.assets.deletion import AssetBeingDeleted, lock_unless_deleting
 from domain.assets.errors import (
     AssetNotReady,
     InvalidAssetInput,
@@ -167,7 +168,13 @@ def make_rendition(ctx: JobContext) -> dict[str, Any]:
     key = spec.key(asset)
     # A fixed key: a second run overwrites the object and updates the same row.
     storage.write_object(key, image.open(), image.content_type)
-    return _result(_record(asset, spec, key, image), already_made=False)
+    try:
+        rendition = _record(asset, spec, key, image)
+    except AssetBeingDeleted:
+        # Its deletion listed the asset's objects before this one had a row.
+        storage.delete_object(key)
+        raise
+    return _result(rendition, already_made=False)
 
 
 def _render(asset: Asset, path: Path, spec: RenditionSpec) -> RenderedImage:
@@ -207,6 +214,7 @@ def render_width(picture: Picture, spec: RenditionSpec) -> RenderedImage:
 
 @transaction.atomic
 def _record(asset: Asset, spec: RenditionSpec, key: str, image: RenderedImage) -> Rendition:
+    lock_unless_deleting(asset.pk)
     rendition, _ = Rendition.objects.update_or_create(
         asset=asset,
         preset=spec.name,

@@ -1,5 +1,6 @@
-"""Deleting a collection through its job: every object goes, a batch at a time in a few
-statements and one request to the store, and a cancel or a refusing store loses nothing."""
+"""Deleting assets and collections through their jobs: every object goes, a batch at a time in a
+few statements and requests to the store; a cancel or a refusing store loses nothing; and a
+processing job that meets a deletion leaves no object behind and no asset READY again."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from django.test.utils import CaptureQueriesContext
 
 from domain.accounts.actor import Actor
 from domain.accounts.models import User, Workspace
-from domain.assets import deletion, storage
+from domain.assets import deletion, processing, renditions_on_demand, storage
 from domain.assets.models import Asset, AssetState, Collection, Rendition
+from domain.assets.services import PROCESS_JOB
 from domain.common.ids import global_id
 from domain.jobs import runner
 from domain.jobs.models import Event, Job, JobState
-from domain.jobs.services import job_retry
-from tests import factories
+from domain.jobs.services import job_create, job_retry
+from tests import factories, media
 
 
 @pytest.fixture
@@ -222,3 +224,127 @@ def test_a_store_that_keeps_an_object_fails_the_job_and_its_retry_finishes(
     assert job.result == {"deleted": 2}
     assert not Collection.objects.filter(pk=collection.pk).exists()
     assert storage.list_keys(prefix) == []
+
+
+def _uploaded_photo(collection: Collection, prefix: str) -> tuple[Asset, Job]:
+    """An uploaded JPEG (its original really in the store) and its processing job."""
+    content = media.jpeg(600, 400)
+    asset = factories.asset(
+        collection,
+        storage_key=f"{prefix}/{uuid.uuid4().hex}",
+        state=AssetState.UPLOADED,
+        size=len(content),
+        content_type="",
+    )
+    storage.write_object(asset.storage_key, io.BytesIO(content), "image/jpeg")
+    with mock.patch("domain.jobs.dispatch.send"):
+        job = job_create(
+            workspace_id=asset.workspace_id,
+            kind=PROCESS_JOB,
+            parameters={"asset_id": asset.pk},
+            created_by_id=None,
+        )
+    return asset, job
+
+
+def _delete_now(asset: Asset, owner: User) -> None:
+    """assetDelete and its job, run to the end (as another worker would, meanwhile)."""
+    with mock.patch("domain.jobs.dispatch.send"):
+        job = deletion.asset_delete(asset=asset, actor=Actor(user=owner))
+    runner.execute(job.pk)
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+
+
+def _objects_of(asset: Asset, prefix: str) -> list[str]:
+    renditions = f"{asset.workspace_id}/{asset.pk}/"
+    return [*storage.list_keys(prefix), *storage.list_keys(renditions)]
+
+
+@pytest.mark.django_db
+def test_an_asset_deleted_while_its_renditions_are_stored_leaves_no_object_behind(
+    workspace: Workspace, owner: User, prefix: str
+) -> None:
+    collection = factories.collection(workspace)
+    asset, job = _uploaded_photo(collection, prefix)
+    write_object = storage.write_object
+    stored: list[str] = []
+
+    def then_deleted(key: str, source: Any, content_type: str) -> None:
+        # The deletion runs between a rendition's object and its row: it cannot list it.
+        write_object(key, source, content_type)
+        stored.append(key)
+        if len(stored) == 2:
+            _delete_now(asset, owner)
+
+    with mock.patch("domain.assets.processing.storage.write_object", then_deleted):
+        runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.error == {"code": "ASSET_DELETED", "message": "The asset is being deleted."}
+    assert not Asset.objects.filter(pk=asset.pk).exists()
+    assert not Rendition.objects.filter(asset_id=asset.pk).exists()
+    assert len(stored) == 2
+    assert _objects_of(asset, prefix) == []
+
+
+@pytest.mark.django_db
+def test_processing_that_ends_after_the_asset_was_marked_deleting_never_makes_it_ready(
+    workspace: Workspace, owner: User, prefix: str
+) -> None:
+    collection = factories.collection(workspace)
+    asset, job = _uploaded_photo(collection, prefix)
+    remove_stale = processing._remove_stale
+
+    def marked_meanwhile(of: Asset, made: set[str]) -> None:
+        remove_stale(of, made)
+        with mock.patch("domain.jobs.dispatch.send"):
+            deletion.asset_delete(asset=asset, actor=Actor(user=owner))  # its job not run yet
+
+    with mock.patch("domain.assets.processing._remove_stale", marked_meanwhile):
+        runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.error is not None
+    assert (job.state, job.error["code"]) == (JobState.FAILED, "ASSET_DELETED")
+    assert Asset.objects.get(pk=asset.pk).state == AssetState.DELETING
+    types = list(
+        Event.objects.filter(workspace=workspace)
+        .order_by("sequence")
+        .values_list("type", flat=True)
+    )
+    assert [t for t in types if t.startswith("asset.")][-2:] == [
+        "asset.processing",
+        "asset.deleting",
+    ]
+    # Its renditions have rows, so the deletion's job removes them with the original.
+    assert Rendition.objects.filter(asset_id=asset.pk).count() == 3
+    runner.execute(Job.objects.get(kind=deletion.DELETE_ASSET_JOB).pk)
+    assert _objects_of(asset, prefix) == []
+
+
+@pytest.mark.django_db
+def test_an_asset_deleted_while_a_rendition_is_made_on_demand_leaves_no_object_behind(
+    workspace: Workspace, owner: User, prefix: str
+) -> None:
+    collection = factories.collection(workspace)
+    asset, _processing = _uploaded_photo(collection, prefix)
+    runner.execute(_processing.pk)
+    asset.refresh_from_db()
+    assert asset.state == AssetState.READY
+    with mock.patch("domain.jobs.dispatch.send"):
+        requested = renditions_on_demand.asset_rendition_request(
+            asset=asset, width=320, format="webp", actor=Actor(user=owner)
+        )
+    assert requested.job is not None
+    write_object = storage.write_object
+
+    def then_deleted(key: str, source: Any, content_type: str) -> None:
+        write_object(key, source, content_type)
+        _delete_now(asset, owner)
+
+    with mock.patch("domain.assets.renditions_on_demand.storage.write_object", then_deleted):
+        runner.execute(requested.job.pk)
+    job = Job.objects.get(pk=requested.job.pk)
+    assert job.error is not None
+    assert (job.state, job.error["code"]) == (JobState.FAILED, "ASSET_DELETED")
+    assert not Asset.objects.filter(pk=asset.pk).exists()
+    assert _objects_of(asset, prefix) == []
