@@ -66,6 +66,7 @@ from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 from strawberry_django.optimizer import DjangoOptimizerExtension, is_optimized_by_prefetching
 from strawberry_django.relay.utils import resolve_model_id
 
+from schema.optimizer_aliases import aliased_page_attribute
 from schema.types.fields import DepotField, PrefetchedConnection
 from schema.types.scoping import DepotNode
 
@@ -293,7 +294,8 @@ def direct_reader(
         return None, None
     field = field_def.extensions.get(_BACKREF)
     if isinstance(field, DepotField) and field.prefetched_connection is not None:
-        return prefetched_connection_reader(field.prefetched_connection), field_def
+        key = node.alias.value if node.alias else name
+        return prefetched_connection_reader(field.prefetched_connection, key), field_def
     if field_def.args or node.arguments:
         return None, None
     complete, non_null = leaf_coercion(field_def.type)
@@ -547,21 +549,29 @@ def prefetched_reader(cache_name: str) -> Reader:
     return read
 
 
-def prefetched_connection_reader(connection: PrefetchedConnection) -> Reader:
+def prefetched_connection_reader(connection: PrefetchedConnection, response_key: str) -> Reader:
     """A plain connection whose page the optimizer prefetched: the connection strawberry-django
     answers from it (`DjangoListConnection.resolve_optimized_connection_by_prefetch`: an edge
     per row, with the row's number as its cursor), without the field's wrapper, the conversion
     of its arguments (the optimizer applied them to the prefetch), the related manager, or the
     search for the edge type on every call. Rows without the optimizer's pagination
-    annotations go the general way, where strawberry-django falls back to querying."""
+    annotations go the general way, where strawberry-django falls back to querying. An alias
+    whose arguments differ from its siblings' reads the page prefetched for it alone
+    (schema/optimizer_aliases.py); its `totalCount` comes from the rows, as for the relation's
+    own prefetched page (0 for an empty page)."""
     cache_name = connection.cache_name
     connection_type, resolve_edge = connection.connection_type, connection.edge_type.resolve_edge
+    page_attribute = aliased_page_attribute(response_key)
 
     def read(source: Any) -> Any:
-        nodes = _optimizer_prefetched(source, cache_name)
-        if nodes is None:
-            return GENERAL
-        rows = nodes._result_cache
+        nodes: Any = source.__dict__.get(page_attribute)
+        if nodes is not None:
+            rows = nodes
+        else:
+            nodes = _optimizer_prefetched(source, cache_name)
+            if nodes is None:
+                return GENERAL
+            rows = nodes._result_cache
         try:
             edges = [resolve_edge(row, cursor=row._strawberry_row_number - 1) for row in rows]
             has_previous_page = rows[0]._strawberry_row_number > 1 if rows else False

@@ -47,12 +47,12 @@ from graphql import (
 )
 from strawberry import Info
 from strawberry.types.nodes import get_variable_values
+from strawberry_django import optimizer
 from strawberry_django.optimizer import (
     DjangoOptimizerExtension,
     OptimizerConfig,
     OptimizerStore,
     _get_gql_definition,
-    _get_model_hints,
     is_optimized,
 )
 from strawberry_django.queryset import get_queryset_config
@@ -157,7 +157,8 @@ def _plan(qs: QuerySet[Any], info: GraphQLResolveInfo, config: OptimizerConfig) 
         return None
     store = OptimizerStore()
     for definition in get_possible_concrete_types(qs.model, schema, strawberry_type):
-        hints = _get_model_hints(
+        # Through the module: schema/optimizer_aliases.py wraps it.
+        hints = optimizer._get_model_hints(
             qs.model,
             schema,
             definition,
