@@ -57,6 +57,8 @@ class ErrorCode(Enum):
     LAST_OWNER = "LAST_OWNER"
     USER_NOT_FOUND = "USER_NOT_FOUND"
     SUBSCRIBER_TOO_SLOW = "SUBSCRIBER_TOO_SLOW"
+    ASSET_DELETED = "ASSET_DELETED"
+    STORAGE_ERROR = "STORAGE_ERROR"
 
 
 @strawberry.type(description="An expected failure of a mutation, with a stable code.")

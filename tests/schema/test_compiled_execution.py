@@ -114,6 +114,11 @@ DOCUMENTS = {
         a: assets(first: 1) { pageInfo { hasNextPage } edges { node { title } } }
         b: assets(first: 3, ordering: [{title: DESC}]) { totalCount edges { node { size } } }
       } }""",
+    "aliased pages through a foreign key": """query($w: ID!) {
+      assets(workspaceId: $w, first: 4) { edges { node { title collection { name
+        a: assets(first: 1) { edges { node { title } } }
+        b: assets(first: 2, ordering: [{title: DESC}]) { totalCount edges { node { title } } }
+      } } } } }""",
     "viewer and jobs": """query($w: ID!) { viewer { username memberships { role
       workspace { id name slug } } }
       jobs(workspaceId: $w, first: 5) { edges { node { id kind state lane attempts
