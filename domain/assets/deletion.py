@@ -3,8 +3,9 @@
 A job deletes its assets a batch at a time (`BATCH_SIZE`), in three steps per batch:
 1. mark: the batch's rows are locked and marked DELETING, with their asset.deleting events, in
    one commit (from then on downloads, edits and processing refuse them);
-2. remove: their originals' and renditions' objects are deleted from the store, S3's in one
-   DeleteObjects request per 1,000 keys (and a multipart upload under way is aborted);
+2. remove: their originals' and renditions' objects are deleted from the store, on S3 with
+   DeleteObjects requests of up to 1,000 keys, a few at once (and a multipart upload under way
+   is aborted);
 3. delete: the rows go, with their asset.deleted events, in one commit.
 A run that stops between the steps leaves DELETING rows whose objects may be gone; its retry
 repeats the steps (deleting a missing object is not an error). One asset at a time took a
@@ -81,6 +82,8 @@ def collection_delete(*, collection: Collection, actor: Actor) -> Job:
 
 
 class AssetBeingDeleted(JobFailed):
+    """A job met an asset that a deletion has marked or removed (see lock_unless_deleting)."""
+
     code = "ASSET_DELETED"
 
 
