@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import traceback
 import warnings
 from typing import Any
@@ -19,6 +20,9 @@ from typing import Any
 import psycopg
 from django.db import connection
 from django.db.backends.signals import connection_created
+
+# How long sessions the pool just closed may take to leave pg_stat_activity.
+ENDING_SESSIONS_SECONDS = 3.0
 
 _taken_by: dict[int, tuple[str, str]] = {}  # Postgres backend pid -> (thread, stack)
 _checked = threading.Event()  # report() ran: the database is dropped next
@@ -73,10 +77,19 @@ def report() -> list[str]:
         port=settings["PORT"] or None,
         autocommit=True,
     ) as own:
-        others = own.execute(
-            "SELECT pid, state, left(query, 200) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
+        # Closing the pool only asks its sessions to end: each server process then exits on its
+        # own time, and until it has, pg_stat_activity still lists it (a clean-clone CI run
+        # named a pooled connection, idle after its COMMIT, that close_pool() had just closed).
+        # A stray session stays; one that is ending is gone within moments.
+        deadline = time.monotonic() + ENDING_SESSIONS_SECONDS
+        while True:
+            others = own.execute(
+                "SELECT pid, state, left(query, 200) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            if not others or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
     alive = {t.name for t in threading.enumerate()}
     lines = []
     for pid, state, query in others:
