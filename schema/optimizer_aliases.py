@@ -29,6 +29,7 @@ from graphql import FieldNode, print_ast
 from strawberry import relay
 from strawberry_django import optimizer
 from strawberry_django.pagination import OffsetPaginated
+from strawberry_django.utils.typing import get_django_definition
 
 from schema.types.fields import DepotField
 
@@ -67,6 +68,9 @@ def _with_aliased_pages(get_model_hints: Callable[..., Any]) -> Callable[..., An
             object_definition.origin, relay.Connection | OffsetPaginated
         ):
             return store
+        definition = get_django_definition(object_definition.origin)
+        if definition is None or not issubclass(model, definition.model):
+            return store  # a subclass's walk (model inheritance): its own call did the aliases
         parent_type, info = options["parent_type"], options["info"]
         for key, nodes in _aliases_with_different_arguments(info, parent_type):
             data = optimizer._get_field_data(
