@@ -50,7 +50,6 @@ def run(count: int) -> dict[str, Any]:
     from domain.assets import deletion, storage
     from domain.assets.models import Asset, AssetState, Collection, Rendition
     from domain.jobs import runner
-    from domain.jobs.models import Job
 
     run_id = uuid.uuid4().hex[:8]
     user = User.objects.create_user(username=f"bench-del-{run_id}")
@@ -128,7 +127,6 @@ def run(count: int) -> dict[str, Any]:
         "objects": len(keys),
         "objects_left": left,
         "rows_left": Asset.objects.filter(collection_id=collection.pk).count(),
-        "job_id": Job.objects.filter(pk=job.pk).values_list("pk", flat=True).first(),
     }
 
 
