@@ -190,6 +190,12 @@ class DepotASGIHandler(ASGIHandler):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        # Changed: the tasks are let go here. The disconnect listener ends with RequestAborted
+        # (or a cancel) whose traceback, once result() re-raised it here, holds this frame, and
+        # this frame held the task: a cycle that left every request's objects to the cycle
+        # collector instead of reference counting.
+        tasks.clear()
+        del task
 
         try:
             response = processing.result()

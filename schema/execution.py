@@ -48,12 +48,15 @@ from typing import Any
 from django.db.models import QuerySet
 from django.db.models.manager import BaseManager
 from graphql import (
+    ExecutionResult,
     GraphQLEnumType,
     GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLResolveInfoHelpers,
     GraphQLScalarType,
+    OperationType,
     Undefined,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -87,6 +90,14 @@ Step = tuple[str, Reader | None, FieldDetailsList, GraphQLField | None]
 Completer = Callable[[Any], Any]
 
 
+def _execution_ended(*args: Any) -> Any:
+    raise RuntimeError("this GraphQL execution has ended")
+
+
+# What an ended execution's resolve infos get instead of graphql-core's helpers (see _let_go).
+_NO_ASYNC_HELPERS = GraphQLResolveInfoHelpers(gather=_execution_ended, track=_execution_ended)
+
+
 class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor, with direct reads for plain fields (see the module)."""
 
@@ -98,6 +109,28 @@ class DepotExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._completers: dict[tuple[Any, int], tuple[FieldDetailsList, Completer | None]] = {}
         middlewares = self.middleware_manager.middlewares if self.middleware_manager else ()
         self._plans_allowed = all(isinstance(m, DjangoOptimizerExtension) for m in middlewares)
+
+    def build_response(self, data: dict[str, Any] | None) -> Any:
+        response = super().build_response(data)
+        # The end of a query's or a mutation's execution (no incremental delivery left). Not a
+        # subscription's: its events are run by shallow copies that share the plans.
+        if (
+            isinstance(response, ExecutionResult)
+            and self.operation.operation != OperationType.SUBSCRIPTION
+        ):
+            self._let_go()
+        return response
+
+    def _let_go(self) -> None:
+        """Drop what refers back to this context, once its response is built: graphql-core's
+        async helpers (its own bound methods) and the plans' readers and completers (closures
+        over it). Kept, they made the context a cycle, and with it everything the request
+        reached (the request, its caller, its rows): garbage that reference counting could not
+        free, left to the cycle collector's young collections (bench/realtime, a traced jobs
+        phase: 47 of them over 721 requests, up to 11 ms each, each freeing ~15,000 objects)."""
+        self._plans.clear()
+        self._completers.clear()
+        self.async_helpers = _NO_ASYNC_HELPERS
 
     def execute_fields(
         self,
