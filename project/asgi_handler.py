@@ -208,6 +208,11 @@ class DepotASGIHandler(ASGIHandler):
                 await sync_to_async(_close)(request, response)
 
         body_file.close()
+        # Changed: AuthenticationMiddleware's `request.user` and `request.auser` refer back to
+        # the request (a lambda and a partial over it); gone once the response is sent, the
+        # request is freed by reference counting rather than left to the cycle collector.
+        request.__dict__.pop("user", None)
+        request.__dict__.pop("auser", None)
 
     async def run_sync_chain(self, request: HttpRequest) -> HttpResponseBase:
         """The request's signal, the sync middleware chain, the view and the close of a final

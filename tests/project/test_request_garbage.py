@@ -6,7 +6,9 @@ Two cycles used to keep every request's objects alive until a young collection f
 to 11 ms that each freed ~15,000 objects): the ASGI handler's frame held the disconnect listener
 task, whose exception's traceback held that frame (project/asgi_handler.py), and graphql-core's
 execution context holds its own bound methods, as do the plans' closures
-(schema/execution.DepotExecutionContext._let_go).
+(schema/execution.DepotExecutionContext._let_go); and on Django's middleware chain,
+AuthenticationMiddleware's `request.user` and `request.auser` close over the request (the handler
+drops them once the response is sent).
 
 A request that meets a database error still leaves some: Django's DatabaseErrorWrapper
 re-raises the error from a frame that holds it, so a second `collectionCreate` of one name
@@ -45,17 +47,19 @@ RETRY = "mutation($id: ID!) { jobRetry(id: $id) { job { id } errors { code } } }
 REQUEST_OBJECTS = (ASGIRequest, DepotExecutionContext, DepotContext, asyncio.Task)
 
 
-async def _request(handler: DepotASGIHandler, token: str, payload: dict[str, Any]) -> int:
-    """One request, with uvicorn's receive: after the response, a disconnect."""
-    body = json.dumps(payload).encode()
+async def _request(handler: DepotASGIHandler, token: str, payload: dict[str, Any] | None) -> int:
+    """One GraphQL request (a GET of /healthz/, through the session middleware chain, for
+    None), with uvicorn's receive: after the response, a disconnect."""
+    body = json.dumps(payload).encode() if payload is not None else b""
+    path = "/graphql/" if payload is not None else "/healthz/"
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": "POST" if payload is not None else "GET",
         "scheme": "http",
-        "path": "/graphql/",
-        "raw_path": b"/graphql/",
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
         "headers": [
@@ -94,11 +98,12 @@ def test_graphql_requests_leave_no_cyclic_garbage(token: str, workspace: Workspa
         collection = factories.collection(workspace, name=f"c{c}")
         factories.rendition(factories.asset(collection))
     w = global_id("Workspace", workspace.pk)
-    requests: list[dict[str, Any]] = [
+    requests: list[dict[str, Any] | None] = [
         {"query": DASHBOARD, "variables": {"w": w}},
         {"query": CREATE, "variables": {"i": {"workspaceId": w, "name": "New"}}},
         {"query": RETRY, "variables": {"id": global_id("Job", 999_999)}},  # NOT_FOUND
         {"query": "{ nope }"},
+        None,  # Django's middleware chain: AuthenticationMiddleware's request.user
     ]
     handler = DepotASGIHandler()
 
@@ -106,7 +111,7 @@ def test_graphql_requests_leave_no_cyclic_garbage(token: str, workspace: Workspa
         return [await _request(handler, token, payload) for payload in requests]
 
     try:
-        assert asyncio.run(serve_all()) == [200] * 4  # warm: plans, caches, imports
+        assert asyncio.run(serve_all()) == [200] * 5  # warm: plans, caches, imports
         gc.collect()
         gc.set_debug(gc.DEBUG_SAVEALL)
         try:
@@ -118,6 +123,6 @@ def test_graphql_requests_leave_no_cyclic_garbage(token: str, workspace: Workspa
         gc.garbage.clear()
     finally:
         asyncio.run(sync_to_async(close_db)())
-    assert statuses == [200] * 4
+    assert statuses == [200] * 5
     left = [type(o).__name__ for o in garbage if isinstance(o, REQUEST_OBJECTS)]
     assert left == []
