@@ -7,7 +7,7 @@ replaced, side by side in one run, on a private SeaweedFS and a database of the 
 The baseline is the tree at --baseline (default: the last commit that deleted one asset at a
 time), extracted with `git archive`; each contender runs measure.py in a process of its own
 with that tree first on PYTHONPATH, rounds alternating which goes first. Writes
-results/latest.md and results/latest.json.
+results/latest.md and results/latest.json; drops its database and deletes its Redis keys.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def main() -> int:
                     ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--force", database],
                     check=False,
                 )
+                _forget_redis_keys(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
     _report(args, rows)
     return 0
 
@@ -94,6 +95,16 @@ def _rounds(args: argparse.Namespace, env: dict[str, str], trees: dict[str, Path
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
+
+
+def _forget_redis_keys(url: str, prefix: str) -> None:
+    """The keys the runs left under the bench's prefix (the credentials epoch, rate limits)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+    if keys:
+        client.delete(*keys)
 
 
 def _run(*command: str, cwd: Path, env: dict[str, str]) -> str:
