@@ -255,6 +255,20 @@ def _delete_now(asset: Asset, owner: User) -> None:
     assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
 
 
+def _deleting_after(writes: int, asset: Asset, owner: User, stored: list[str]) -> Any:
+    """storage.write_object that deletes the asset (its job run to the end) right after the
+    `writes`-th object it stores, noting each key in `stored`."""
+    write_object = storage.write_object
+
+    def write_then_delete(key: str, source: Any, content_type: str) -> None:
+        write_object(key, source, content_type)
+        stored.append(key)
+        if len(stored) == writes:
+            _delete_now(asset, owner)
+
+    return write_then_delete
+
+
 def _objects_of(asset: Asset, prefix: str) -> list[str]:
     renditions = f"{asset.workspace_id}/{asset.pk}/"
     return [*storage.list_keys(prefix), *storage.list_keys(renditions)]
@@ -266,17 +280,9 @@ def test_an_asset_deleted_while_its_renditions_are_stored_leaves_no_object_behin
 ) -> None:
     collection = factories.collection(workspace)
     asset, job = _uploaded_photo(collection, prefix)
-    write_object = storage.write_object
     stored: list[str] = []
-
-    def then_deleted(key: str, source: Any, content_type: str) -> None:
-        # The deletion runs between a rendition's object and its row: it cannot list it.
-        write_object(key, source, content_type)
-        stored.append(key)
-        if len(stored) == 2:
-            _delete_now(asset, owner)
-
-    with mock.patch("domain.assets.processing.storage.write_object", then_deleted):
+    # The deletion runs between a rendition's object and its row: it cannot list it.
+    with mock.patch.object(storage, "write_object", _deleting_after(2, asset, owner, stored)):
         runner.execute(job.pk)
     job.refresh_from_db()
     assert job.state == JobState.FAILED
@@ -335,14 +341,10 @@ def test_an_asset_deleted_while_a_rendition_is_made_on_demand_leaves_no_object_b
             asset=asset, width=320, format="webp", actor=Actor(user=owner)
         )
     assert requested.job is not None
-    write_object = storage.write_object
-
-    def then_deleted(key: str, source: Any, content_type: str) -> None:
-        write_object(key, source, content_type)
-        _delete_now(asset, owner)
-
-    with mock.patch("domain.assets.renditions_on_demand.storage.write_object", then_deleted):
+    stored: list[str] = []
+    with mock.patch.object(storage, "write_object", _deleting_after(1, asset, owner, stored)):
         runner.execute(requested.job.pk)
+    assert len(stored) == 1
     job = Job.objects.get(pk=requested.job.pk)
     assert job.error is not None
     assert (job.state, job.error["code"]) == (JobState.FAILED, "ASSET_DELETED")
