@@ -15,9 +15,9 @@ dozen round trips to Postgres and one request to S3 per object (bench/deletion: 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from domain.accounts.actor import Actor
@@ -179,27 +179,47 @@ def delete_asset(ctx: JobContext) -> dict[str, Any]:
 
 @registry.register(DELETE_COLLECTION_JOB, lane=Lane.BULK)
 def delete_collection(ctx: JobContext) -> dict[str, Any]:
-    collection = Collection.objects.filter(pk=ctx.parameters["collection_id"]).first()
-    if collection is None:
-        return {"alreadyDeleted": True}
-    workspace_id, in_it = collection.workspace_id, {"collection_id": collection.pk}
+    collection_id = ctx.parameters["collection_id"]
+    # The job is the collection's workspace's (collection_delete): no read of the row first.
+    workspace_id, in_it = ctx.job.workspace_id, {"collection_id": collection_id}
     deleted = 0
-    while True:
-        # Until none is left, so an asset uploaded while the job runs goes too, with its
-        # files: the row's cascade alone would leave its objects behind in storage.
+    # Until none is left, so an asset uploaded while the job runs goes too, with its files: the
+    # row's cascade alone would leave its objects behind in storage. The row goes first thing
+    # when it is empty (most deletions from the dashboard): five round trips, not nine.
+    while (ended := _delete_collection_if_empty(workspace_id, collection_id)) is None:
         left = Asset.objects.filter(**in_it).order_by("pk").values_list("pk", flat=True)
         while batch := list(left[:BATCH_SIZE]):
             ctx.progress(deleted, deleted + left.count(), "deleting assets")
             ctx.check_cancelled()
             deleted += _delete_assets(workspace_id, batch, **in_it)
-        with transaction.atomic():
-            # The row lock makes a concurrent upload into the collection wait for this.
-            Collection.objects.select_for_update().filter(pk=collection.pk).first()
-            if Asset.objects.filter(**in_it).exists():
-                continue
-            collection_id = global_id("Collection", collection.pk)
-            collection.delete()
-            events.record(workspace_id, "collection.deleted", {"collectionId": collection_id})
-            break
+    if ended == "missing" and not deleted:
+        return {"alreadyDeleted": True}
     ctx.progress(deleted, deleted, "done")
     return {"deleted": deleted}
+
+
+@transaction.atomic
+def _delete_collection_if_empty(
+    workspace_id: int, collection_id: int
+) -> Literal["deleted", "missing"] | None:
+    """Delete the collection's row with its collection.deleted event if no asset is left in it:
+    "deleted", or "missing" if it was gone already; None while it holds assets."""
+    # The row lock first: an upload into the collection committing meanwhile (its asset's
+    # foreign key check) waits for it, and the emptiness check after it sees every asset
+    # committed before. Checked in the DELETE itself, which needs no Collector: no other row
+    # refers to a collection but its assets.
+    if not Collection.objects.select_for_update().filter(pk=collection_id).exists():
+        return "missing"
+    quote = connection.ops.quote_name
+    collections, assets = quote(Collection._meta.db_table), quote(Asset._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {collections} WHERE id = %s AND NOT EXISTS "  # noqa: S608 (our names)
+            f"(SELECT 1 FROM {assets} WHERE collection_id = %s)",
+            [collection_id, collection_id],
+        )
+        if cursor.rowcount == 0:
+            return None
+    collection_gid = global_id("Collection", collection_id)
+    events.record(workspace_id, "collection.deleted", {"collectionId": collection_gid})
+    return "deleted"

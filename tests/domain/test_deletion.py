@@ -94,6 +94,39 @@ def test_deleting_a_collection_removes_every_object_even_of_an_asset_added_meanw
 
 
 @pytest.mark.django_db
+def test_an_empty_collection_goes_in_two_statements_with_its_event(
+    workspace: Workspace, owner: User
+) -> None:
+    collection = factories.collection(workspace)
+    job = _delete_job(collection, owner)
+    with CaptureQueriesContext(connection) as queries:
+        runner.execute(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.result) == (JobState.SUCCEEDED, {"deleted": 0})
+    assert not Collection.objects.filter(pk=collection.pk).exists()
+    # The row's lock, then its delete if no asset is left: no read before, no Collector.
+    touching = [q["sql"] for q in queries if "assets_" in q["sql"]]
+    assert len(touching) == 2, touching
+    assert touching[0].endswith("FOR UPDATE")
+    assert touching[1].startswith("DELETE")
+    deleted = Event.objects.get(workspace=workspace, type="collection.deleted")
+    assert deleted.payload == {"collectionId": global_id("Collection", collection.pk)}
+
+
+@pytest.mark.django_db
+def test_deleting_a_collection_already_gone_succeeds_and_says_so(
+    workspace: Workspace, owner: User
+) -> None:
+    collection = factories.collection(workspace)
+    job = _delete_job(collection, owner)
+    Collection.objects.filter(pk=collection.pk).delete()
+    runner.execute(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.result) == (JobState.SUCCEEDED, {"alreadyDeleted": True})
+    assert not Event.objects.filter(workspace=workspace, type="collection.deleted").exists()
+
+
+@pytest.mark.django_db
 def test_a_cancelled_collection_deletion_leaves_the_rest_as_it_was_and_a_retry_finishes(
     workspace: Workspace, owner: User, prefix: str
 ) -> None:
