@@ -162,17 +162,22 @@ def _goals(
                 f"| {'yes' if r <= GOAL_P99_1000 else 'NO'} |"
             )
     if jobs:
-        for name, label in (
-            ("noop", "bench.noop via job_create"),
-            ("collection_delete", "collectionDelete (GraphQL)"),
+        # The goal is a job that does nothing: bench.noop, started by the bench's view and by
+        # the real GraphQL mutation jobRetry. collectionDelete does work (its statements), so
+        # its row is for reference only.
+        for name, label, is_goal in (
+            ("noop", "bench.noop via job_create", True),
+            ("retry", "bench.noop via jobRetry, GraphQL", True),
+            ("collection_delete", "for reference, not a no-op: collectionDelete, GraphQL", False),
         ):
             if name in jobs:
                 loop = jobs[name]["loop_ms"]
                 ok = loop["p50"] <= GOAL_LOOP_P50 and loop["p99"] <= GOAL_LOOP_P99
+                met = ("yes" if ok else "NO") if is_goal else "-"
                 lines.append(
                     f"| mutation-to-client p50 ≤ {GOAL_LOOP_P50:.0f} ms, p99 ≤ {GOAL_LOOP_P99:.0f} "
                     f"ms ({label}) | p50 {loop['p50']:.1f} ms, p99 {loop['p99']:.1f} ms "
-                    f"| {'yes' if ok else 'NO'} |"
+                    f"| {met} |"
                 )
     depot_lost = sum(
         c["lost"] + c["duplicated"] + c["out_of_order"] for c in cases if c["contender"] == "depot"
