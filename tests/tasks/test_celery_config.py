@@ -1,15 +1,18 @@
 """project/celery.py: Celery reads Django's CELERY_* settings from a plain mapping, and a prefork
 child hands the GIL over sooner (its publisher thread sends a job's events) and keeps its main
-thread's database connection from one job to the next."""
+thread's database connection from one job to the next; the worker's start-up heap is frozen out
+of the cycle collector's reach before its pool forks."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from celery.signals import celeryd_after_setup
 from django.conf import settings
 from django.db import close_old_connections, connection, connections
 from django.db.backends.signals import connection_created
@@ -37,6 +40,18 @@ def test_celery_sees_the_same_configuration() -> None:
     assert conf.task_ignore_result is True
     assert conf.task_always_eager is False  # not set in Django: Celery's default
     assert conf.db_reuse_max == settings.CELERY_DB_REUSE_MAX
+
+
+def test_the_worker_freezes_its_start_up_heap_when_set_up() -> None:
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        # What `celery worker` sends once set up, before its pool starts (and forks).
+        celeryd_after_setup.send(sender="worker@test", instance=None, conf=celery.app.conf)
+        # Django, Celery and Depot's modules, the schema...: out of every full collection.
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
 
 
 def test_a_prefork_child_switches_threads_sooner() -> None:
