@@ -150,13 +150,37 @@ def start_worker(
         process.stop()
 
 
-def purge_queues(broker_url: str) -> None:
-    """Delete this run's queues from a shared broker (RabbitMQ keeps them otherwise)."""
+BROKERS = {
+    "redis": lambda: os.environ["REDIS_URL"],
+    "rabbitmq": lambda: os.environ["TEST_RABBITMQ_URL"],
+}
+
+
+@pytest.fixture
+def broker_url(broker: str) -> Iterator[str]:
+    """The URL of the broker a test is parametrized with (`broker`: a name of BROKERS).
+
+    RabbitMQ keeps a queue after its consumers are gone, and a worker or a web process still
+    running declares it again: this run's queues are deleted only once they have stopped. A test
+    asks for this fixture before start_web and start_worker, so it is torn down after them."""
+    url = BROKERS[broker]()
+    yield url
+    if broker == "rabbitmq":
+        _delete_queues(url)
+
+
+def _delete_queues(broker_url: str) -> None:
+    """Delete this run's queues, and check that they are gone (a process still running, or one
+    left behind, would have declared them again)."""
+    from amqp.exceptions import NotFound
     from kombu import Connection
 
     from tasks.lanes import queues
 
     with Connection(broker_url) as conn:
-        channel: Any = conn.channel()
         for queue in queues():
-            queue(channel).delete()
+            queue(conn.default_channel).delete()
+        for queue in queues():
+            channel: Any = conn.channel()  # a passive declare of a missing queue closes it
+            with pytest.raises(NotFound):
+                channel.queue_declare(queue=queue.name, passive=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -21,45 +20,35 @@ from domain.common.ids import global_id
 from domain.jobs.dispatch import RUN_JOB_TASK
 from domain.jobs.models import Event, Job, JobState
 from tests import media
-from tests.e2e.conftest import Tenant, purge_queues
+from tests.e2e.conftest import BROKERS, Tenant
 from tests.e2e.flow import COMPLETE, EVENTS, download, read_asset, start_upload, upload_and_watch
 from tests.support.client import GraphQLClient
 from tests.support.processes import ManagedProcess, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
-BROKERS = {
-    "redis": lambda: os.environ["REDIS_URL"],
-    "rabbitmq": lambda: os.environ["TEST_RABBITMQ_URL"],
-}
-
 
 @pytest.mark.parametrize("broker", sorted(BROKERS))
 def test_an_upload_is_processed_by_a_worker_and_watched_live(
-    broker: str,
+    broker_url: str,
     tenant: Tenant,
     start_web: Callable[..., str],
     start_worker: Callable[..., ManagedProcess],
 ) -> None:
-    broker_url = BROKERS[broker]()
     # A pause after the download keeps the job RUNNING long enough to be watched mid-way.
     start_worker(
         CELERY_BROKER_URL=broker_url, DEPOT_FAILPOINTS="asset.process.after_download=sleep:1.5"
     )
     client = GraphQLClient(start_web(CELERY_BROKER_URL=broker_url), tenant.token)
     content = media.jpeg(1600, 1200)
-    try:
-        watched = asyncio.run(
-            upload_and_watch(
-                client,
-                global_id("Workspace", tenant.workspace.pk),
-                global_id("Collection", tenant.collection.pk),
-                content,
-            )
+    watched = asyncio.run(
+        upload_and_watch(
+            client,
+            global_id("Workspace", tenant.workspace.pk),
+            global_id("Collection", tenant.collection.pk),
+            content,
         )
-    finally:
-        if broker == "rabbitmq":
-            purge_queues(broker_url)
+    )
 
     assert watched.job_events == ["job.queued", "job.started", "job.succeeded"]
     states = [update["state"] for update in watched.job_updates]
