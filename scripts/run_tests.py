@@ -2,7 +2,9 @@
 
 Checks Postgres and Redis (and RabbitMQ), starts a private SeaweedFS on free ports, and gives
 this run its own database name, Redis key prefix, S3 bucket and var/ directory, then runs pytest
-with any arguments given. Everything it started is stopped when pytest ends.
+with any arguments given. Everything it started is stopped when pytest ends, and the Redis keys
+under the run's prefix are deleted (some have no expiry: Celery's queue bindings, the
+credentials epoch).
 """
 
 from __future__ import annotations
@@ -49,10 +51,27 @@ def main(argv: list[str]) -> int:
                 "DEPOT_VAR_DIR": str(Path(scratch) / "var"),
             }
         )
-        result = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "pytest", *argv], cwd=ROOT, env=env, check=False
-        )
+        try:
+            result = subprocess.run(  # noqa: S603
+                [sys.executable, "-m", "pytest", *argv], cwd=ROOT, env=env, check=False
+            )
+        finally:
+            delete_redis_keys(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
         return result.returncode
+
+
+def delete_redis_keys(url: str, prefix: str) -> int:
+    """Delete the keys under `prefix:` (and only those: the Redis database may be shared)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        return len(keys)
+    finally:
+        client.close()
 
 
 if __name__ == "__main__":
