@@ -793,8 +793,8 @@ def _gid_pk(gid: str) -> int:
 async def run_jobs(
     a: argparse.Namespace, workspace: dict[str, Any], floor_workspace: dict[str, Any]
 ) -> dict[str, Any]:
-    """Depot's no-op job against the floor (bench/realtime/floor.py), alternating A B B A, then a
-    no-op job started by a real GraphQL mutation (jobRetry) and collectionDelete."""
+    """Depot's no-op job, started by the bench's view and by a real GraphQL mutation (jobRetry),
+    interleaved with the floor (bench/realtime/floor.py); then collectionDelete."""
     producer = Producer()
     await producer.start()
     tally = Tally()
@@ -890,17 +890,6 @@ async def run_jobs(
                     raise
             await asyncio.sleep(0.02)
 
-        for _ in range(5):
-            await noop(10)
-            await floor(10)
-        noops: list[dict[str, Any]] = []
-        floors: list[dict[str, Any]] = []
-        # A B B A: each side goes first as often as second.
-        for i in range(a.jobs):
-            pair = [("noop", noop, noops), ("floor", floor, floors)]
-            for name, start, rows in pair if i % 2 == 0 else pair[::-1]:
-                await attempt(name, lambda s=start: s(10), rows)
-
         # The real mutation as many times as bench.noop: its p99 is one of the goals.
         retry_count = a.retries if a.retries >= 0 else a.jobs
         delete_count = a.deletes if a.deletes >= 0 else a.jobs // 2
@@ -912,14 +901,31 @@ async def run_jobs(
         )["ids"]
         for gid in retried[:5]:
             await mutation(RETRY_MUTATION, "jobRetry", gid, 10)
+        for _ in range(5):
+            await noop(10)
+            await floor(10)
+        noops: list[dict[str, Any]] = []
+        floors: list[dict[str, Any]] = []
+        retries: list[dict[str, Any]] = []
+        to_retry = iter(retried[5:])
+        # bench.noop, the floor and jobRetry one after the other, in each of the six orders in
+        # turn: each goes first, second and last as often, so all three see the same minutes
+        # of a box whose speed drifts, and each job has the floor's run next to it.
+        orders = list(itertools.permutations(range(3)))
+        for i in range(max(a.jobs, retry_count)):
+            starts = [
+                ("noop", noop, noops) if i < a.jobs else None,
+                ("floor", floor, floors) if i < a.jobs else None,
+                ("retry", _retry_of(mutation, next(to_retry, None)), retries),
+            ]
+            for k in orders[i % len(orders)]:
+                if starts[k] is not None and starts[k][1] is not None:
+                    name, start, rows = starts[k]
+                    await attempt(name, lambda s=start: s(10), rows)
+
         for gid in collections[:5]:
             await mutation(DELETE_MUTATION, "collectionDelete", gid, 10)
-        retries: list[dict[str, Any]] = []
         deletes: list[dict[str, Any]] = []
-        for gid in retried[5:]:
-            await attempt(
-                "retry", lambda g=gid: mutation(RETRY_MUTATION, "jobRetry", g, 10), retries
-            )
         for gid in collections[5:]:
             await attempt(
                 "collection_delete",
@@ -934,19 +940,32 @@ async def run_jobs(
             times = (await producer.call(cmd="jobtimes", pks=[r["pk"] for r in rows]))["rows"]
             out[name] = _loop_summary(rows, timeouts[name], {row[0]: row for row in times})
             print(report.jobs_line(name, out[name]), flush=True)
-        if noops and floors:
-            # Per pair (the i-th of each side ran back to back), so both saw the same load.
-            diffs = [
-                (n["seen"] - n["t0"] - (f["seen"] - f["t0"])) * 1e3
-                for n, f in zip(noops, floors, strict=False)
-            ]
-            out["pairs"] = {"n": len(diffs), "median_diff_ms": statistics.median(diffs)}
+        # Per pair: the i-th job of each kind and the floor's i-th ran back to back.
+        out["pairs"] = {
+            name: {"n": len(diffs), "median_diff_ms": statistics.median(diffs)}
+            for name, rows in (("noop", noops), ("retry", retries))
+            if (diffs := _minus_floor(rows, floors))
+        }
     finally:
         await http.close()
         await sub.close()
         await floor_sub.close()
         await producer.stop()
     return out
+
+
+def _retry_of(mutation: Any, gid: str | None) -> Any:
+    """jobRetry of one cancelled no-op job, or None when there is none left."""
+    if gid is None:
+        return None
+    return lambda wait_s: mutation(RETRY_MUTATION, "jobRetry", gid, wait_s)
+
+
+def _minus_floor(rows: list[dict[str, Any]], floors: list[dict[str, Any]]) -> list[float]:
+    return [
+        (r["seen"] - r["t0"] - (f["seen"] - f["t0"])) * 1e3
+        for r, f in zip(rows, floors, strict=False)
+    ]
 
 
 def _loop_summary(

@@ -560,7 +560,8 @@ def render(out: Path) -> str:
             "The floor is the anchors' loop rebuilt on the same server, worker, broker and client, "
             "lighter than theirs (bench/realtime/floor.py: a plain view calls `.delay()`, the "
             "task only `group_send`s, a bare consumer forwards it; their own loop is in the next "
-            "section); it and bench.noop alternate A B B A. "
+            "section); it, bench.noop and jobRetry run one after the other, in each of the six "
+            "orders in turn. "
             "Times from the client's send to its receipt of the final event; the job columns are "
             "the job row's own times.",
             "",
@@ -593,12 +594,15 @@ def render(out: Path) -> str:
                 f"| {_f(j.get('started_to_finished_ms', {}).get('p50'), 2)} "
                 f"| {_f(j.get('finished_to_seen_ms', {}).get('p50'), 2)} | {j['states'] or ''} |"
             )
-        pairs = jobs.get("pairs")
-        if pairs:
+        pairs = jobs.get("pairs") or {}
+        if "n" in pairs:  # jobs.json of a run before jobRetry was interleaved
+            pairs = {"noop": pairs}
+        for name, pair in pairs.items():
             lines += [
                 "",
-                f"Per pair (bench.noop minus the floor run next to it, {pairs['n']} pairs): "
-                f"median {pairs['median_diff_ms']:+.2f} ms.",
+                f"Per pair ({labels.get(name, name).split(',')[0]} "
+                f"{'via jobRetry ' if name == 'retry' else ''}minus the floor run next to it, "
+                f"{pair['n']} pairs): median {pair['median_diff_ms']:+.2f} ms.",
             ]
         lines.append("")
         cost = jobs.get("publish_cost")
