@@ -14,7 +14,7 @@ from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
 from domain.assets.errors import CollectionNameTaken, InvalidAssetInput
 from domain.assets.models import Asset, AssetState, Collection
-from domain.assets.services import asset_event_payload
+from domain.assets.services import asset_event_payload, lock_collection_for_new_assets
 from domain.common.errors import DomainError, InvalidState, NotFound
 from domain.common.ids import global_id
 from domain.common.validation import validate_fields
@@ -133,6 +133,8 @@ def asset_move(*, assets: list[Asset], collection: Collection, actor: Actor) -> 
         require_permission(actor=actor, workspace_id=asset.workspace_id, needed=Permission.WRITE)
         _editable(asset)
     moving = [asset for asset in assets if asset.collection_id != collection.pk]
+    if moving:
+        lock_collection_for_new_assets(collection.pk)
     # Where each came from, so the collection it leaves hears of it too (assetChanged).
     left = {asset.pk: global_id("Collection", asset.collection_id) for asset in moving}
     Asset.objects.filter(pk__in=[a.pk for a in moving]).update(collection=collection)

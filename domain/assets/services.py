@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
@@ -23,7 +23,7 @@ from domain.assets.errors import (
 from domain.assets.media import claims
 from domain.assets.models import Asset, AssetState, Collection
 from domain.assets.policy import kind_of, media_settings_for
-from domain.common.errors import InvalidState
+from domain.common.errors import InvalidState, NotFound
 from domain.common.ids import global_id
 from domain.common.validation import validate_fields
 from domain.jobs import events
@@ -177,9 +177,35 @@ def upload_duplicate(upload: CheckedUpload) -> Asset | None:
     )
 
 
+def lock_collection_for_new_assets(collection_id: int) -> None:
+    """For a change that puts assets into a collection (an upload's new asset, a move), inside
+    its transaction and before its other writes: a key-share lock on the collection's row, as an
+    immediate foreign key check would take. NotFound if the row is gone.
+
+    A deletion of the collection (domain/assets/deletion.py) locks the row for update before it
+    checks that no asset is left. With this lock first, it either waits for the change and then
+    finds its assets (and deletes them too), or it has deleted the row and the change gets
+    NOT_FOUND. Without it, Django's deferred foreign key is checked only at the change's commit,
+    after the change took its workspace's event counter, which the deletion also needs: the two
+    deadlocked. Uploads into one collection do not wait for each other (key-share locks do not
+    conflict). SQLite (embedded) runs one writing transaction at a time and has no such lock."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(
+            "lock_collection_for_new_assets must run inside the change's transaction"
+        )
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(Collection._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [collection_id])  # noqa: S608 (our names)
+        if cursor.fetchone() is None:
+            raise NotFound("No such collection.", path=["collectionId"])
+
+
 def awaiting_asset_create(*, upload: CheckedUpload, actor: Actor) -> Asset:
     """The asset row, AWAITING_UPLOAD at a key of Depot's; the caller records asset.created."""
     collection = upload.collection
+    lock_collection_for_new_assets(collection.pk)
     asset = Asset(
         workspace_id=collection.workspace_id,
         collection=collection,
