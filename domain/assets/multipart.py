@@ -121,6 +121,8 @@ def multipart_started_again(asset_pk: int) -> MultipartStarted:
 
 def _open_upload(asset: Asset) -> MultipartUpload:
     """The asset's upload in progress, or INVALID_STATE."""
+    if asset.state == AssetState.DELETING:
+        raise InvalidState("The asset is being deleted.", path=["assetId"])
     upload = MultipartUpload.objects.filter(asset=asset).first()
     if upload is None or asset.state != AssetState.AWAITING_UPLOAD:
         raise InvalidState("This asset has no multipart upload in progress.", path=["assetId"])
@@ -312,6 +314,8 @@ def _awaiting_asset_delete(asset: Asset, *, reason: str) -> None:
         locked = Asset.objects.select_for_update().filter(pk=asset.pk).first()
         if locked is None:
             return
+        if locked.state == AssetState.DELETING:
+            raise InvalidState("The asset is being deleted.", path=["assetId"])
         if locked.state != AssetState.AWAITING_UPLOAD:
             raise InvalidState("The upload was completed meanwhile.", path=["assetId"])
         payload = asset_event_payload(locked)

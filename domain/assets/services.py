@@ -273,6 +273,8 @@ def asset_upload_complete(*, asset: Asset, actor: Actor) -> UploadCompleted:
     stored_size = storage.object_size(asset.storage_key)
     with transaction.atomic():
         asset = Asset.objects.select_for_update().get(pk=asset.pk)
+        if asset.state == AssetState.DELETING:  # deleted before its bytes were confirmed
+            raise InvalidState("The asset is being deleted.", path=["assetId"])
         if asset.state != AssetState.AWAITING_UPLOAD:
             job = Job.objects.filter(
                 workspace_id=asset.workspace_id, idempotency_key=_process_key(asset)

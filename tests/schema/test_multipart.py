@@ -528,6 +528,13 @@ def test_deleting_an_asset_mid_upload_aborts_its_upload_in_the_store(
 
     deleted = _call(gql, token, DELETE, id=asset_id)
     assert deleted["errors"] == []
+    # Until its job has run the asset is DELETING: finishing or aborting its upload says so.
+    for document in (COMPLETE, ABORT):
+        refused = _call(gql, token, document, assetId=asset_id)
+        assert refused["errors"] == [
+            {"code": "INVALID_STATE", "message": "The asset is being deleted.", "path": ["assetId"]}
+        ]
+    assert Asset.objects.get().state == AssetState.DELETING
     runner.execute(Job.objects.get(kind="asset.delete").pk)
     assert not Asset.objects.exists()
     assert not MultipartUpload.objects.exists()

@@ -14,8 +14,9 @@ from unittest import mock
 import httpx
 import pytest
 
-from domain.accounts.models import Workspace
-from domain.assets import storage
+from domain.accounts.actor import Actor
+from domain.accounts.models import User, Workspace
+from domain.assets import deletion, storage
 from domain.assets.models import Asset, AssetState, Collection, Rendition
 from domain.common.ids import global_id
 from domain.jobs import runner
@@ -168,6 +169,21 @@ def test_completing_before_uploading_is_refused_and_changes_nothing(
     assert result["errors"][0]["code"] == "UPLOAD_NOT_FOUND"
     assert Asset.objects.get().state == AssetState.AWAITING_UPLOAD
     assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_completing_the_upload_of_an_asset_being_deleted_says_so_and_queues_nothing(
+    gql: GQL, token: str, collection: Collection, owner: User
+) -> None:
+    asset_id, target = upload(gql, token, collection, media.png())
+    _post(target, media.png(), "image/png")
+    asset = Asset.objects.get()
+    with mock.patch("domain.jobs.dispatch.send"):
+        deletion.asset_delete(asset=asset, actor=Actor(user=owner))
+    result = gql(COMPLETE, {"i": {"assetId": asset_id}}, token)["data"]["assetUploadComplete"]
+    assert result["errors"] == [{"code": "INVALID_STATE", "message": "The asset is being deleted."}]
+    assert Asset.objects.get().state == AssetState.DELETING
+    assert list(Job.objects.values_list("kind", flat=True)) == [deletion.DELETE_ASSET_JOB]
 
 
 @pytest.mark.django_db
