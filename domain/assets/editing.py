@@ -131,6 +131,21 @@ def asset_move(*, assets: list[Asset], collection: Collection, actor: Actor) -> 
             # Another workspace's asset reads as a missing one.
             raise NotFound("No such asset.", path=["assetIds"])
         require_permission(actor=actor, workspace_id=asset.workspace_id, needed=Permission.WRITE)
+    # Locked in id order, as a deletion marks its batch, so the two never lock the same rows in
+    # opposite orders; and their state and collection read under the lock: a deletion may have
+    # marked one since the caller read it.
+    current = {
+        row.pk: row
+        for row in Asset.objects.select_for_update()
+        .filter(pk__in=[asset.pk for asset in assets])
+        .only("pk", "state", "collection_id")
+        .order_by("pk")
+    }
+    for asset in assets:
+        if asset.pk not in current:
+            raise NotFound("No such asset.", path=["assetIds"])
+        asset.state = current[asset.pk].state
+        asset.collection_id = current[asset.pk].collection_id
         _editable(asset)
     moving = [asset for asset in assets if asset.collection_id != collection.pk]
     if moving:

@@ -1,7 +1,8 @@
 """An upload into a collection at the moment a deletion deletes it: one waits for the other,
 and either the deletion finds the new asset (and deletes it with the rest) or the upload is
 told NOT_FOUND. Before, the upload's foreign key was checked only at its commit, after it took
-the workspace's event counter that the deletion needed too: they deadlocked."""
+the workspace's event counter that the deletion needed too: they deadlocked. And a move reads
+its assets under its lock, so one a deletion has marked since is refused."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from domain.accounts.actor import Actor
 from domain.accounts.models import User, Workspace
 from domain.assets import deletion, editing, services
 from domain.assets.models import Asset, Collection
-from domain.common.errors import NotFound
+from domain.common.errors import InvalidState, NotFound
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -133,3 +134,16 @@ def test_a_change_into_a_collection_being_deleted_waits_and_is_told_not_found(
     assert not Collection.objects.filter(pk=collection.pk).exists()
     assert Asset.objects.get(pk=elsewhere.pk).collection_id == elsewhere.collection_id
     assert Asset.objects.filter(workspace=workspace).count() == 1  # nothing half-made
+
+
+def test_a_move_reads_the_state_under_its_lock_and_refuses_an_asset_being_deleted(
+    workspace: Workspace, owner: User
+) -> None:
+    asset = factories.asset(factories.collection(workspace))
+    read_before = Asset.objects.get(pk=asset.pk)  # what the mutation read, before the deletion
+    with mock.patch("domain.jobs.dispatch.send"):
+        deletion.asset_delete(asset=asset, actor=Actor(user=owner))
+    target = factories.collection(workspace)
+    with pytest.raises(InvalidState, match="being deleted"):
+        editing.asset_move(assets=[read_before], collection=target, actor=Actor(user=owner))
+    assert Asset.objects.get(pk=asset.pk).collection_id == asset.collection_id
