@@ -225,11 +225,13 @@ def assets_bulk_update(*, items: list[BulkItem], all_or_nothing: bool, actor: Ac
         raise InvalidAssetInput(f"At most {BULK_LIMIT} rows per call.", path=["items"])
     with transaction.atomic():
         wanted = {item.asset_id for item in items if item.asset_id is not None}
+        # In id order, as every change that locks several assets takes them (a move, a
+        # deletion's batch): two never wait for each other's rows in opposite orders.
         found = {
             asset.pk: asset
-            for asset in Asset.objects.select_for_update().filter(
-                pk__in=wanted, workspace_id__in=actor.workspace_ids(Permission.READ)
-            )
+            for asset in Asset.objects.select_for_update()
+            .filter(pk__in=wanted, workspace_id__in=actor.workspace_ids(Permission.READ))
+            .order_by("pk")
         }
         result = BulkResult()
         staged: dict[int, tuple[Asset, dict[str, Any]]] = {}

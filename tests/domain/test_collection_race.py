@@ -2,7 +2,9 @@
 and either the deletion finds the new asset (and deletes it with the rest) or the upload is
 told NOT_FOUND. Before, the upload's foreign key was checked only at its commit, after it took
 the workspace's event counter that the deletion needed too: they deadlocked. And a move reads
-its assets under its lock, so one a deletion has marked since is refused."""
+its assets under its lock, so one a deletion has marked since is refused; and every change that
+locks several assets takes them in id order (a bulk edit took them newest first, the opposite of
+a deletion's batch)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from domain.accounts.actor import Actor
 from domain.accounts.models import User, Workspace
@@ -147,3 +150,30 @@ def test_a_move_reads_the_state_under_its_lock_and_refuses_an_asset_being_delete
     with pytest.raises(InvalidState, match="being deleted"):
         editing.asset_move(assets=[read_before], collection=target, actor=Actor(user=owner))
     assert Asset.objects.get(pk=asset.pk).collection_id == asset.collection_id
+
+
+def test_every_change_that_locks_several_assets_takes_them_in_id_order(
+    workspace: Workspace, owner: User
+) -> None:
+    collection = factories.collection(workspace)
+    assets = [factories.asset(collection) for _ in range(3)]
+    ids = [asset.pk for asset in assets]
+    actor = Actor(user=owner)
+    changes = [
+        lambda: editing.asset_move(
+            assets=assets[::-1], collection=factories.collection(workspace), actor=actor
+        ),
+        lambda: editing.assets_bulk_update(
+            items=[editing.BulkItem(pk, editing.AssetChanges(title="t")) for pk in ids[::-1]],
+            all_or_nothing=True,
+            actor=actor,
+        ),
+        lambda: deletion._mark_deleting(workspace.pk, ids[::-1], {}),
+    ]
+    for change in changes:
+        with CaptureQueriesContext(connection) as queries:
+            change()
+        [locking] = [
+            q["sql"] for q in queries if "assets_asset" in q["sql"] and "FOR UPDATE" in q["sql"]
+        ]
+        assert locking.endswith('ORDER BY "assets_asset"."id" ASC FOR UPDATE'), locking
