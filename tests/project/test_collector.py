@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -70,6 +70,58 @@ def test_what_closed_sockets_leave_is_collected_once_a_quarter_of_them_closed(
     assert heap.cleanups == 1
     assert gone() is None  # unfrozen, collected, frozen again
     assert heap.open == n - n // 4
+
+
+def _closed_sockets_garbage(heap: collector.SocketHeap) -> tuple[int, weakref.ref[Cycle]]:
+    """n sockets opened, frozen with what they hold, which is garbage now (a closed socket's)."""
+    n = collector.CLEANUP_AFTER_CLOSED_SOCKETS * 4
+    held = [Cycle() for _ in range(n)]
+    for _ in range(n):
+        heap.opened()
+    return n, weakref.ref(held[0])
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+
+
+def test_in_the_server_a_due_cleanup_waits_until_sockets_stop_closing_then_runs_once(
+    heap: collector.SocketHeap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collector, "CLEANUP_QUIET_SECONDS", 0.05)
+    n, gone = _closed_sockets_garbage(heap)
+
+    async def run() -> None:
+        for _ in range(n // 2):  # a burst: due after a quarter, still closing after that
+            heap.closed()
+        assert heap.cleanups == 0  # not in the middle of the burst
+        assert gone() is not None
+        await _until(lambda: heap.cleanups > 0)
+        assert heap.cleanups == 1
+        assert gone() is None
+
+    asyncio.run(run())
+
+
+def test_sockets_that_never_stop_closing_still_get_a_cleanup(
+    heap: collector.SocketHeap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collector, "CLEANUP_QUIET_SECONDS", 3600.0)  # never quiet enough
+    monkeypatch.setattr(collector, "CLEANUP_WAIT_AT_MOST_SECONDS", 0.2)
+    n, gone = _closed_sockets_garbage(heap)
+
+    async def run() -> None:
+        for _ in range(n // 4):
+            heap.closed()
+        while heap.cleanups == 0:  # one more closes every 10 ms, until the bound runs it
+            heap.closed()
+            await asyncio.sleep(0.01)
+        assert gone() is None
+
+    asyncio.run(asyncio.wait_for(run(), 10))
 
 
 def test_the_youngest_generation_grows_with_the_sockets_open(heap: collector.SocketHeap) -> None:
