@@ -279,7 +279,9 @@ ROOTS = (
 
 
 def _frames(stack: str) -> list[str]:
-    return [f for f in stack.split(";") if "(" in f]  # drop py-spy's process/thread header
+    # Drop py-spy's process/thread header, and a frame it read while the interpreter was
+    # changing it (its name comes out as NUL and other control bytes).
+    return [f for f in stack.split(";") if "(" in f and f.isprintable()]
 
 
 def _matches(frame: str, needle: str | tuple[str, ...]) -> bool:
