@@ -184,8 +184,8 @@ def delete_collection(ctx: JobContext) -> dict[str, Any]:
     workspace_id, in_it = ctx.job.workspace_id, {"collection_id": collection_id}
     deleted = 0
     # Until none is left, so an asset uploaded while the job runs goes too, with its files: the
-    # row's cascade alone would leave its objects behind in storage. The row goes first thing
-    # when it is empty (most deletions from the dashboard): five round trips, not nine.
+    # row's cascade alone would leave its objects behind in storage. An empty collection's row
+    # goes at the first try: five round trips to Postgres in all.
     while (ended := _delete_collection_if_empty(workspace_id, collection_id)) is None:
         left = Asset.objects.filter(**in_it).order_by("pk").values_list("pk", flat=True)
         while batch := list(left[:BATCH_SIZE]):
@@ -204,10 +204,11 @@ def _delete_collection_if_empty(
 ) -> Literal["deleted", "missing"] | None:
     """Delete the collection's row with its collection.deleted event if no asset is left in it:
     "deleted", or "missing" if it was gone already; None while it holds assets."""
-    # The row lock first: an upload into the collection committing meanwhile (its asset's
-    # foreign key check) waits for it, and the emptiness check after it sees every asset
-    # committed before. Checked in the DELETE itself, which needs no Collector: no other row
-    # refers to a collection but its assets.
+    # The row lock first. A change putting assets into the collection holds a key-share lock on
+    # the row from its start (services.lock_collection_for_new_assets): this waits for it, and
+    # the emptiness check after the lock sees its assets; one that starts later waits for this
+    # and finds the row gone. The check is in the DELETE itself, which needs no Collector: no
+    # other row refers to a collection but its assets.
     if not Collection.objects.select_for_update().filter(pk=collection_id).exists():
         return "missing"
     quote = connection.ops.quote_name
