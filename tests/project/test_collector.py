@@ -1,5 +1,6 @@
 """project.collector.SocketHeap: open sockets' objects are frozen out of the collector's full
-passes as they come, and what closed sockets leave is collected once there is enough of it."""
+passes as they come, and what closed sockets leave is collected once there is enough of it
+(in the server, once sockets have stopped closing)."""
 
 from __future__ import annotations
 
