@@ -9,7 +9,6 @@ a deletion's batch)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -24,6 +23,7 @@ from domain.assets import deletion, editing, services
 from domain.assets.models import Asset, Collection
 from domain.common.errors import InvalidState, NotFound
 from tests import factories
+from tests.locks import wait_until_a_session_waits_for_a_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,20 +53,6 @@ def _in_thread(name: str, call: Callable[[], Any], outcome: dict[str, Any]) -> t
     return thread
 
 
-def _wait_until_a_session_waits_for_a_lock() -> None:
-    deadline = time.monotonic() + 10
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.01)
-    raise AssertionError("no session waited for a lock within 10 s")
-
-
 def test_a_deletion_waits_for_an_upload_under_way_and_deletes_its_asset_too(
     workspace: Workspace, owner: User
 ) -> None:
@@ -88,7 +74,7 @@ def test_a_deletion_waits_for_an_upload_under_way_and_deletes_its_asset_too(
             lambda: deletion._delete_collection_if_empty(workspace.pk, collection.pk),
             outcome,
         )
-        _wait_until_a_session_waits_for_a_lock()  # the deletion, for the collection's row
+        wait_until_a_session_waits_for_a_lock("the deletion")  # for the collection's row
         go_on.set()
         upload.join(10)
         delete.join(10)
@@ -126,7 +112,7 @@ def test_a_change_into_a_collection_being_deleted_waits_and_is_told_not_found(
         assert deleted.wait(10)
         start = (lambda: _upload_start(collection, owner)) if change == "upload" else move
         changing = _in_thread(change, start, outcome)
-        _wait_until_a_session_waits_for_a_lock()  # the change, for the collection's row
+        wait_until_a_session_waits_for_a_lock("the change")  # for the collection's row
         go_on.set()
         delete.join(10)
         changing.join(10)

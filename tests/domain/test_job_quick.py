@@ -35,6 +35,7 @@ from domain.jobs.models import Event, Job, JobState, Lane
 from domain.jobs.services import job_cancel, job_create, jobs_sweep
 from realtime import publish
 from tasks.jobs import run_job
+from tests.locks import wait_until_a_session_waits_for_a_lock
 from tests.realtime.sockets import Socket, close_db
 
 EVENTS = "subscription($w: ID!) { events(workspaceId: $w) { sequence type } }"
@@ -152,20 +153,6 @@ def _job_events(job: Job) -> list[tuple[str, dict[str, Any], str]]:
         )
         xmins = dict(cursor.fetchall())
     return [(e.type, e.payload, xmins[e.id]) for e in by_id.values()]
-
-
-def _a_session_waits_for_a_lock() -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-        time.sleep(0.01)
-    raise AssertionError("nobody waited for the held row")
 
 
 def _in_thread(target: Any, *args: Any) -> tuple[threading.Thread, list[BaseException]]:
@@ -335,7 +322,7 @@ def test_a_duplicate_delivery_waits_for_the_held_job_and_then_does_nothing(
     with _held_meanwhile(job):
         assert _row(job.pk).state == JobState.QUEUED  # held, not claimed
         duplicate, duplicate_errors = _in_thread(runner.execute, job.pk)
-        _a_session_waits_for_a_lock()  # the duplicate's claim, on the held row
+        wait_until_a_session_waits_for_a_lock("the duplicate's claim")  # on the held row
     duplicate.join(10)
     assert duplicate_errors == []
     assert seen[job.pk]["runs"] == 1
@@ -353,7 +340,7 @@ def test_a_cancel_waits_for_the_held_job_and_finds_it_finished(
         cancel, cancel_errors = _in_thread(
             lambda: job_cancel(job_id=job.pk, actor=Actor(user=owner))
         )
-        _a_session_waits_for_a_lock()
+        wait_until_a_session_waits_for_a_lock("the cancel")
     cancel.join(10)
     [error] = cancel_errors
     assert isinstance(error, InvalidState)
