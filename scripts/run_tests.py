@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.processes import SeaweedS3  # noqa: E402
+from tests.support.processes import SeaweedS3, delete_redis_keys  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -58,20 +58,6 @@ def main(argv: list[str]) -> int:
         finally:
             delete_redis_keys(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
         return result.returncode
-
-
-def delete_redis_keys(url: str, prefix: str) -> int:
-    """Delete the keys under `prefix:` (and only those: the Redis database may be shared)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
-        return len(keys)
-    finally:
-        client.close()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.processes import SeaweedS3  # noqa: E402
+from tests.support.processes import SeaweedS3, delete_redis_keys  # noqa: E402
 
 # The last commit whose collection.delete job deleted one asset at a time.
 PER_ASSET = "474d185"
@@ -71,7 +71,7 @@ def main() -> int:
                     ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--force", database],
                     check=False,
                 )
-                _forget_redis_keys(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
+                delete_redis_keys(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
     _report(args, rows)
     return 0
 
@@ -95,16 +95,6 @@ def _rounds(args: argparse.Namespace, env: dict[str, str], trees: dict[str, Path
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
-
-
-def _forget_redis_keys(url: str, prefix: str) -> None:
-    """The keys the runs left under the bench's prefix (the credentials epoch, rate limits)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-    if keys:
-        client.delete(*keys)
 
 
 def _run(*command: str, cwd: Path, env: dict[str, str]) -> str:

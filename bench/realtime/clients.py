@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -913,14 +914,20 @@ async def run_jobs(
         # of a box whose speed drifts, and each job has the floor's run next to it.
         orders = list(itertools.permutations(range(3)))
         for i in range(max(a.jobs, retry_count)):
-            starts = [
-                ("noop", noop, noops) if i < a.jobs else None,
-                ("floor", floor, floors) if i < a.jobs else None,
-                ("retry", _retry_of(mutation, next(to_retry, None)), retries),
+            gid = next(to_retry, None)
+            retry = (
+                None
+                if gid is None
+                else functools.partial(mutation, RETRY_MUTATION, "jobRetry", gid)
+            )
+            slots = [  # a slot whose start is None has nothing left to run
+                ("noop", noop if i < a.jobs else None, noops),
+                ("floor", floor if i < a.jobs else None, floors),
+                ("retry", retry, retries),
             ]
             for k in orders[i % len(orders)]:
-                if starts[k] is not None and starts[k][1] is not None:
-                    name, start, rows = starts[k]
+                name, start, rows = slots[k]
+                if start is not None:
                     await attempt(name, lambda s=start: s(10), rows)
 
         for gid in collections[:5]:
@@ -952,13 +959,6 @@ async def run_jobs(
         await floor_sub.close()
         await producer.stop()
     return out
-
-
-def _retry_of(mutation: Any, gid: str | None) -> Any:
-    """jobRetry of one cancelled no-op job, or None when there is none left."""
-    if gid is None:
-        return None
-    return lambda wait_s: mutation(RETRY_MUTATION, "jobRetry", gid, wait_s)
 
 
 def _minus_floor(rows: list[dict[str, Any]], floors: list[dict[str, Any]]) -> list[float]:

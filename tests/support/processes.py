@@ -1,6 +1,7 @@
 """Start, wait for and stop the external processes a test run needs.
 
-Everything here is stdlib + httpx + boto3 so that it works before (and without) Django settings.
+Everything here is stdlib + httpx + boto3 + redis-py so that it works before (and without) Django
+settings.
 Two test runs on one machine must never collide, so every listener gets a port picked at run time.
 """
 
@@ -317,6 +318,21 @@ class ManagedProcess:
 
 # Started and not yet stopped. The children run in their own sessions, so nothing else would stop
 # them if a script or test session ends without reaching its cleanup (a SIGKILL still can).
+def delete_redis_keys(url: str, prefix: str) -> int:
+    """Delete the keys a run left under `prefix:` (some never expire: Celery's queue bindings,
+    the credentials epoch), and only those: the Redis database may be shared. How many went."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        return len(keys)
+    finally:
+        client.close()
+
+
 _LIVE: set[ManagedProcess] = set()
 
 

@@ -6,23 +6,27 @@ Run on their own (no Django needed):
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from botocore.exceptions import ClientError
 
 from .processes import (
     ManagedProcess,
     ProcessExitedError,
     SeaweedS3,
+    delete_redis_keys,
     free_port,
     free_ports,
     wait_for,
@@ -422,3 +426,23 @@ def test_presigned_post_pins_the_key(seaweed: SeaweedS3, bucket: str) -> None:
     assert error_code(response) == "AccessDenied"
     assert stored(seaweed, bucket, "ws/key/1") is None
     assert stored(seaweed, bucket, "ws/key/other") is None
+
+
+# -- Redis keys of a run -------------------------------------------------------------------------
+
+
+def test_a_runs_redis_keys_go_and_no_other() -> None:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"depot-test-probe-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(url)
+    ours = [f"{prefix}:celery:_kombu.binding.x", f"{prefix}:cache:1:credentials:epoch"]
+    others = [f"{prefix}x:look-alike", f"other-{prefix}:kept"]
+    try:
+        for key in ours + others:
+            client.set(key, "1")
+        assert delete_redis_keys(url, prefix) == len(ours)
+        assert client.exists(*ours) == 0
+        assert client.exists(*others) == len(others)
+    finally:
+        client.delete(*ours, *others)
+        client.close()
