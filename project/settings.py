@@ -130,7 +130,7 @@ CHANNELS_REDIS_SOCKET_TIMEOUT = 15.0
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "realtime.layers.ProcessReaderRedisChannelLayer",
             "CONFIG": {
                 # A health check on idle connections lets the layer reconnect by itself after
                 # Redis restarts, instead of failing once per stale pooled connection.

@@ -33,8 +33,13 @@ class DepotTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """strawberry's graphql-transport-ws handler; also tells resolvers their operation."""
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
-        _operation.set(operation)
-        await super().run_operation(operation)
+        token = _operation.set(operation)
+        try:
+            await super().run_operation(operation)
+        finally:
+            # The task's context would otherwise hold the operation, which holds the task: a
+            # cycle per subscription that only the collector frees (project/collector.py).
+            _operation.reset(token)
 
 
 class FrameSender:

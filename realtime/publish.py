@@ -380,10 +380,13 @@ class RedisBatchSend:
         try:
             from channels_redis.core import RedisChannelLayer
             from channels_redis.serializers import MsgPackSerializer
+
+            from realtime.layers import ProcessReaderRedisChannelLayer
         except ImportError:  # pragma: no cover - channels-redis is a dependency
             return False
         return (
-            type(layer) is RedisChannelLayer
+            # Depot's layer sends as channels-redis does (it only receives otherwise).
+            type(layer) in (RedisChannelLayer, ProcessReaderRedisChannelLayer)
             and layer.ring_size == 1
             and "sentinels" not in layer.hosts[0]
             and not layer.channel_capacity

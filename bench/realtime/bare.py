@@ -17,6 +17,8 @@ from realtime import groups
 
 
 class BareEventsConsumer(AsyncJsonWebsocketConsumer):
+    # Stock Channels, not Depot's reader (realtime.layers): see settings.py.
+    channel_layer_alias = "stock"
     group: str | None = None
 
     async def connect(self) -> None:

@@ -5,8 +5,8 @@ defaults before project.settings reads them: its own Postgres database (depot_be
 Redis database (13: the test suite's cache.clear() flushes db 0 while it runs, which wiped the
 channel layer's group memberships mid-run) with its own key prefix and Celery queue prefix,
 production mode, and a per-user socket limit above the 1,000 subscribers one bench user opens.
-It also installs the bench app (the bench.noop job kind) and the bench URLs (one bench-only
-endpoint in front of Depot's own).
+The bare consumer gets channels-redis's own layer ("stock"). It also installs the bench app (the
+bench.noop job kind) and the bench URLs (one bench-only endpoint in front of Depot's own).
 """
 
 from __future__ import annotations
@@ -38,7 +38,14 @@ for _name, _value in _DEFAULTS.items():
     os.environ.setdefault(_name, _value)
 
 from project.settings import *  # noqa: E402, F403
-from project.settings import INSTALLED_APPS  # noqa: E402
+from project.settings import CHANNEL_LAYERS, INSTALLED_APPS  # noqa: E402
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.realtime.apps.BenchRealtimeConfig"]
 ROOT_URLCONF = "bench.realtime.urls"
+
+# The bare consumer (bare.py) is stock Channels: channels-redis's own layer, with Depot's layer
+# configuration. Its channels live in their own process key, and group sends reach both.
+CHANNEL_LAYERS = {
+    **CHANNEL_LAYERS,
+    "stock": {**CHANNEL_LAYERS["default"], "BACKEND": "channels_redis.core.RedisChannelLayer"},
+}
