@@ -107,12 +107,8 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
             while True:
                 connection = self.connection(index)
                 popped = await connection.bzpopmin(key, timeout=self.brpop_timeout)
-                if popped is None:
-                    continue
-                message = self.deserialize(popped[1])
-                channels = message.pop("__asgi_channel__")
-                for channel in channels if isinstance(channels, list) else [channels]:
-                    self.receive_buffer[channel].put_nowait(message)
+                if popped is not None:
+                    self._hand_over(popped[1])
         except Exception as error:
             # Every receive now waiting gets the error; a later one starts a new reader. A
             # consumer not waiting now loses nothing: what it has not been sent is still in
@@ -120,6 +116,18 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
             logger.warning("the channel layer's reader stopped: %r", error)
             for channel in list(self._waiting):
                 self.receive_buffer[channel].put_nowait(_ReaderFailed(error))
+
+    def _hand_over(self, data: bytes) -> None:
+        """Put a popped message into the buffer of every channel it names."""
+        try:
+            message = self.deserialize(data)
+            channels = message.pop("__asgi_channel__")
+        except Exception:
+            # One unreadable message is dropped; it must not stop every socket's reader.
+            logger.exception("dropped a channel-layer message that could not be read")
+            return
+        for channel in channels if isinstance(channels, list) else [channels]:
+            self.receive_buffer[channel].put_nowait(message)
 
     async def close_pools(self) -> None:
         await self._stop_reader()

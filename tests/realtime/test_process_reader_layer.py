@@ -98,6 +98,26 @@ def test_a_cancelled_receive_keeps_the_reader_and_its_connection() -> None:
     asyncio.run(test())
 
 
+def test_an_unreadable_message_is_dropped_and_the_reader_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def test() -> None:
+        layer = _layer(settings.REDIS_URL)
+        try:
+            channel = await layer.new_channel()
+            waiting = asyncio.create_task(layer.receive(channel))
+            await asyncio.sleep(0.2)
+            key = layer.prefix + layer.non_local_name(channel)
+            await layer.connection(0).zadd(key, {b"not msgpack at all": 1.0})
+            await layer.send(channel, {"type": "after"})
+            assert (await asyncio.wait_for(waiting, 5))["type"] == "after"
+        finally:
+            await layer.flush()
+
+    asyncio.run(test())
+    assert "could not be read" in caplog.text
+
+
 def test_a_new_event_loop_gets_a_new_reader() -> None:
     layer = _layer(settings.REDIS_URL)
 
