@@ -141,12 +141,13 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
         reader, self._reader = self._reader, None
         if reader is None or reader.done():
             return
-        if reader.get_loop() is asyncio.get_running_loop():
+        home = reader.get_loop()
+        if home is asyncio.get_running_loop():
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-        else:
-            reader.get_loop().call_soon_threadsafe(reader.cancel)
+        elif not home.is_closed():
+            home.call_soon_threadsafe(reader.cancel)
 
 
 class ThreadSafeInMemoryChannelLayer(InMemoryChannelLayer):
