@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -54,6 +55,12 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
     from BZPOPMIN to the buffers. What is lost when the process stops was for its own sockets,
     which close with it; their clients resume from their cursor.
 
+    A channel's buffer goes when its receive is cancelled, or when it has held messages nobody
+    received for longer than the layer's expiry (channels-redis's own limit on a message's wait
+    in Redis): a consumer that is stopping no longer receives, and a group message still on its
+    way to it (sent before it left its groups) would otherwise keep a buffer for nobody, one per
+    such close, for the life of the process.
+
     If the reader fails (Redis is gone), every waiting receive raises its error, as the
     consumer holding channels-redis's lock did: their sockets close, and the clients reconnect
     and resume. The next receive starts a new reader. Channels not of the process ("!"-less)
@@ -64,6 +71,9 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
         super().__init__(*args, **kwargs)
         self._reader: asyncio.Task[None] | None = None
         self._waiting: set[str] = set()  # channels whose receive waits on its buffer
+        # Channels with buffered messages and no receive waiting: since when (monotonic).
+        self._unclaimed: dict[str, float] = {}
+        self._next_sweep = 0.0
 
     async def receive(self, channel: str) -> dict[str, Any]:
         if "!" not in channel:
@@ -72,6 +82,7 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
         self._ensure_reader(channel)
         buffer = self.receive_buffer[channel]
         self._waiting.add(channel)
+        self._unclaimed.pop(channel, None)
         try:
             message = await buffer.get()
         except asyncio.CancelledError:
@@ -82,6 +93,8 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
             self._waiting.discard(channel)
         if buffer.empty():
             self.receive_buffer.pop(channel, None)
+        else:
+            self._unclaimed[channel] = time.monotonic()
         if isinstance(message, _ReaderFailed):
             raise message.error
         return message
@@ -109,6 +122,7 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
                 popped = await connection.bzpopmin(key, timeout=self.brpop_timeout)
                 if popped is not None:
                     self._hand_over(popped[1])
+                self._sweep_when_due()
         except Exception as error:
             # Every receive now waiting gets the error; a later one starts a new reader. A
             # consumer not waiting now loses nothing: what it has not been sent is still in
@@ -126,8 +140,22 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
             # One unreadable message is dropped; it must not stop every socket's reader.
             logger.exception("dropped a channel-layer message that could not be read")
             return
+        now = time.monotonic()
         for channel in channels if isinstance(channels, list) else [channels]:
             self.receive_buffer[channel].put_nowait(message)
+            if channel not in self._waiting:
+                self._unclaimed.setdefault(channel, now)
+
+    def _sweep_when_due(self) -> None:
+        """Drop the buffers whose messages waited longer than the expiry with nobody receiving."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.expiry / 4
+        for channel, since in list(self._unclaimed.items()):
+            if now - since > self.expiry and channel not in self._waiting:
+                del self._unclaimed[channel]
+                self.receive_buffer.pop(channel, None)
 
     async def close_pools(self) -> None:
         await self._stop_reader()

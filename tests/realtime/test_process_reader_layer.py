@@ -23,12 +23,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _layer(url: str, client_name: str = "") -> ProcessReaderRedisChannelLayer:
+def _layer(url: str, client_name: str = "", **options: Any) -> ProcessReaderRedisChannelLayer:
     host: dict[str, Any] = {"address": url}
     if client_name:
         host["client_name"] = client_name
     return ProcessReaderRedisChannelLayer(
-        hosts=[host], prefix=f"depot-test-reader-{uuid.uuid4().hex[:8]}"
+        hosts=[host], prefix=f"depot-test-reader-{uuid.uuid4().hex[:8]}", **options
     )
 
 
@@ -116,6 +116,35 @@ def test_an_unreadable_message_is_dropped_and_the_reader_goes_on(
 
     asyncio.run(test())
     assert "could not be read" in caplog.text
+
+
+def test_messages_for_a_consumer_that_stopped_receiving_go_after_the_expiry() -> None:
+    async def test() -> None:
+        layer = _layer(settings.REDIS_URL, expiry=1)
+        try:
+            stopping, live = await layer.new_channel(), await layer.new_channel()
+            await layer.group_add("workspace", stopping)
+            await layer.group_add("workspace", live)
+            live_waits = asyncio.create_task(layer.receive(live))
+            # A consumer in its disconnect: it took one message and receives no more, and
+            # another was already on its way before it left the group.
+            await layer.group_send("workspace", {"type": "event", "n": 1})
+            assert (await _next(layer, stopping))["n"] == 1
+            await layer.group_send("workspace", {"type": "event", "n": 2})
+            await layer.group_discard("workspace", stopping)
+            assert (await asyncio.wait_for(live_waits, 5))["n"] == 1
+            assert (await _next(layer, live))["n"] == 2
+            assert stopping in layer.receive_buffer
+
+            live_waits = asyncio.create_task(layer.receive(live))
+            await asyncio.sleep(1.5)  # past the expiry, the live one still waiting
+            await layer.group_send("workspace", {"type": "event", "n": 3})
+            assert (await asyncio.wait_for(live_waits, 5))["n"] == 3
+            assert stopping not in layer.receive_buffer, "its buffer went with the expiry"
+        finally:
+            await layer.flush()
+
+    asyncio.run(test())
 
 
 def test_a_new_event_loop_gets_a_new_reader() -> None:
