@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +44,34 @@ def job_create(
     nothing; the same key with other parameters is an error. The unique constraint settles
     concurrent repeats.
     """
+    return job_create_or_repeat(
+        workspace_id=workspace_id,
+        kind=kind,
+        parameters=parameters,
+        created_by_id=created_by_id,
+        idempotency_key=idempotency_key,
+        parent=parent,
+    ).job
+
+
+@dataclass(frozen=True)
+class JobCreated:
+    job: Job
+    # False when the idempotency key returned an earlier job: nothing was written or started.
+    created: bool
+
+
+def job_create_or_repeat(
+    *,
+    workspace_id: int,
+    kind: str,
+    parameters: dict[str, Any],
+    created_by_id: int | None,
+    idempotency_key: str | None = None,
+    parent: Job | None = None,
+) -> JobCreated:
+    """job_create, also saying whether the job is new (for a caller that records its own
+    event with a new job only)."""
     job = Job(
         workspace_id=workspace_id,
         kind=kind,
@@ -58,9 +87,9 @@ def job_create(
         # trip that commits instead of BEGIN, INSERT, event, COMMIT (bench/realtime README).
         created = transitions.create_with_queued_event(job)
         if created is None:  # a repeat: the workspace has this idempotency key already
-            return _repeat_of(job)
+            return JobCreated(_repeat_of(job), created=False)
         _dispatch_and_announce(job, *created)
-        return job
+        return JobCreated(job, created=True)
     return _job_create_generally(job)
 
 
@@ -78,7 +107,7 @@ def _dispatch_and_announce(job: Job, event_id: int, sequence: int) -> None:
 
 
 @transaction.atomic
-def _job_create_generally(job: Job) -> Job:
+def _job_create_generally(job: Job) -> JobCreated:
     """Databases other than Postgres (with a key, a savepoint settles a concurrent repeat)."""
     if job.idempotency_key is not None:
         existing = Job.objects.filter(
@@ -86,18 +115,18 @@ def _job_create_generally(job: Job) -> Job:
         )
         found = existing.first()
         if found is not None:
-            return _same_request(found, job.kind, job.parameters)
+            return JobCreated(_same_request(found, job.kind, job.parameters), created=False)
         try:
             with transaction.atomic():
                 job.save()
         except IntegrityError:
-            return _repeat_of(job)
+            return JobCreated(_repeat_of(job), created=False)
     else:
         # Nothing unique to collide with: no savepoint (two round trips on every job's path).
         job.save()
     dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see above
     record_job_event(job, "job.queued")
-    return job
+    return JobCreated(job, created=True)
 
 
 def _repeat_of(job: Job) -> Job:

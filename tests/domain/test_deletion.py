@@ -114,6 +114,24 @@ def test_an_empty_collection_goes_in_two_statements_with_its_event(
 
 
 @pytest.mark.django_db
+def test_asking_again_while_a_collection_is_deleted_returns_its_job_and_records_nothing(
+    workspace: Workspace, owner: User
+) -> None:
+    collection = factories.collection(workspace)
+    first = _delete_job(collection, owner)
+    again = _delete_job(collection, owner)
+    assert again.pk == first.pk
+    types = list(Event.objects.filter(workspace=workspace).values_list("type", flat=True))
+    assert types.count("collection.deleting") == 1
+    assert types.count("job.queued") == 1
+    deleting = Event.objects.get(workspace=workspace, type="collection.deleting")
+    assert deleting.payload == {
+        "collectionId": global_id("Collection", collection.pk),
+        "jobId": global_id("Job", first.pk),
+    }
+
+
+@pytest.mark.django_db
 def test_deleting_a_collection_already_gone_succeeds_and_says_so(
     workspace: Workspace, owner: User
 ) -> None:
