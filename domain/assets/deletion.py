@@ -31,7 +31,7 @@ from domain.jobs import events, registry
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
 from domain.jobs.models import Job, Lane
-from domain.jobs.services import job_create, job_create_or_repeat
+from domain.jobs.services import job_create
 
 DELETE_ASSET_JOB = "asset.delete"
 DELETE_COLLECTION_JOB = "collection.delete"
@@ -66,15 +66,8 @@ def collection_delete(*, collection: Collection, actor: Actor) -> Job:
     The assets are marked DELETING a batch at a time as the job reaches them, not all at once:
     a cancelled deletion then leaves the assets it did not reach exactly as they were."""
     require_permission(actor=actor, workspace_id=collection.workspace_id, needed=Permission.WRITE)
-    started = job_create_or_repeat(
-        workspace_id=collection.workspace_id,
-        kind=DELETE_COLLECTION_JOB,
-        parameters={"collection_id": collection.pk},
-        created_by_id=actor.user.pk if actor.user else None,
-        idempotency_key=f"{DELETE_COLLECTION_JOB}:{collection.pk}",
-    )
-    job = started.job
-    if started.created:  # a repeat returns the deletion under way, and says nothing new
+
+    def announce(job: Job) -> None:  # not for a repeat: the deletion under way said it
         events.record(
             collection.workspace_id,
             "collection.deleting",
@@ -83,7 +76,15 @@ def collection_delete(*, collection: Collection, actor: Actor) -> Job:
                 "jobId": global_id("Job", job.pk),
             },
         )
-    return job
+
+    return job_create(
+        workspace_id=collection.workspace_id,
+        kind=DELETE_COLLECTION_JOB,
+        parameters={"collection_id": collection.pk},
+        created_by_id=actor.user.pk if actor.user else None,
+        idempotency_key=f"{DELETE_COLLECTION_JOB}:{collection.pk}",
+        if_new=announce,
+    )
 
 
 class AssetBeingDeleted(JobFailed):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,41 +37,15 @@ def job_create(
     created_by_id: int | None,
     idempotency_key: str | None = None,
     parent: Job | None = None,
+    if_new: Callable[[Job], None] | None = None,
 ) -> Job:
     """Queue a job; it is handed to the broker once the caller's transaction commits.
 
     With an idempotency key, a repeat with the same parameters returns the first job and starts
     nothing; the same key with other parameters is an error. The unique constraint settles
-    concurrent repeats.
+    concurrent repeats. `if_new` is called with the job only if it was created now (for a
+    caller's own event, which a repeat must not record again).
     """
-    return job_create_or_repeat(
-        workspace_id=workspace_id,
-        kind=kind,
-        parameters=parameters,
-        created_by_id=created_by_id,
-        idempotency_key=idempotency_key,
-        parent=parent,
-    ).job
-
-
-@dataclass(frozen=True)
-class JobCreated:
-    job: Job
-    # False when the idempotency key returned an earlier job: nothing was written or started.
-    created: bool
-
-
-def job_create_or_repeat(
-    *,
-    workspace_id: int,
-    kind: str,
-    parameters: dict[str, Any],
-    created_by_id: int | None,
-    idempotency_key: str | None = None,
-    parent: Job | None = None,
-) -> JobCreated:
-    """job_create, also saying whether the job is new (for a caller that records its own
-    event with a new job only)."""
     job = Job(
         workspace_id=workspace_id,
         kind=kind,
@@ -87,10 +61,15 @@ def job_create_or_repeat(
         # trip that commits instead of BEGIN, INSERT, event, COMMIT (bench/realtime README).
         created = transitions.create_with_queued_event(job)
         if created is None:  # a repeat: the workspace has this idempotency key already
-            return JobCreated(_repeat_of(job), created=False)
+            return _repeat_of(job)
         _dispatch_and_announce(job, *created)
-        return JobCreated(job, created=True)
-    return _job_create_generally(job)
+    else:
+        found = _job_create_generally(job)
+        if found is not job:
+            return found
+    if if_new is not None:
+        if_new(job)
+    return job
 
 
 def _dispatch_and_announce(job: Job, event_id: int, sequence: int) -> None:
@@ -107,26 +86,27 @@ def _dispatch_and_announce(job: Job, event_id: int, sequence: int) -> None:
 
 
 @transaction.atomic
-def _job_create_generally(job: Job) -> JobCreated:
-    """Databases other than Postgres (with a key, a savepoint settles a concurrent repeat)."""
+def _job_create_generally(job: Job) -> Job:
+    """Databases other than Postgres (with a key, a savepoint settles a concurrent repeat).
+    Returns `job` if it was created, else the earlier job of its key."""
     if job.idempotency_key is not None:
         existing = Job.objects.filter(
             workspace_id=job.workspace_id, idempotency_key=job.idempotency_key
         )
         found = existing.first()
         if found is not None:
-            return JobCreated(_same_request(found, job.kind, job.parameters), created=False)
+            return _same_request(found, job.kind, job.parameters)
         try:
             with transaction.atomic():
                 job.save()
         except IntegrityError:
-            return JobCreated(_repeat_of(job), created=False)
+            return _repeat_of(job)
     else:
         # Nothing unique to collide with: no savepoint (two round trips on every job's path).
         job.save()
     dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see above
     record_job_event(job, "job.queued")
-    return JobCreated(job, created=True)
+    return job
 
 
 def _repeat_of(job: Job) -> Job:
