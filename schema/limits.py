@@ -2,8 +2,9 @@
 
 Depth, aliases and tokens use strawberry's validators. Page size and cost need the variables, so
 they are checked here at the start of execution, before the first resolver: every field costs 1,
-times the page sizes (`first`/`last`, or the default page size for a connection without one) of
-the connections above it.
+times the page sizes (`first`/`last`, or the default page size for a connection without one, or
+the number of `ids` asked for) of the fields above it. Under a field of an interface or union type
+(`node`, `nodes`) the selection costs what it would cost on the costliest of the types it can be.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Undefined,
     get_named_type,
+    is_abstract_type,
     value_from_ast_untyped,
 )
+from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 
@@ -44,8 +49,15 @@ class QueryLimits(SchemaExtension):
                     for d in document.definitions
                     if isinstance(d, FragmentDefinitionNode)
                 }
-                root = context.schema._schema.get_root_type(operation.operation)
-                measure = _Measure(fragments, context.variables or {})
+                schema = context.schema._schema
+                root = schema.get_root_type(operation.operation)
+                variables = get_variable_values(
+                    schema, operation.variable_definitions or (), context.variables or {}
+                )
+                if isinstance(variables, list):
+                    yield  # variables that do not fit their types: execution reports them
+                    return
+                measure = _Measure(schema, fragments, variables.coerced)
                 cost = measure.selection_cost(operation.selection_set, root, 1)
                 if cost > settings.DEPOT_GRAPHQL_MAX_COST:
                     raise LimitExceeded(
@@ -65,14 +77,33 @@ def _operation(definitions: Any, name: str | None) -> OperationDefinitionNode | 
 
 
 class _Measure:
-    def __init__(self, fragments: dict[str, FragmentDefinitionNode], variables: dict[str, Any]):
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: dict[str, Any],
+    ):
+        self.schema = schema
         self.fragments = fragments
+        # Coerced, defaults included: the values the resolvers will see.
         self.variables = variables
 
     def selection_cost(
         self, selection_set: SelectionSetNode | None, parent: Any, multiplier: int
     ) -> int:
-        if selection_set is None or not isinstance(parent, GraphQLObjectType):
+        if selection_set is None:
+            return 0
+        if is_abstract_type(parent):
+            # Which type each object will be is known only once it is loaded: price the
+            # selection on each type it can be, and take the costliest.
+            return max(
+                (
+                    self.selection_cost(selection_set, possible, multiplier)
+                    for possible in self.schema.get_possible_types(parent)
+                ),
+                default=0,
+            )
+        if not isinstance(parent, GraphQLObjectType):
             return 0
         total = 0
         for selection in selection_set.selections:
@@ -90,10 +121,18 @@ class _Measure:
                     )
         return total
 
-    def _type(self, node: InlineFragmentNode | FragmentDefinitionNode, parent: Any) -> Any:
-        # For an interface's fragment the concrete type is not known here; counting it against
-        # the parent keeps the estimate an upper bound for our schema's fields.
-        return parent
+    def _type(
+        self, node: InlineFragmentNode | FragmentDefinitionNode, parent: GraphQLObjectType
+    ) -> Any:
+        """The type the fragment's fields are read on, or None where it never applies."""
+        if node.type_condition is None:
+            return parent
+        condition = self.schema.get_type(node.type_condition.name.value)
+        if condition is parent:
+            return parent
+        if is_abstract_type(condition) and self.schema.is_sub_type(condition, parent):
+            return parent
+        return None
 
     def field_cost(self, node: FieldNode, parent: GraphQLObjectType, multiplier: int) -> int:
         definition = parent.fields.get(node.name.value)
@@ -106,11 +145,15 @@ class _Measure:
 
     def page_size(self, node: FieldNode, child_type: Any) -> int:
         arguments = {arg.name.value: arg.value for arg in node.arguments or ()}
+        if "ids" in arguments:
+            ids = value_from_ast_untyped(arguments["ids"], self.variables)
+            if isinstance(ids, list):
+                return max(len(ids), 1)
         sizes = []
         for name in ("first", "last"):
             if name in arguments:
                 value = value_from_ast_untyped(arguments[name], self.variables)
-                if value is None:
+                if value is None or value is Undefined:  # not given
                     continue
                 if not isinstance(value, int) or value < 0:
                     raise LimitExceeded(f"`{name}` must be a whole number.", "PAGE_SIZE_INVALID")

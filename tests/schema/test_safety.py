@@ -11,6 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from domain.accounts.models import User, Workspace
+from domain.common.ids import global_id
 from tests.conftest import GQL
 from tests.support.cache import clear_cache
 
@@ -70,6 +71,37 @@ def test_page_size_and_cost_are_checked_with_the_variables_before_resolvers(
     tables = " ".join(q["sql"] for q in queries.captured_queries)
     assert "assets_" not in tables
     assert gql(query, {"n": 10}, token)["data"]["collections"]["edges"] == []
+
+
+@pytest.mark.django_db
+def test_limits_apply_under_node_and_nodes(gql: GQL, token: str, workspace: Workspace) -> None:
+    """`node` and `nodes` return an interface: what is selected under it is priced on the
+    costliest type it can be, and `nodes` once per id asked for."""
+    workspace_id = global_id("Workspace", workspace.pk)
+    pages = """query($w: ID!, $n: Int) { node(id: $w) { ... on Workspace { collections(first: $n)
+      { edges { node { assets(first: $n) { edges { node { id renditions { url } } } } } } } } } }"""
+    assert _codes(gql(pages, {"w": workspace_id, "n": 100}, token)) == ["QUERY_TOO_COSTLY"]
+    assert _codes(gql(pages, {"w": workspace_id, "n": 101}, token)) == ["PAGE_SIZE_EXCEEDED"]
+    assert _codes(gql(pages, {"w": workspace_id, "n": -3}, token)) == ["PAGE_SIZE_INVALID"]
+    found = gql(pages, {"w": workspace_id, "n": 10}, token)["data"]["node"]
+    assert found == {"collections": {"edges": []}}
+
+    through_a_fragment = """query($ids: [ID!]!) { nodes(ids: $ids) { ...W } }
+      fragment W on Workspace { collections(first: 100) { edges { node { id name } } } }"""
+    few = gql(through_a_fragment, {"ids": [workspace_id] * 2}, token)
+    assert few["data"]["nodes"] == [{"collections": {"edges": []}}] * 2
+    many = gql(through_a_fragment, {"ids": [workspace_id] * 100}, token)
+    assert _codes(many) == ["QUERY_TOO_COSTLY"]
+
+
+@pytest.mark.django_db
+def test_a_page_size_variable_left_out_or_defaulted_is_no_error(gql: GQL, token: str) -> None:
+    left_out = "query($n: Int, $a: String) { assets(first: $n, after: $a) { totalCount } }"
+    assert gql(left_out, {}, token) == {"data": {"assets": {"totalCount": 0}}}
+    defaulted = "query($n: Int = 5) { assets(first: $n) { totalCount } }"
+    assert gql(defaulted, {}, token) == {"data": {"assets": {"totalCount": 0}}}
+    too_big_by_default = "query($n: Int = 500) { assets(first: $n) { totalCount } }"
+    assert _codes(gql(too_big_by_default, {}, token)) == ["PAGE_SIZE_EXCEEDED"]
 
 
 @pytest.mark.django_db
