@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 
 from domain.accounts import credentials
 from domain.accounts.models import Permission
+from domain.accounts.selectors import require_permission
 from domain.common.errors import DomainError, Forbidden
 from domain.jobs import idempotency
 from schema.context import Info, actor_of
@@ -88,8 +89,13 @@ def attempt_once(info: Info, once: Once, call: Callable[[], T]) -> tuple[T | Non
         return attempt(info, call)
 
     def keyed() -> T:
+        workspace_id = once.workspace_of()
+        # A repeat hands back what the first request did, before the service (and its own
+        # permission check) would run: only to a caller who may start that work now. Every
+        # keyed mutation starts work, which takes write permission.
+        require_permission(actor=actor_of(info), workspace_id=workspace_id, needed=Permission.WRITE)
         result: T = idempotency.once(
-            workspace_id=once.workspace_of(),
+            workspace_id=workspace_id,
             key=once.key or "",
             operation=once.operation,
             payload=once.request,

@@ -8,9 +8,10 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from domain.accounts.models import Workspace
+from domain.accounts.models import User, Workspace
 from domain.assets.models import Asset, AssetState, Collection
 from domain.common.ids import global_id
 from domain.jobs import runner
@@ -181,6 +182,25 @@ def test_an_idempotency_key_returns_the_first_job_and_refuses_other_input(
     assert c["data"]["assetDelete"] == {"job": None, "errors": [{"code": "IDEMPOTENCY_KEY_REUSED"}]}
     assert Job.objects.count() == 1
     assert Asset.objects.get(pk=second.pk).state == AssetState.READY
+
+
+@pytest.mark.django_db
+def test_a_repeated_key_answers_only_a_caller_who_may_start_the_work(
+    gql: GQL, token: str, photos: Collection, viewer_user: User
+) -> None:
+    """A repeat returns the first request's result without running the service: it must not
+    hand a viewer what only an editor may do, nor tell it that the key was used."""
+    asset = factories.asset(photos)
+    delete = "mutation($i: DeleteInput!) { assetDelete(input: $i) { job { id } errors { code } } }"
+    with mock.patch("domain.jobs.dispatch.send"):
+        first = gql(delete, {"i": {"id": gid(asset), "idempotencyKey": "k-1"}}, token)
+    assert first["data"]["assetDelete"]["errors"] == []
+    viewer = Client()
+    viewer.force_login(viewer_user)
+    for key, target in (("k-1", asset), ("k-1", factories.asset(photos)), ("k-2", asset)):
+        again = GQL(viewer)(delete, {"i": {"id": gid(target), "idempotencyKey": key}})
+        assert again["data"]["assetDelete"] == {"job": None, "errors": [{"code": "FORBIDDEN"}]}
+    assert Job.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
