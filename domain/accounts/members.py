@@ -37,6 +37,17 @@ def _membership_event(membership: Membership, type: str) -> None:
     )
 
 
+def _locked(membership: Membership) -> Membership:
+    """The membership, re-read under locks that make its workspace's owner changes take turns.
+
+    Each change of an owner counts the other owners; two owners demoting or removing each other
+    at once would both still see the other and leave the workspace with none. The workspace's
+    row lock (NO KEY: rows that refer to the workspace can still be written meanwhile) puts them
+    one after the other, and the second counts what the first committed."""
+    Workspace.objects.select_for_update(no_key=True).filter(pk=membership.workspace_id).exists()
+    return Membership.objects.select_for_update().get(pk=membership.pk)
+
+
 def _other_owners(membership: Membership) -> bool:
     return (
         Membership.objects.filter(workspace_id=membership.workspace_id, role=Role.OWNER)
@@ -65,7 +76,7 @@ def member_add(*, workspace: Workspace, login: str, role: Role, actor: Actor) ->
 @transaction.atomic
 def member_role_change(*, membership: Membership, role: Role, actor: Actor) -> Membership:
     require_permission(actor=actor, workspace_id=membership.workspace_id, needed=Permission.ADMIN)
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership = _locked(membership)
     if membership.role == Role.OWNER and role != Role.OWNER and not _other_owners(membership):
         raise LastOwner("The workspace needs another owner first.", path=["role"])
     membership.role = role
@@ -81,7 +92,7 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
     leaving = actor.user is not None and membership.user_id == actor.user.pk
     needed = Permission.READ if leaving else Permission.ADMIN
     require_permission(actor=actor, workspace_id=membership.workspace_id, needed=needed)
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership = _locked(membership)
     if membership.role == Role.OWNER and not _other_owners(membership):
         raise LastOwner("The last owner cannot leave; make someone else owner first.")
     membership.delete()

@@ -125,7 +125,8 @@ def workspace_media_settings_update(
     jobs run from now on; existing assets keep their renditions until reprocessed."""
     require_permission(actor=actor, workspace_id=workspace.pk, needed=Permission.ADMIN)
     cleaned = _clean(changes)
-    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    # NO KEY: rows that refer to the workspace (assets, jobs, events) can still be written.
+    workspace = Workspace.objects.select_for_update(no_key=True).get(pk=workspace.pk)
     stored = dict(workspace.media_settings or {})
     for key, value in cleaned.items():
         if value is None:
