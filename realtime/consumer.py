@@ -11,6 +11,12 @@ membership or a deactivated user closes it with 4403; other changes update its p
 The sockets of one user and credential in a process share those checks (realtime/checks.py), and
 each socket's timer starts at a random point of its first interval, so sockets opened together
 do not all check together.
+
+However the socket ends (the client leaves, the channel layer fails because Redis went away, a
+handler raises), `_release` runs once it has: the re-check stops, the user's group is left and
+the socket stops counting under the user's limit. Before, only a disconnect from the client
+did that, so after a Redis restart the re-checks of sockets already gone kept renewing them in
+the user's set, and the user's reconnects were refused as over the limit.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import redis.exceptions
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from strawberry.channels import GraphQLWSConsumer
@@ -100,19 +107,62 @@ class DepotWSConsumer(GraphQLWSConsumer):
         self.watcher = asyncio.create_task(self._watch_credentials())
         collector.sockets.opened()
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except (redis.exceptions.RedisError, OSError) as error:
+            # The channel layer's reader failed (Redis went away): every socket of the process
+            # ends here at once, so one line each, no traceback. The client reconnects and
+            # resumes from its cursor.
+            logger.warning("a websocket ended because the channel layer failed: %r", error)
+            await self._close_quietly(1011)
+        except Exception:
+            logger.exception("a websocket ended on an error")
+            await self._close_quietly(1011)
+        finally:
+            await self._release()
+
     async def disconnect(self, code: int) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
+        try:
+            # strawberry's: ends the protocol handler and every operation. An authentication
+            # still running finishes first, so what it set up is there for _release.
+            await super().disconnect(code)
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        """Undo what the socket set up; safe to call again, and after any failure."""
+        run_task = self.run_task
+        if run_task is not None and not run_task.done():
+            # Ended without the client's disconnect (the layer failed): strawberry's handler
+            # still waits for frames. Tell it the socket is gone, as its disconnect does.
+            self.message_queue.put_nowait({"message": None, "disconnected": True})
+            await asyncio.wait({run_task}, timeout=10)
+            if not run_task.done():
+                run_task.cancel()
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self.watcher
-        if self.counted_user is not None and self.channel_layer is not None:
-            await self.channel_layer.group_discard(
-                groups.user_credentials(self.counted_user), self.channel_name
-            )
-            await sync_to_async(sockets.closed_for)(self.counted_user, self.socket_id)
-            self.counted_user = None
-            collector.sockets.closed()
-        await super().disconnect(code)
+                await watcher
+        user_id, self.counted_user = self.counted_user, None
+        if user_id is None:
+            return
+        collector.sockets.closed()
+        try:
+            if self.channel_layer is not None:
+                await self.channel_layer.group_discard(
+                    groups.user_credentials(user_id), self.channel_name
+                )
+            await sync_to_async(sockets.closed_for)(user_id, self.socket_id)
+        except Exception as error:
+            # Redis is gone: the group membership and the socket's place in the user's set
+            # expire by themselves (the layer's group expiry; the set's, no longer renewed).
+            logger.warning("could not forget a closed websocket: %r", error)
+
+    async def _close_quietly(self, code: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.close(code=code)
 
     async def dispatch(self, message: Any) -> None:
         kind = message.get("type", "")
@@ -122,7 +172,14 @@ class DepotWSConsumer(GraphQLWSConsumer):
             return
         if kind == groups.CREDENTIALS_MESSAGE:
             # Every socket of the user got this message: they share one check, started now.
-            await self._recheck(nudge=message.get("id") or uuid.uuid4().hex)
+            try:
+                await self._recheck(nudge=message.get("id") or uuid.uuid4().hex)
+            except Exception:
+                # The user's credentials changed and could not be read again: the socket may
+                # no longer be allowed what it does. Close it (not 4403: the credentials may
+                # be fine); the client reconnects and is checked again.
+                logger.exception("could not re-check a websocket's credentials after a change")
+                await self._close_quietly(1011)
             return
         listeners = self.bounded_listeners.get(kind)
         if listeners:
@@ -136,9 +193,14 @@ class DepotWSConsumer(GraphQLWSConsumer):
         # A random start, so the sockets of a reconnect storm spread over the interval.
         await asyncio.sleep(interval * random.uniform(0.5, 1.0))
         while True:
-            await self._recheck()
-            if self.counted_user is not None:
-                await sync_to_async(sockets.still_open)(self.counted_user, self.socket_id)
+            try:
+                await self._recheck()
+                if self.counted_user is not None:
+                    await sync_to_async(sockets.still_open)(self.counted_user, self.socket_id)
+            except Exception:
+                # The database or Redis failed this once: check again next interval, rather
+                # than never again for the life of the socket.
+                logger.exception("could not re-check a websocket's credentials")
             await asyncio.sleep(interval * random.uniform(0.9, 1.1))
 
     async def _recheck(self, nudge: str | None = None) -> None:

@@ -16,6 +16,7 @@ errors and completion (an exception from the resolver still ends the operation t
 from __future__ import annotations
 
 import collections
+import logging
 from contextvars import ContextVar
 from typing import Any
 
@@ -24,13 +25,36 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 
+logger = logging.getLogger(__name__)
+
 # The graphql-transport-ws operation whose task is running (each operation has its own task,
 # so its own copy of the context).
 _operation: ContextVar[Operation[Any, Any] | None] = ContextVar("depot_ws_operation", default=None)
 
 
 class DepotTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
-    """strawberry's graphql-transport-ws handler; also tells resolvers their operation."""
+    """strawberry's graphql-transport-ws handler; also tells resolvers their operation, and
+    keeps the socket alive or closes it properly whatever a client sends.
+
+    strawberry reads a message's fields as if its shape were right and only catches a missing
+    key: a frame that is JSON but not an object (`[]`, `42`), an `id` that is not a string, or
+    a `subscribe` whose payload is not an object raised in the handler's task, which ended it
+    and left an open socket that answered nothing, not even a ping. Such a message now closes
+    the socket with 4400, as the protocol says; anything else that escapes the handling of one
+    message (a database error while authenticating) closes it with 1011, and the client can
+    reconnect.
+    """
+
+    async def handle_message(self, message: Any) -> None:
+        problem = _malformed(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        try:
+            await super().handle_message(message)
+        except Exception:
+            logger.exception("closing a websocket: handling its %r message failed", message["type"])
+            await self.websocket.close(code=1011, reason="Internal error")
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
         token = _operation.set(operation)
@@ -63,6 +87,26 @@ class FrameSender:
         if self._operation.completed:
             return
         await self._consumer.send(text_data=self._head + payload + "}")
+
+
+def _malformed(message: Any) -> str | None:
+    """Why a message does not have the protocol's shape, or None if it has."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "A message is a JSON object with a string `type`"
+    kind = message["type"]
+    if kind in ("subscribe", "complete") and not isinstance(message.get("id"), str):
+        return f"A {kind} message needs a string `id`"
+    payload = message.get("payload")
+    if kind != "subscribe":
+        if payload is not None and not isinstance(payload, dict):
+            return f"The payload of a {kind} message is an object"
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return "A subscribe message's payload is an object with a string `query`"
+    for name, kinds in (("variables", dict), ("extensions", dict), ("operationName", str)):
+        if payload.get(name) is not None and not isinstance(payload[name], kinds):
+            return f"`{name}` in a subscribe message's payload has the wrong type"
+    return None
 
 
 def frame_sender(consumer: Any) -> FrameSender | None:

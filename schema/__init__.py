@@ -12,7 +12,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
@@ -29,6 +28,7 @@ from schema.mutations.jobs import JobMutations
 from schema.mutations.uploads import UploadMutations
 from schema.optimizer_aliases import install as merge_aliases_in_the_optimizer
 from schema.optimizer_plans import DepotOptimizer
+from schema.parsing import ReportingParserCache
 from schema.persisted import PersistedQueries
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
@@ -76,7 +76,7 @@ def _extensions() -> list[Any]:
         lambda: AddValidationRules(list(_LIMIT_RULES)),
     ]
     extensions += [
-        lambda: ParserCache(maxsize=256),
+        lambda: ReportingParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         QueryLimits,
         DepotOptimizer,
