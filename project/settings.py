@@ -286,6 +286,9 @@ DEPOT_WS_MAX_SOCKETS_PER_USER = env.int("DEPOT_WS_MAX_SOCKETS_PER_USER", 50, min
 DEPOT_WS_RECHECK_SECONDS = env.float("DEPOT_WS_RECHECK_SECONDS", 30.0)
 # Live messages buffered per subscription before a slow subscriber is told to resume later.
 DEPOT_WS_BACKLOG = env.int("DEPOT_WS_BACKLOG", 500, minimum=10)
+# A subscription that heard nothing this long reads the durable state (`events`: the workspace's
+# last sequence, `job`: the job): a lost last live message reaches the client by then. 0: never.
+DEPOT_WS_IDLE_CHECK_SECONDS = env.float("DEPOT_WS_IDLE_CHECK_SECONDS", 5.0)
 # Abuse limits: an operation over any of them is refused before a resolver runs.
 DEPOT_GRAPHQL_INTROSPECTION = env.bool("DEPOT_GRAPHQL_INTROSPECTION", default=not PRODUCTION)
 DEPOT_GRAPHQL_MAX_DEPTH = env.int("DEPOT_GRAPHQL_MAX_DEPTH", 10, minimum=2)

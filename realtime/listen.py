@@ -5,6 +5,12 @@ subscription never removes the socket from a group a sibling still needs), but e
 queue is bounded: a client too slow to take its messages does not grow the server's memory.
 When the bound is passed the queue is emptied and the listener raises `Lagging`, so the
 subscription can tell the client where to resume.
+
+A listener can also say when it heard nothing for a while (`idle_after`): it then yields `IDLE`.
+The channel layer is at-most-once, and a subscription that notices a lost message only when the
+next one arrives would wait for ever for a lost last one (a job's end, a workspace's last
+event): on IDLE it reads the durable state instead. One timer per listener, re-armed each
+interval; a busy listener never yields IDLE.
 """
 
 from __future__ import annotations
@@ -20,15 +26,35 @@ class Lagging(Exception):
 
 
 _OVERFLOW: dict[str, Any] = {"type": "depot.overflow"}
+IDLE: dict[str, Any] = {"type": "depot.idle"}
 
 
 class Listener:
-    def __init__(self, backlog: int) -> None:
+    def __init__(self, backlog: int, idle_after: float | None = None) -> None:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=backlog + 1)
         self.backlog = backlog
         self.lagging = False
+        self._heard = False
+        self._timer: asyncio.TimerHandle | None = None
+        if idle_after:
+            self._arm(idle_after)
+
+    def _arm(self, idle_after: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(idle_after, self._tick, idle_after)
+
+    def _tick(self, idle_after: float) -> None:
+        if not self._heard and not self.lagging and self.queue.empty():
+            self.queue.put_nowait(IDLE)
+        self._heard = False
+        self._arm(idle_after)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def deliver(self, message: dict[str, Any]) -> None:
+        self._heard = True
         if self.lagging:
             return
         if self.queue.qsize() >= self.backlog:
@@ -39,6 +65,13 @@ class Listener:
             self.queue.put_nowait(_OVERFLOW)
             return
         self.queue.put_nowait(message)
+
+    def drain(self) -> None:
+        """Drop what is buffered (the caller reads the current state instead); raises Lagging
+        if the bound was passed, as the next read would have."""
+        while not self.queue.empty():
+            if self.queue.get_nowait() is _OVERFLOW:
+                raise Lagging()
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self
@@ -52,9 +85,13 @@ class Listener:
 
 @contextlib.asynccontextmanager
 async def listen(
-    consumer: Any, message_type: str, groups: Sequence[str], backlog: int
+    consumer: Any,
+    message_type: str,
+    groups: Sequence[str],
+    backlog: int,
+    idle_after: float | None = None,
 ) -> AsyncIterator[Listener]:
-    listener = Listener(backlog)
+    listener = Listener(backlog, idle_after)
     registry: dict[str, set[Listener]] = consumer.bounded_listeners
     registry.setdefault(message_type, set()).add(listener)
     joined: list[str] = []
@@ -66,6 +103,7 @@ async def listen(
             joined.append(group)
         yield listener
     finally:
+        listener.stop()
         registry[message_type].discard(listener)
         for group in joined:
             async with consumer._group_lock:

@@ -48,8 +48,9 @@ from domain.jobs import selectors as jobs
 from domain.jobs.models import Job
 from domain.jobs.stats import job_stats
 from realtime import groups
+from realtime.checks import SharedChecks
 from realtime.frames import FrameSender, SharedPayloads, frame_sender
-from realtime.listen import Lagging, Listener, listen
+from realtime.listen import IDLE, Lagging, Listener, listen
 from schema.context import Info, actor_of
 from schema.errors import decode_id, graphql_error
 from schema.types.assets import AssetType
@@ -61,6 +62,10 @@ STATS_MIN_INTERVAL = 0.5
 
 class CursorExpired(DomainError):
     code = "CURSOR_EXPIRED"
+
+
+class CursorInvalid(DomainError):
+    code = "CURSOR_INVALID"
 
 
 def too_slow(cursor: int | None) -> GraphQLError:
@@ -76,6 +81,13 @@ def _authorise_events(
     pk = decode_id(workspace_id, "Workspace", path="workspaceId")
     require_permission(actor=actor_of(info), workspace_id=pk, needed=Permission.READ)
     last, pruned_through = jobs.event_cursor_state(workspace_id=pk)
+    if after is not None and not 0 <= after <= last:
+        # Live events up to it would be taken for replayed ones and dropped.
+        raise CursorInvalid(
+            f"The workspace has no event {after} (its last is {last}). Subscribe with a "
+            "sequence you received, or without `after`.",
+            path=["after"],
+        )
     if after is not None and after < pruned_through:
         raise CursorExpired(
             f"Events up to {pruned_through} were pruned; reload the current state, then "
@@ -85,20 +97,40 @@ def _authorise_events(
     return pk, (last if after is None else after)
 
 
-async def _replay(workspace_pk: int, after: int, through: int | None = None) -> list[EventType]:
-    """Durable events after `after` (up to `through`, if given), in order."""
-    result: list[EventType] = []
+async def _replay(
+    workspace_pk: int, after: int, through: int | None = None
+) -> AsyncGenerator[EventType, None]:
+    """Durable events after `after` (up to `through`, if given), in order, a page at a time: a
+    cursor days behind is not read into memory at once."""
     while True:
         page = await sync_to_async(jobs.events_after)(
             workspace_id=workspace_pk, after=after, limit=REPLAY_PAGE
         )
         for event in page:
             if through is not None and event.sequence > through:
-                return result
-            result.append(EventType.from_model(event))
+                return
+            yield EventType.from_model(event)
             after = event.sequence
         if len(page) < REPLAY_PAGE:
-            return result
+            return
+
+
+def _job_state(job: Job) -> tuple[Any, ...]:
+    return (job.state, job.progress_done, job.progress_total, job.progress_stage, job.updated_at)
+
+
+# The last sequence of a workspace, read once per workspace and half idle interval by all of a
+# process's idle events() subscriptions.
+_LAST_SEQUENCES = SharedChecks()
+
+
+async def _last_sequence(workspace_pk: int) -> int:
+    def read() -> Any:
+        return sync_to_async(jobs.event_cursor_state)(workspace_id=workspace_pk)
+
+    since = time.monotonic() - settings.DEPOT_WS_IDLE_CHECK_SECONDS / 2
+    last, _ = await _LAST_SEQUENCES.run(("last sequence", workspace_pk), since, read)
+    return int(last)
 
 
 async def _authorised(call: Any) -> Any:
@@ -144,7 +176,11 @@ class Subscription:
         consumer = info.context.ws
         shared = _SharedEvents.for_info(info, consumer) if SHARED_RENDER else None
         async with listen(
-            consumer, groups.EVENT_MESSAGE, [group], settings.DEPOT_WS_BACKLOG
+            consumer,
+            groups.EVENT_MESSAGE,
+            [group],
+            settings.DEPOT_WS_BACKLOG,
+            idle_after=settings.DEPOT_WS_IDLE_CHECK_SECONDS,
         ) as live:
             stream = _EventStream(workspace_pk, cursor, wanted, live)
             try:
@@ -169,7 +205,11 @@ class Subscription:
         job = await _authorised(load)
         group = groups.job_updates(job.pk)
         async with listen(
-            info.context.ws, groups.JOB_MESSAGE, [group], settings.DEPOT_WS_BACKLOG
+            info.context.ws,
+            groups.JOB_MESSAGE,
+            [group],
+            settings.DEPOT_WS_BACKLOG,
+            idle_after=settings.DEPOT_WS_IDLE_CHECK_SECONDS,
         ) as live:
             # Read after joining the group, so no change falls between the read and the join.
             job = await sync_to_async(load)()
@@ -178,9 +218,12 @@ class Subscription:
                 return
             try:
                 async for message in live:
-                    if message["job_id"] != job.pk:
+                    if message is not IDLE and message["job_id"] != job.pk:
                         continue
+                    seen = _job_state(job)
                     job = await sync_to_async(load)()
+                    if message is IDLE and _job_state(job) == seen:
+                        continue  # nothing was lost
                     yield job  # type: ignore[misc]
                     if job.is_final:
                         return
@@ -247,8 +290,7 @@ class Subscription:
                     wait = STATS_MIN_INTERVAL - (time.monotonic() - last_sent)
                     if wait > 0:
                         await asyncio.sleep(wait)
-                    while not live.queue.empty():
-                        live.queue.get_nowait()
+                    live.drain()
                     stats = await current()
                     last_sent = time.monotonic()
                     if stats != previous:
@@ -305,7 +347,8 @@ class Subscription:
 
 class _EventStream:
     """Durable events after the cursor (replayed from Postgres), then live ones, each once and in
-    order: live messages at or below the cursor are dropped, a gap is filled from Postgres.
+    order: live messages at or below the cursor are dropped, a gap is filled from Postgres, and
+    so is a lost last event, once the subscription has heard nothing for a while (IDLE).
 
     Yields EventType (replayed) or the live message itself (a dict), whichever is cheaper to
     hand on; `cursor` is the last sequence passed, for SUBSCRIBER_TOO_SLOW."""
@@ -320,19 +363,27 @@ class _EventStream:
 
     async def items(self) -> AsyncGenerator[EventType | dict[str, Any], None]:
         workspace_pk, wanted = self.workspace_pk, self.wanted
-        for event in await _replay(workspace_pk, self.cursor):
-            self.cursor = event.sequence
-            if wanted(event.type):
-                yield event
+        async with aclosing(_replay(workspace_pk, self.cursor)) as replayed:
+            async for event in replayed:
+                self.cursor = event.sequence
+                if wanted(event.type):
+                    yield event
         async for message in self.live:
-            sequence = message["sequence"]
-            if message["workspace_id"] != workspace_pk or sequence <= self.cursor:
-                continue
-            if sequence > self.cursor + 1:
-                for event in await _replay(workspace_pk, self.cursor, through=sequence):
-                    self.cursor = event.sequence
-                    if wanted(event.type):
-                        yield event
+            if message is IDLE:
+                # Nothing heard for a while: a lost last event would otherwise wait for the next.
+                sequence = await _last_sequence(workspace_pk)
+                if sequence <= self.cursor:
+                    continue
+            else:
+                sequence = message["sequence"]
+                if message["workspace_id"] != workspace_pk or sequence <= self.cursor:
+                    continue
+            if message is IDLE or sequence > self.cursor + 1:
+                async with aclosing(_replay(workspace_pk, self.cursor, through=sequence)) as gap:
+                    async for event in gap:
+                        self.cursor = event.sequence
+                        if wanted(event.type):
+                            yield event
                 continue
             self.cursor = sequence
             if wanted(message["event_type"]):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from realtime.listen import Lagging, Listener, listen
+from realtime.listen import IDLE, Lagging, Listener, listen
 
 
 def test_a_listener_delivers_in_order_within_its_backlog() -> None:
@@ -66,3 +66,38 @@ def test_ending_one_listener_keeps_a_siblings_group() -> None:
         return still_joined, "g" in consumer.channel_layer.groups
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+def test_draining_a_listener_that_passed_its_backlog_raises_lagging() -> None:
+    """jobStats drops what is buffered (it reads the current counts): the overflow must still
+    reach it, or the subscription would go silent for good."""
+
+    async def scenario() -> None:
+        listener = Listener(backlog=3)
+        listener.deliver({"n": 0})
+        listener.drain()
+        for n in range(10):
+            listener.deliver({"n": n})
+        with pytest.raises(Lagging):
+            listener.drain()
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_listener_says_so_and_a_busy_one_does_not() -> None:
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        idle = Listener(backlog=5, idle_after=0.05)
+        busy = Listener(backlog=100, idle_after=0.05)
+        heard: list[Any] = []
+        for _ in range(10):  # busy hears something every 0.02 s
+            busy.deliver({"n": len(heard)})
+            heard.append(await busy.__anext__())
+            await asyncio.sleep(0.02)
+        first = await asyncio.wait_for(idle.__anext__(), timeout=1)
+        idle.stop()
+        busy.stop()
+        return [first], [m for m in heard if m is IDLE]
+
+    said, busy_idle = asyncio.run(scenario())
+    assert said == [IDLE]
+    assert busy_idle == []

@@ -1,0 +1,177 @@
+"""Subscriptions recover what the live path lost, refuse cursors that would lose events, and
+never go silent: in process, through Depot's websocket consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from unittest import mock
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from domain.accounts.models import Workspace
+from domain.common.ids import global_id
+from domain.jobs import events
+from domain.jobs.models import Job, JobState
+from realtime import groups
+from realtime import publish as publish_module
+from schema import subscriptions
+from tests.realtime.sockets import Socket, close_db
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+EVENTS = "subscription($w: ID!, $a: Int) { events(workspaceId: $w, after: $a) { sequence type } }"
+JOB = "subscription($id: ID!) { job(id: $id) { state } }"
+STATS = "subscription($w: ID!) { jobStats(workspaceId: $w) { counts { state count } } }"
+
+
+def _run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        try:
+            return await scenario()
+        finally:
+            await sync_to_async(close_db)()
+
+    return asyncio.run(main())
+
+
+def _record(workspace: Workspace, n: int) -> int:
+    """Record n events; the workspace's last sequence."""
+    for i in range(n):
+        with transaction.atomic():
+            event = events.record(workspace.pk, "test.tick", {"i": i})
+    publish_module.flush()
+    return event.sequence
+
+
+def _error_code(frame: str) -> str:
+    """The code of an error a subscription's resolver raised (strawberry sends it in `next`)."""
+    message = json.loads(frame)
+    assert message["type"] == "next", message
+    assert message["payload"]["data"] is None
+    return str(message["payload"]["errors"][0]["extensions"]["code"])
+
+
+def _payloads(frames: list[str]) -> list[Any]:
+    return [json.loads(frame).get("payload") for frame in frames]
+
+
+@pytest.mark.parametrize("after", [5, -1])
+def test_a_cursor_the_workspace_never_reached_is_refused(
+    workspace: Workspace, token: str, after: int
+) -> None:
+    """Live events up to a cursor from the future would be dropped as already replayed."""
+    last = _record(workspace, 2)
+    after = last + 3 if after > 0 else after
+
+    async def scenario() -> list[str]:
+        socket = Socket()
+        await socket.open(token)
+        variables = {"w": global_id("Workspace", workspace.pk), "a": after}
+        await socket.subscribe("s", EVENTS, variables)
+        return await socket.collect("s", 1)
+
+    (frame,) = _run(scenario)
+    assert _error_code(frame) == "CURSOR_INVALID"
+
+
+def test_a_replay_is_read_a_page_at_a_time_and_misses_nothing(
+    workspace: Workspace, token: str
+) -> None:
+    before = _record(workspace, 1)
+    _record(workspace, 7)
+
+    async def scenario() -> list[str]:
+        socket = Socket()
+        await socket.open(token)
+        variables = {"w": global_id("Workspace", workspace.pk), "a": before}
+        await socket.subscribe("s", EVENTS, variables)
+        return await socket.collect("s", 7)
+
+    pages: list[int] = []
+    events_after = subscriptions.jobs.events_after
+
+    def counting(**kwargs: Any) -> Any:
+        page = events_after(**kwargs)
+        pages.append(len(page))
+        return page
+
+    with (
+        mock.patch.object(subscriptions, "REPLAY_PAGE", 3),
+        mock.patch.object(subscriptions.jobs, "events_after", counting),
+    ):
+        frames = _run(scenario)
+    sequences = [p["data"]["events"]["sequence"] for p in _payloads(frames)]
+    assert sequences == list(range(before + 1, before + 8))
+    assert pages == [3, 3, 1]
+
+
+def test_a_lost_last_event_reaches_the_subscriber_once_it_is_idle(
+    workspace: Workspace, token: str, settings: Any
+) -> None:
+    settings.DEPOT_WS_IDLE_CHECK_SECONDS = 0.2
+    last = _record(workspace, 1)
+
+    async def scenario() -> list[str]:
+        socket = Socket()
+        await socket.open(token)
+        variables = {"w": global_id("Workspace", workspace.pk), "a": last}
+        await socket.subscribe("s", EVENTS, variables)
+        await asyncio.sleep(0.1)  # subscribed, replayed nothing
+        with mock.patch.object(publish_module, "publish_events"):  # the live message is lost
+            await sync_to_async(_record)(workspace, 1)
+        frames = await socket.collect("s", 1, wait=5)
+        assert await socket.app.receive_nothing(0.5), "no duplicate"
+        return frames
+
+    (payload,) = _payloads(_run(scenario))
+    assert payload == {"data": {"events": {"sequence": last + 1, "type": "test.tick"}}}
+
+
+def test_a_job_whose_last_change_was_lost_still_ends_its_subscription(
+    workspace: Workspace, token: str, settings: Any
+) -> None:
+    settings.DEPOT_WS_IDLE_CHECK_SECONDS = 0.2
+    job = Job.objects.create(workspace=workspace, kind="asset.process", state=JobState.RUNNING)
+
+    async def scenario() -> list[str]:
+        socket = Socket()
+        await socket.open(token)
+        await socket.subscribe("s", JOB, {"id": global_id("Job", job.pk)})
+        await socket.collect("s", 1)
+        # Ends without its nudge (lost on the way).
+        await sync_to_async(Job.objects.filter(pk=job.pk).update)(state=JobState.SUCCEEDED)
+        return await socket.collect("s", 3, wait=5)
+
+    frames = _run(scenario)
+    assert _payloads(frames)[:2] == [
+        {"data": {"job": {"state": "RUNNING"}}},
+        {"data": {"job": {"state": "SUCCEEDED"}}},
+    ]
+    assert json.loads(frames[2])["type"] == "complete"
+
+
+def test_job_stats_tells_a_subscriber_that_fell_behind_instead_of_going_silent(
+    workspace: Workspace, token: str, settings: Any
+) -> None:
+    settings.DEPOT_WS_BACKLOG = 10
+
+    async def scenario() -> str:
+        socket = Socket()
+        await socket.open(token)
+        await socket.subscribe("s", STATS, {"w": global_id("Workspace", workspace.pk)})
+        await socket.collect("s", 1)
+        layer = get_channel_layer()
+        assert layer is not None
+        nudge = {"type": groups.JOB_MESSAGE, "job_id": 1, "workspace_id": workspace.pk}
+        for _ in range(30):  # a burst while the subscription coalesces
+            await layer.group_send(groups.workspace_jobs(workspace.pk), nudge)
+        frames = await socket.collect("s", 2, wait=5)
+        return frames[1]
+
+    assert _error_code(_run(scenario)) == "SUBSCRIBER_TOO_SLOW"
