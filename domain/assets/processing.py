@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
 
@@ -35,8 +36,8 @@ from domain.common.failpoints import failpoint
 from domain.common.ids import global_id
 from domain.jobs import events, registry
 from domain.jobs.context import JobContext
-from domain.jobs.errors import JobFailed
-from domain.jobs.models import Lane
+from domain.jobs.errors import JobCancelled, JobFailed, LeaseLost
+from domain.jobs.models import Job, Lane
 
 CHUNK = 1024 * 1024
 # The same work in the bulk lane, for reprocessing (domain.assets.reprocess): uploads go on
@@ -66,11 +67,45 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
     failure: dict[str, str] = asset.failure or {}
     if asset.state == AssetState.FAILED and failure.get("code") in ORIGINAL_REMOVED:
         # The verdict removed the bytes: a retry or a reprocessing keeps it (it would read
-        # UPLOAD_NOT_FOUND otherwise, and the reason would be lost).
+        # UPLOAD_NOT_FOUND otherwise, and the reason would be lost). A run that died after
+        # recording it may have left them: remove them now (nothing if they are gone).
+        storage.delete_object(asset.storage_key)
         raise JobFailed(failure["message"], code=failure["code"])
     policy = media_settings_of(asset.workspace)
     digest = processing_digest(policy)
+    before = asset.state
     _set_state(asset, AssetState.PROCESSING)
+    try:
+        sha256, outcome = _analyse(ctx, asset, policy, digest)
+        _remove_stale(asset, outcome.made)
+        failpoint("asset.process.after_rendition")
+        _finish(asset, sha256=sha256, outcome=outcome, digest=digest)
+    except (JobFailed, LeaseLost):
+        raise  # the asset's failure is recorded (or it is being deleted, or another run's now)
+    except JobCancelled:
+        _give_back(asset, before, "PROCESSING_CANCELLED", "Processing was cancelled.")
+        raise
+    except Exception as error:
+        # Anything else (the store failing, a bug): the asset must not stay PROCESSING with
+        # no job working on it, where reprocessing would never pick it again.
+        code, message = _unexpected(error)
+        _give_back(asset, before, code, message)
+        raise JobFailed(message, code=code) from error
+    return {
+        "assetId": asset.pk,
+        "contentType": outcome.content_type,
+        "sha256": sha256,
+        "duplicateOf": outcome.metadata.get("duplicateOf"),
+    }
+
+
+registry.register(REPROCESS_ITEM_JOB, lane=Lane.BULK)(process_asset)
+
+
+def _analyse(
+    ctx: JobContext, asset: Asset, policy: MediaSettings, digest: str
+) -> tuple[str, _Outcome]:
+    """The bytes' hash, and the renditions stored for them."""
     try:
         with tempfile.TemporaryDirectory(prefix="depot-process-") as scratch:
             # The media library reads from a path; the name on disk is never the client's.
@@ -78,6 +113,7 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
             sha256 = _download(ctx, asset, path)
             _check_checksum(asset, sha256)
             outcome = _reuse(ctx, asset, sha256, digest) or _process(ctx, asset, path, policy)
+            return sha256, outcome
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise
@@ -88,18 +124,48 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
             "WORKER_DISK_FULL",
             "The worker ran out of local disk space; the upload is intact: retry the job.",
         )
-    _remove_stale(asset, outcome.made)
-    failpoint("asset.process.after_rendition")
-    _finish(asset, sha256=sha256, outcome=outcome, digest=digest)
-    return {
-        "assetId": asset.pk,
-        "contentType": outcome.content_type,
-        "sha256": sha256,
-        "duplicateOf": outcome.metadata.get("duplicateOf"),
-    }
 
 
-registry.register(REPROCESS_ITEM_JOB, lane=Lane.BULK)(process_asset)
+def _unexpected(error: Exception) -> tuple[str, str]:
+    """The code and message an asset's processing ends with after an unexpected error."""
+    if isinstance(error, (BotoCoreError, ClientError)):
+        return "STORAGE_ERROR", "The file store failed; the upload is intact: retry the job."
+    return "PROCESSING_ERROR", "Processing failed unexpectedly; retry the job."
+
+
+def _give_back(asset: Asset, before: str, code: str, message: str) -> None:
+    """End an asset's processing that did not finish: a READY asset (reprocessed) stays READY
+    with what it had, any other is FAILED with the code. Nothing if it is no longer PROCESSING
+    (a deletion marked it, say)."""
+    with transaction.atomic():
+        state = (
+            Asset.objects.select_for_update().filter(pk=asset.pk).values_list("state", flat=True)
+        ).first()
+        if state != AssetState.PROCESSING:
+            return
+        if before == AssetState.READY:
+            asset.state = AssetState.READY
+            asset.save(update_fields=["state", "updated_at"])
+            events.record(asset.workspace_id, "asset.ready", asset_event_payload(asset))
+            return
+        asset.state = AssetState.FAILED
+        asset.failure = {"code": code, "message": message}
+        asset.save(update_fields=["state", "failure", "updated_at"])
+        events.record(
+            asset.workspace_id, "asset.failed", {**asset_event_payload(asset), "code": code}
+        )
+
+
+def _abandoned(job: Job, error: dict[str, Any]) -> None:
+    """The runner gave the job up without running it again (its workers were lost too often):
+    the asset it left PROCESSING fails with the job's error."""
+    asset = Asset.objects.filter(pk=job.parameters.get("asset_id")).first()
+    if asset is not None:
+        _give_back(asset, AssetState.PROCESSING, error["code"], error["message"])
+
+
+registry.on_abandon(PROCESS_JOB, _abandoned)
+registry.on_abandon(REPROCESS_ITEM_JOB, _abandoned)
 
 
 def scratch_path(scratch: str) -> Path:
@@ -142,11 +208,11 @@ def _download(ctx: JobContext, asset: Asset, path: Path) -> str:
 def _check_checksum(asset: Asset, sha256: str) -> None:
     if asset.expected_sha256 and asset.expected_sha256 != sha256:
         # Not the bytes the client meant to send: remove them, so nobody ever downloads them.
-        storage.delete_object(asset.storage_key)
         _fail(
             asset,
             UploadChecksumMismatch.code,
             f"The stored bytes have SHA-256 {sha256}, but {asset.expected_sha256} was announced.",
+            remove_original=True,
         )
 
 
@@ -318,13 +384,12 @@ def _finish(
 
 
 def _reject(asset: Asset, rejected: media.MediaRejected) -> NoReturn:
-    if rejected.code == ActiveContent.code:
-        # A browser would run it: remove it, so that no link to the store ever serves it.
-        storage.delete_object(asset.storage_key)
-    _fail(asset, rejected.code.value, rejected.message)
+    # Active content: a browser would run it; removed, so that no link to the store serves it.
+    remove = rejected.code == ActiveContent.code
+    _fail(asset, rejected.code.value, rejected.message, remove_original=remove)
 
 
-def _fail(asset: Asset, code: str, message: str) -> NoReturn:
+def _fail(asset: Asset, code: str, message: str, *, remove_original: bool = False) -> NoReturn:
     with transaction.atomic():
         lock_unless_deleting(asset.pk)
         asset.state = AssetState.FAILED
@@ -333,4 +398,8 @@ def _fail(asset: Asset, code: str, message: str) -> NoReturn:
         events.record(
             asset.workspace_id, "asset.failed", {**asset_event_payload(asset), "code": code}
         )
+    if remove_original:
+        # Only once the reason is recorded: a worker that dies here leaves it, and the rerun
+        # removes the bytes (ORIGINAL_REMOVED, in process_asset) instead of reading none.
+        storage.delete_object(asset.storage_key)
     raise JobFailed(message, code=code)

@@ -10,8 +10,12 @@ from domain.jobs.models import Lane
 
 if TYPE_CHECKING:
     from domain.jobs.context import JobContext
+    from domain.jobs.models import Job
 
 Handler = Callable[["JobContext"], dict[str, Any] | None]
+# Called, in the transaction that ends it, for a job the runner gives up without its handler
+# (its workers were lost too often): the handler cannot clean up what its earlier runs left.
+Abandoned = Callable[["Job", dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class JobKind:
 
 
 _kinds: dict[str, JobKind] = {}
+_abandoned: dict[str, Abandoned] = {}
 
 
 def register(name: str, *, lane: Lane) -> Callable[[Handler], Handler]:
@@ -30,6 +35,16 @@ def register(name: str, *, lane: Lane) -> Callable[[Handler], Handler]:
         return handler
 
     return decorator
+
+
+def on_abandon(name: str, callback: Abandoned) -> None:
+    _abandoned[name] = callback
+
+
+def abandoned(job: Job, error: dict[str, Any]) -> None:
+    callback = _abandoned.get(job.kind)
+    if callback is not None:
+        callback(job, error)
 
 
 def get(name: str) -> JobKind:

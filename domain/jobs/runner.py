@@ -52,7 +52,8 @@ def _claim_in_transaction(job_id: int) -> tuple[Job, str] | None:
         return None
     if job.attempts > job.max_attempts:
         error = {"code": "TOO_MANY_ATTEMPTS", "message": "The job's worker was lost too often."}
-        _finish(job, token, JobState.FAILED, error=error)
+        if _finish(job, token, JobState.FAILED, error=error):
+            registry.abandoned(job, error)
         return None
     record_job_event(job, "job.started", attempt=job.attempts)
     return job, token

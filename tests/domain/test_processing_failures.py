@@ -1,0 +1,138 @@
+"""An asset's processing that ends any way but its own success or verdict never leaves the
+asset PROCESSING with no job working on it (where reprocessing would never pick it again)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from botocore.exceptions import ClientError
+from django.utils import timezone
+
+from domain.accounts.models import Workspace
+from domain.assets import storage
+from domain.assets.models import Asset, AssetState
+from domain.assets.processing import REPROCESS_ITEM_JOB
+from domain.assets.services import PROCESS_JOB
+from domain.jobs import runner
+from domain.jobs.errors import JobCancelled
+from domain.jobs.models import Event, Job, JobState
+from domain.jobs.services import job_create
+from tests import factories, media
+
+
+def _uploaded(workspace: Workspace) -> tuple[Asset, Job]:
+    content = media.jpeg(600, 400)
+    asset = factories.asset(
+        factories.collection(workspace),
+        storage_key=f"tests/processing-{uuid.uuid4().hex}",
+        state=AssetState.UPLOADED,
+        size=len(content),
+        content_type="",
+    )
+    storage.write_object(asset.storage_key, io.BytesIO(content), "image/jpeg")
+    return asset, _job(asset, PROCESS_JOB)
+
+
+def _job(asset: Asset, kind: str, **parameters: Any) -> Job:
+    with mock.patch("domain.jobs.dispatch.send"):
+        return job_create(
+            workspace_id=asset.workspace_id,
+            kind=kind,
+            parameters={"asset_id": asset.pk, **parameters},
+            created_by_id=None,
+        )
+
+
+def _ended(asset: Asset, job: Job) -> tuple[str, dict[str, Any] | None, str, Any]:
+    asset.refresh_from_db()
+    job.refresh_from_db()
+    return job.state, job.error and job.error["code"], asset.state, asset.failure
+
+
+def _cancelled() -> Any:
+    return mock.patch("domain.jobs.context.JobContext.check_cancelled", side_effect=JobCancelled())
+
+
+@pytest.mark.django_db
+def test_a_cancelled_processing_fails_the_asset_with_a_code(workspace: Workspace) -> None:
+    asset, job = _uploaded(workspace)
+    with _cancelled():
+        runner.execute(job.pk)
+    assert _ended(asset, job) == (
+        JobState.CANCELLED,
+        None,
+        AssetState.FAILED,
+        {"code": "PROCESSING_CANCELLED", "message": "Processing was cancelled."},
+    )
+    assert Event.objects.filter(type="asset.failed").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("operation", ["open_object", "write_object"])
+def test_a_failing_store_fails_the_job_and_the_asset_with_storage_error(
+    workspace: Workspace, operation: str
+) -> None:
+    asset, job = _uploaded(workspace)
+    refused = ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce"}}, "GetObject")
+    with mock.patch(f"domain.assets.storage.{operation}", side_effect=refused):
+        runner.execute(job.pk)
+    state, code, asset_state, failure = _ended(asset, job)
+    assert (state, code, asset_state) == (JobState.FAILED, "STORAGE_ERROR", AssetState.FAILED)
+    assert failure["code"] == "STORAGE_ERROR"
+    # Retrying the job processes it once the store answers.
+    Job.objects.filter(pk=job.pk).update(state=JobState.QUEUED, error=None, attempts=0)
+    runner.execute(job.pk)
+    assert _ended(asset, job)[2] == AssetState.READY
+
+
+@pytest.mark.django_db
+def test_a_cancelled_reprocessing_of_a_ready_asset_leaves_it_ready(workspace: Workspace) -> None:
+    asset, job = _uploaded(workspace)
+    runner.execute(job.pk)
+    asset.refresh_from_db()
+    assert asset.state == AssetState.READY
+    renditions = sorted(asset.renditions.values_list("preset", flat=True))
+    item = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    with _cancelled():
+        runner.execute(item.pk)
+    assert _ended(asset, item)[::2] == (JobState.CANCELLED, AssetState.READY)
+    assert sorted(asset.renditions.values_list("preset", flat=True)) == renditions
+
+
+@pytest.mark.django_db
+def test_a_job_given_up_after_lost_workers_fails_its_asset(workspace: Workspace) -> None:
+    asset, job = _uploaded(workspace)
+    # As after its workers died mid-processing, each time.
+    Asset.objects.filter(pk=asset.pk).update(state=AssetState.PROCESSING)
+    Job.objects.filter(pk=job.pk).update(
+        state=JobState.RUNNING,
+        attempts=job.max_attempts,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    runner.execute(job.pk, redelivery=True)
+    state, code, asset_state, failure = _ended(asset, job)
+    assert (state, code, asset_state) == (JobState.FAILED, "TOO_MANY_ATTEMPTS", AssetState.FAILED)
+    assert failure["code"] == "TOO_MANY_ATTEMPTS"
+
+
+@pytest.mark.django_db
+def test_a_checksum_mismatch_is_recorded_before_the_bytes_go(workspace: Workspace) -> None:
+    """A worker that dies between the two leaves the reason; the rerun removes the bytes."""
+    asset, job = _uploaded(workspace)
+    Asset.objects.filter(pk=asset.pk).update(expected_sha256="0" * 64)
+    died = RuntimeError("the worker died")
+    with mock.patch("domain.assets.storage.delete_object", side_effect=died):
+        runner.execute(job.pk)
+    _, _, asset_state, failure = _ended(asset, job)
+    assert asset_state == AssetState.FAILED
+    assert failure["code"] == "UPLOAD_CHECKSUM_MISMATCH"
+    assert storage.object_size(asset.storage_key) is not None
+    Job.objects.filter(pk=job.pk).update(state=JobState.QUEUED, error=None, attempts=0)
+    runner.execute(job.pk)
+    assert _ended(asset, job)[1] == "UPLOAD_CHECKSUM_MISMATCH"
+    assert storage.object_size(asset.storage_key) is None
