@@ -6,6 +6,7 @@ the sweeper's re-dispatches): only one caller can hold the lease, and a finished
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -100,12 +101,16 @@ def _finish(
         # The job's last event goes out from this thread (realtime.publish): a subscriber
         # waiting for the end gets it without a hand-off to the publisher thread.
         with publish.sent_from_this_thread():
-            return transitions.finish_in_one_statement(job, token, changes, type, payload)
+            ended = transitions.finish_in_one_statement(job, token, changes, type, payload)
+        if not ended:
+            logger.warning("job %s ended here, but another worker had taken it over", job.pk)
+        return ended
     with transaction.atomic():
-        ended = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, lease_token=token).update(
+        rows = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, lease_token=token).update(
             **changes
         )
-        if not ended:
+        if not rows:
+            logger.warning("job %s ended here, but another worker had taken it over", job.pk)
             return False
         # The row is now what we just wrote (the lease token guarded it): no need to read it back.
         for name, value in changes.items():
@@ -183,10 +188,16 @@ class _LeaseRenewer:
             due = self._due()
             try:
                 for context in due:
-                    if self._still_held(context):
+                    if not self._still_held(context):
+                        continue
+                    try:
                         self._renew(context)
+                    except Exception:
+                        # The thread renews every job of the process: it must not end.
+                        logger.exception("renewing the lease of job %s failed", context.job.pk)
             finally:
-                connection.close()
+                with contextlib.suppress(Exception):
+                    connection.close()
 
     def _renew(self, context: JobContext) -> None:
         if context.held is not None and context.held.held:
@@ -195,16 +206,27 @@ class _LeaseRenewer:
                 self.release(context)
             return
         try:
+            expires = timezone.now() + transitions.lease_duration()
             renewed = Job.objects.filter(
                 pk=context.job.pk, state=JobState.RUNNING, lease_token=context.lease_token
-            ).update(lease_expires_at=timezone.now() + transitions.lease_duration())
+            ).update(lease_expires_at=expires)
         except Exception:
-            logger.exception("renewing the lease of job %s failed", context.job.pk)
-            self.release(context)
+            # The database failed this once: try again next round while the lease lasts (it
+            # was renewed a third of a lease ago). Once it has run out, the sweeper may give
+            # the job to another worker: this run stops at its next check.
+            last = context.job.lease_expires_at
+            if last is None or timezone.now() >= last:
+                logger.exception("job %s: its lease ran out, renewals failing", context.job.pk)
+                context.lease_lost = True
+                self.release(context)
+            else:
+                logger.warning("renewing the lease of job %s failed; trying again", context.job.pk)
             return
         if not renewed:
             context.lease_lost = True
             self.release(context)
+            return
+        context.job.lease_expires_at = expires
 
 
 def _renew_every() -> float:

@@ -9,11 +9,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from domain.accounts.models import Workspace
-from domain.jobs import registry, runner
+from domain.jobs import registry, runner, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import LeaseLost
 from domain.jobs.models import Job, JobState, Lane
@@ -43,6 +43,17 @@ def _stolen(ctx: JobContext) -> None:
             raise LeaseLost("taken over")
         time.sleep(0.05)
     seen[ctx.job.pk] = {"lease_lost": ctx.lease_lost}
+
+
+@registry.register("test.lease_long", lane=Lane.INTERACTIVE)
+def _long(ctx: JobContext) -> dict[str, Any]:
+    """Works across three renewal rounds of a 3 s lease, noting the lease it saw first and last."""
+    first = Job.objects.get(pk=ctx.job.pk).lease_expires_at
+    time.sleep(2.5)
+    last = Job.objects.get(pk=ctx.job.pk).lease_expires_at
+    seen[ctx.job.pk] = {"first": first, "last": last, "lost": ctx.lease_lost}
+    connection.close()
+    return {}
 
 
 def _job(workspace: Workspace, kind: str) -> Job:
@@ -88,6 +99,33 @@ def test_a_job_taken_over_is_marked_lost_and_stops(workspace: Workspace, setting
     assert job.lease_token == "someone-else"
     assert job.pk not in seen
     assert timezone.now() - started < timedelta(seconds=4)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_renewal_that_fails_once_is_tried_again_while_the_lease_lasts(
+    workspace: Workspace, settings: Any
+) -> None:
+    """One failed renewal (a database blip) stopped the job's renewals for good: its lease ran
+    out under a live run, and the sweeper would have given the job to a second worker."""
+    settings.DEPOT_JOB_LEASE_SECONDS = 3  # renewed every second
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    job = _job(workspace, "test.lease_long")
+    lease_duration = transitions.lease_duration
+    failed: list[bool] = []
+
+    def failing_once() -> timedelta:
+        if threading.current_thread().name == "lease-renewer" and not failed:
+            failed.append(True)
+            raise OperationalError("server closed the connection unexpectedly")
+        return lease_duration()
+
+    with mock.patch.object(transitions, "lease_duration", failing_once):
+        runner.execute(job.pk)
+    job.refresh_from_db()
+    assert failed
+    assert job.state == JobState.SUCCEEDED
+    assert seen[job.pk]["lost"] is False
+    assert seen[job.pk]["last"] - seen[job.pk]["first"] >= timedelta(seconds=0.9)
 
 
 def test_lease_lost_is_what_the_handler_sees() -> None:
