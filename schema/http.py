@@ -119,8 +119,10 @@ def admit(
     `need_sequence` it is read with the event sequence of its workspace (for the read cache's
     key), which only the database has.
     """
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
+    # Present at all, even empty, it is the credential: such a request skipped the session
+    # middleware (BearerGraphQLLane), so it has no session to fall back on.
+    header = request.headers.get("Authorization")
+    scheme, _, secret = (header or "").partition(" ")
     secret = secret.strip()
     checks = [("ip", ratelimit.client_ip(request), settings.DEPOT_RATE_LIMIT_IP)]
     if secret:
@@ -128,7 +130,7 @@ def admit(
     limited = ratelimit.hit_all(checks, version_key=credentials.EPOCH_KEY if secret else None)
     if not limited.allowed:
         return ratelimit.too_many(limited, "Too many requests.")
-    if header:
+    if header is not None:
         if scheme.lower() != "bearer" or not secret:
             return _unauthorised("Use `Authorization: Bearer <token>`.", "INVALID_TOKEN")
         try:

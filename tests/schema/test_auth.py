@@ -49,7 +49,7 @@ def test_without_credentials_reads_are_empty_and_writes_refused(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "header", ["Bearer dpt_not-a-real-token", "Bearer ", "Basic abc", "Bearer x"]
+    "header", ["Bearer dpt_not-a-real-token", "Bearer ", "Basic abc", "Bearer x", "", " "]
 )
 def test_a_wrong_token_is_a_401_with_a_code(client: Client, header: str) -> None:
     response = client.post(
