@@ -38,8 +38,20 @@ def token_issue(
     _may_manage_tokens(actor, workspace.pk)
     if not name.strip():
         raise DomainError("A token needs a name.", code="INVALID_INPUT", path=["name"])
+    limit = ApiToken._meta.get_field("name").max_length
+    if limit is not None and len(name.strip()) > limit:
+        message = f"A token's name has at most {limit} characters."
+        raise DomainError(message, code="INVALID_INPUT", path=["name"])
+    if expires_at is not None and timezone.is_naive(expires_at):
+        message = "Give the expiry with its time zone, e.g. 2030-01-01T00:00:00Z."
+        raise DomainError(message, code="INVALID_INPUT", path=["expiresAt"])
     if expires_at is not None and expires_at <= timezone.now():
         raise DomainError("The expiry is in the past.", code="INVALID_INPUT", path=["expiresAt"])
+    maker = actor.token.expires_at if actor.token is not None else None
+    if maker is not None and (expires_at is None or expires_at > maker):
+        # A token made by a token expires with it at the latest: a leaked short-lived admin
+        # token must not mint one that lives for ever.
+        expires_at = maker
     assert actor.user is not None
     return api_token_create(
         workspace=workspace,

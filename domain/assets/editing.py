@@ -124,8 +124,9 @@ def asset_update(*, asset: Asset, changes: AssetChanges, actor: Actor) -> Asset:
 
 @transaction.atomic
 def asset_move(*, assets: list[Asset], collection: Collection, actor: Actor) -> list[Asset]:
-    """Move assets into a collection of the same workspace."""
+    """Move assets into a collection of the same workspace (an asset named twice moves once)."""
     require_permission(actor=actor, workspace_id=collection.workspace_id, needed=Permission.WRITE)
+    assets = list({asset.pk: asset for asset in assets}.values())
     for asset in assets:
         if asset.workspace_id != collection.workspace_id:
             # Another workspace's asset reads as a missing one.

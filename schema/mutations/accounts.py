@@ -56,7 +56,11 @@ class ApiTokenCreateInput:
     workspace_id: relay.GlobalID = strawberry.field(description="Its workspace.")
     name: str = strawberry.field(description="What it is for.")
     scopes: list[TokenScopeEnum] = strawberry.field(description="What it may do.")
-    expires_at: datetime | None = strawberry.field(default=None, description="When it expires.")
+    expires_at: datetime | None = strawberry.field(
+        default=None,
+        description="When it expires, with its time zone. A token made with a token expires "
+        "when that one does at the latest.",
+    )
 
 
 @strawberry.type(description="The result of apiTokenCreate: the secret appears here only.")

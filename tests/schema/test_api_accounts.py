@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from domain.accounts.models import ApiToken, Membership, Role, User, Workspace
 from domain.common.ids import global_id
@@ -118,6 +121,37 @@ def test_tokens_are_created_once_listed_and_revoked(
     revoked = as_owner(revoke, {"id": payload["token"]["id"]})["data"]["apiTokenRevoke"]
     assert revoked["token"]["revokedAt"] is not None
     assert gql.post("{ viewer { username } }", token=secret).status_code == 401
+
+
+@pytest.mark.django_db
+def test_token_input_is_checked_and_a_token_made_by_a_token_expires_with_it(
+    owner: User, workspace: Workspace, gql: GQL, make_token: Callable[..., str]
+) -> None:
+    create = """mutation($i: ApiTokenCreateInput!) { apiTokenCreate(input: $i) {
+      token { expiresAt } errors { code path } } }"""
+    ws = global_id("Workspace", workspace.pk)
+    as_owner = session(owner)
+
+    def made(token: str | None = None, **fields: Any) -> dict[str, Any]:
+        variables = {"i": {"workspaceId": ws, "scopes": ["ADMIN"], **fields}}
+        body = gql(create, variables, token) if token else as_owner(create, variables)
+        return dict(body["data"]["apiTokenCreate"])
+
+    naive = made(name="x", expiresAt="2035-01-01T00:00:00")
+    assert naive["errors"] == [{"code": "INVALID_INPUT", "path": ["expiresAt"]}]
+    assert made(name="x" * 121)["errors"] == [{"code": "INVALID_INPUT", "path": ["name"]}]
+    assert made(name="x" * 120)["errors"] == []
+
+    soon = timezone.now() + timedelta(minutes=5)
+    short_lived = make_token("admin", expires_at=soon)
+    for asked in (None, "2035-01-01T00:00:00Z"):
+        minted = made(short_lived, name="minted", expiresAt=asked)
+        assert minted["errors"] == []
+        assert datetime.fromisoformat(minted["token"]["expiresAt"]) == soon
+    sooner = (soon - timedelta(minutes=1)).isoformat()
+    assert datetime.fromisoformat(
+        made(short_lived, name="m", expiresAt=sooner)["token"]["expiresAt"]
+    ) == (soon - timedelta(minutes=1))
 
 
 @pytest.mark.django_db

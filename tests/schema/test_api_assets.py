@@ -142,6 +142,12 @@ def test_assets_move_between_collections_of_one_workspace_only(
     ]["assetMove"]
     assert refused["errors"] == [{"code": "NOT_FOUND"}]
     assert Asset.objects.filter(collection=target).count() == 3
+    # An asset named twice moves once: one event, one entry in the payload.
+    twice = [gid(assets[0]), gid(assets[0])]
+    again = gql(move, {"i": {"assetIds": twice, "collectionId": gid(photos)}}, token)
+    assert again["data"]["assetMove"]["assets"] == [{"collection": {"name": photos.name}}]
+    moved_back = Event.objects.filter(type="asset.moved", payload__collectionId=gid(photos))
+    assert moved_back.count() == 1
 
 
 @pytest.mark.django_db
