@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import strawberry_django
 from django.db.models import Model, QuerySet
+from strawberry import relay
+from strawberry.extensions import FieldExtension
+from strawberry.types import Info
 from strawberry_django.fields.field import StrawberryDjangoField
 
 
@@ -38,3 +42,40 @@ class OneObjectField(StrawberryDjangoField):
 def one_object(description: str) -> Any:
     """`@strawberry_django.field` for a resolver that filters its QuerySet to one primary key."""
     return strawberry_django.field(description=description, field_cls=OneObjectField)
+
+
+# What an id that names nothing Depot has becomes: a well-formed id no row has (keys start at 1).
+_NOTHING = relay.GlobalID("Asset", "0")
+
+
+class IdsOfNothingAreMissing(FieldExtension):
+    """`node` and `nodes`: an id of a type that is no Node (`Viewer:1`), of no type at all, or
+    with a key that is no number (`Asset:abc`) resolves to null like an id that does not exist,
+    instead of an INTERNAL_ERROR (in `nodes`, one such id nulled the whole list)."""
+
+    def resolve(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
+        return next_(source, info, **_known(info, kwargs))
+
+    async def resolve_async(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
+        result = next_(source, info, **_known(info, kwargs))
+        return await result if inspect.isawaitable(result) else result
+
+
+def _known(info: Info, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if "id" in kwargs:
+        kwargs["id"] = _known_id(info, kwargs["id"])
+    if "ids" in kwargs:
+        kwargs["ids"] = [_known_id(info, global_id) for global_id in kwargs["ids"]]
+    return kwargs
+
+
+def _known_id(info: Info, global_id: relay.GlobalID) -> relay.GlobalID:
+    try:
+        node_type = global_id.resolve_type(info)
+    except Exception:  # strawberry's own lookup: no such type in the schema
+        return _NOTHING
+    if not (isinstance(node_type, type) and issubclass(node_type, relay.Node)):
+        return _NOTHING
+    if not (global_id.node_id.isascii() and global_id.node_id.isdigit()):
+        return _NOTHING
+    return global_id

@@ -18,7 +18,7 @@ from domain.jobs.models import Job
 from domain.jobs.stats import job_stats
 from schema.context import Info, actor_of
 from schema.errors import as_graphql_errors, decode_id
-from schema.fields import one_object
+from schema.fields import IdsOfNothingAreMissing, one_object
 from schema.types.accounts import ViewerType, WorkspaceType
 from schema.types.assets import (
     AssetFilter,
@@ -56,10 +56,13 @@ def _pk_or_none(global_id: relay.GlobalID, type_name: str) -> int:
 @strawberry.type(description="Reads. Everything is scoped to the caller's workspaces.")
 class Query:
     node: relay.Node | None = strawberry_django.node(
-        description="Any object by its global id; null if you cannot see it."
+        description="Any object by its global id; null if you cannot see it.",
+        extensions=[IdsOfNothingAreMissing()],
     )
     nodes: list[relay.Node | None] = strawberry_django.node(
-        description="Objects by their global ids, in the same order; null where you cannot see one."
+        description="Objects by their global ids, in the same order; null where you cannot see "
+        "one.",
+        extensions=[IdsOfNothingAreMissing()],
     )
 
     @strawberry_django.field(description="The caller: null when not signed in.")

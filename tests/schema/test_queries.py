@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from unittest import mock
 
@@ -163,3 +164,16 @@ def test_one_asset_by_id_still_prefetches_its_renditions_in_order(
     assert len(reads) == 2
     assert "ORDER BY" not in reads[0]
     assert 'ORDER BY "assets_rendition"."preset"' in reads[1]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", ["Nope:1", "Viewer:1", "Event:1", "Asset:abc", "Asset:²", "Asset:"])
+def test_an_id_that_names_nothing_we_have_reads_as_a_missing_one(
+    gql: GQL, token: str, workspace: Workspace, raw: str
+) -> None:
+    nothing = base64.b64encode(raw.encode()).decode()
+    mine = global_id("Workspace", workspace.pk)
+    one = gql("query($id: ID!) { node(id: $id) { id } }", {"id": nothing}, token)
+    assert one == {"data": {"node": None}}
+    many = gql("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [mine, nothing]}, token)
+    assert many == {"data": {"nodes": [{"id": mine}, None]}}
