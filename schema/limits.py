@@ -30,6 +30,8 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
+from strawberry.relay.types import PREFIX as CURSOR_PREFIX
+from strawberry.relay.utils import from_base64
 
 
 class LimitExceeded(GraphQLError):
@@ -163,8 +165,29 @@ class _Measure:
                         "PAGE_SIZE_EXCEEDED",
                     )
                 sizes.append(value)
+        connection = getattr(child_type, "name", "").endswith("Connection")
+        if connection:
+            for name in ("after", "before"):
+                if name in arguments:
+                    _check_cursor(name, value_from_ast_untyped(arguments[name], self.variables))
         if sizes:
             return max(sizes)
-        if getattr(child_type, "name", "").endswith("Connection"):
+        if connection:
             return int(settings.DEPOT_GRAPHQL_MAX_PAGE_SIZE)
         return 1
+
+
+def _check_cursor(name: str, cursor: Any) -> None:
+    """A connection's `after`/`before` is a cursor it gave out (an offset), or nothing; else
+    strawberry failed on it as an unexpected error."""
+    if cursor is None or cursor is Undefined:
+        return
+    try:
+        prefix, offset = from_base64(cursor)
+    except (ValueError, TypeError):
+        prefix, offset = "", ""
+    if prefix != CURSOR_PREFIX or not (offset.isascii() and offset.isdigit()):
+        raise LimitExceeded(
+            f"`{name}` is not a cursor of this connection: pass one it returned.",
+            "INVALID_CURSOR",
+        )

@@ -186,3 +186,19 @@ def test_introspection_and_suggestions_follow_the_setting(client: Client, settin
         content_type="application/json",
     ).json()
     assert development["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "cursor",
+    ["garbage", "YXJyYXljb25uZWN0aW9uOmFiYw==", "b3RoZXI6MQ==", "YXJyYXljb25uZWN0aW9uOi0x"],
+    ids=["not-base64", "not-a-number", "not-ours", "negative"],
+)
+def test_a_cursor_no_connection_gave_out_gets_a_code(gql: GQL, token: str, cursor: str) -> None:
+    for place in ("after", "before"):
+        query = f'{{ assets(first: 2, {place}: "{cursor}") {{ totalCount }} }}'
+        assert _codes(gql(query, {}, token)) == ["INVALID_CURSOR"]
+    ours = "YXJyYXljb25uZWN0aW9uOjA="  # arrayconnection:0
+    assert "errors" not in gql(
+        f'{{ assets(first: 2, after: "{ours}") {{ totalCount }} }}', {}, token
+    )
