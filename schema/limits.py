@@ -5,6 +5,10 @@ they are checked here at the start of execution, before the first resolver: ever
 times the page sizes (`first`/`last`, or the default page size for a connection without one, or
 the number of `ids` asked for) of the fields above it. Under a field of an interface or union type
 (`node`, `nodes`) the selection costs what it would cost on the costliest of the types it can be.
+
+Text with a NUL character (U+0000) is refused here too, as INVALID_INPUT: Postgres stores no
+such text (nor JSON holding it), so every field that wrote or filtered by it failed as an
+unexpected error, and a bulk edit with one such row failed whole.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from graphql import (
+    BREAK,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -23,10 +29,13 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     Undefined,
+    Visitor,
     get_named_type,
     is_abstract_type,
     value_from_ast_untyped,
+    visit,
 )
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
@@ -59,6 +68,10 @@ class QueryLimits(SchemaExtension):
                 if isinstance(variables, list):
                     yield  # variables that do not fit their types: execution reports them
                     return
+                if _literal_has_nul(context.query, document) or _has_nul(variables.coerced):
+                    raise LimitExceeded(
+                        "Text may not contain NUL characters (U+0000).", "INVALID_INPUT"
+                    )
                 measure = _Measure(schema, fragments, variables.coerced)
                 cost = measure.selection_cost(operation.selection_set, root, 1)
                 if cost > settings.DEPOT_GRAPHQL_MAX_COST:
@@ -69,6 +82,38 @@ class QueryLimits(SchemaExtension):
                         "QUERY_TOO_COSTLY",
                     )
         yield
+
+
+class _NulFinder(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> Any:
+        if "\x00" in node.value:
+            self.found = True
+            return BREAK
+        return None
+
+
+def _literal_has_nul(query: str | None, document: DocumentNode) -> bool:
+    # A literal's NUL is written as itself or as an escape (\u0000, \u{0}): most documents
+    # have neither, and are not walked.
+    if query is not None and "\x00" not in query and "\\u" not in query:
+        return False
+    finder = _NulFinder()
+    visit(document, finder)
+    return finder.found
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _operation(definitions: Any, name: str | None) -> OperationDefinitionNode | None:

@@ -202,3 +202,23 @@ def test_a_cursor_no_connection_gave_out_gets_a_code(gql: GQL, token: str, curso
     assert "errors" not in gql(
         f'{{ assets(first: 2, after: "{ours}") {{ totalCount }} }}', {}, token
     )
+
+
+@pytest.mark.django_db
+def test_text_with_a_nul_character_is_refused_with_a_code(
+    gql: GQL, token: str, workspace: Workspace
+) -> None:
+    """Postgres stores no such text: every write or filter with it failed unexpectedly."""
+    create = """mutation($w: ID!, $n: String!) { collectionCreate(input: {workspaceId: $w,
+      name: $n}) { collection { name } errors { code } } }"""
+    w = global_id("Workspace", workspace.pk)
+    assert _codes(gql(create, {"w": w, "n": "a\x00b"}, token)) == ["INVALID_INPUT"]
+    literal = (
+        'mutation($w: ID!) { collectionCreate(input: {workspaceId: $w, name: "a\\u0000b"}) '
+        "{ errors { code } } }"
+    )
+    assert _codes(gql(literal, {"w": w}, token)) == ["INVALID_INPUT"]
+    filtered = '{ assets(filters: {titleContains: "x\\u{0}"}) { totalCount } }'
+    assert _codes(gql(filtered, {}, token)) == ["INVALID_INPUT"]
+    escaped = gql(create, {"w": w, "n": "a\\u0000b"}, token)  # a backslash, not a NUL
+    assert escaped["data"]["collectionCreate"]["collection"] == {"name": "a\\u0000b"}
