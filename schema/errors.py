@@ -95,14 +95,28 @@ def as_graphql_errors() -> Iterator[None]:
 
 def decode_id(global_id: relay.GlobalID | str, type_name: str, *, path: str = "id") -> int:
     """The primary key inside a global id of the expected type; else NOT_FOUND, like a miss."""
+    pk = None
     try:
-        if not isinstance(global_id, relay.GlobalID):
-            global_id = relay.GlobalID.from_id(global_id)
-        if global_id.type_name != type_name:
-            raise ValueError(global_id.type_name)
-        return int(global_id.node_id)
+        decoded = (
+            global_id
+            if isinstance(global_id, relay.GlobalID)
+            else relay.GlobalID.from_id(global_id)
+        )
+        pk = key_of(decoded, type_name)
     except (ValueError, TypeError):
-        raise NotFound(f"No such {type_name.lower()}.", path=[path]) from None
+        pass
+    if pk is None:
+        raise NotFound(f"No such {type_name.lower()}.", path=[path])
+    return pk
+
+
+def key_of(global_id: relay.GlobalID, type_name: str) -> int | None:
+    """The primary key inside a global id of the type, or None: only ASCII digits that fit a
+    key count (int() also takes "١٢" and " 12 ", and a key past 2**63 made Postgres fail)."""
+    node_id = global_id.node_id
+    if global_id.type_name != type_name or not (node_id.isascii() and node_id.isdigit()):
+        return None
+    return int(node_id) if len(node_id) <= 18 else None
 
 
 def require_authenticated(actor: Any) -> None:

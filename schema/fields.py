@@ -12,6 +12,8 @@ from strawberry.extensions import FieldExtension
 from strawberry.types import Info
 from strawberry_django.fields.field import StrawberryDjangoField
 
+from schema.errors import key_of
+
 
 class OneObjectField(StrawberryDjangoField):
     """A field for one object by its primary key, null when the caller cannot see it.
@@ -76,6 +78,6 @@ def _known_id(info: Info, global_id: relay.GlobalID) -> relay.GlobalID:
         return _NOTHING
     if not (isinstance(node_type, type) and issubclass(node_type, relay.Node)):
         return _NOTHING
-    if not (global_id.node_id.isascii() and global_id.node_id.isdigit()):
+    if key_of(global_id, global_id.type_name) is None:
         return _NOTHING
     return global_id

@@ -15,6 +15,7 @@ from domain.assets import downloads, storage
 from domain.assets.models import Asset, Collection, Rendition
 from domain.assets.selectors import tag_lookup
 from schema.context import Info
+from schema.errors import key_of
 from schema.scalars import BigInt
 from schema.types.fields import model_connection, model_field
 from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
@@ -75,10 +76,7 @@ class AssetFilter:
 
     @strawberry_django.filter_field(description="Only assets of this collection.")
     def collection_id(self, value: relay.GlobalID, prefix: str) -> Q:
-        pk = (
-            int(value.node_id) if value.type_name == "Collection" and value.node_id.isdigit() else 0
-        )
-        return Q(**{f"{prefix}collection_id": pk})
+        return Q(**{f"{prefix}collection_id": key_of(value, "Collection") or 0})
 
     @strawberry_django.filter_field(
         description="Only content types starting with this, e.g. image/."

@@ -13,6 +13,7 @@ from strawberry_django.relay import DjangoListConnection
 
 from domain.jobs.models import Event, Job
 from domain.jobs.stats import JobStats
+from schema.errors import key_of
 from schema.scalars import BigInt
 from schema.types.fields import model_connection, model_field
 from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
@@ -61,8 +62,7 @@ class JobFilter:
 
     @strawberry_django.filter_field(description="Only jobs started by this user.")
     def created_by(self, value: relay.GlobalID, prefix: str) -> Q:
-        pk = int(value.node_id) if value.type_name == "User" and value.node_id.isdigit() else 0
-        return Q(**{f"{prefix}created_by_id": pk})
+        return Q(**{f"{prefix}created_by_id": key_of(value, "User") or 0})
 
     @strawberry_django.filter_field(description="Only jobs queued at or after this time.")
     def created_after(self, value: datetime, prefix: str) -> Q:

@@ -167,7 +167,10 @@ def test_one_asset_by_id_still_prefetches_its_renditions_in_order(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("raw", ["Nope:1", "Viewer:1", "Event:1", "Asset:abc", "Asset:²", "Asset:"])
+@pytest.mark.parametrize(
+    "raw",
+    ["Nope:1", "Viewer:1", "Event:1", "Asset:abc", "Asset:²", "Asset:", "Asset:" + "9" * 20],
+)
 def test_an_id_that_names_nothing_we_have_reads_as_a_missing_one(
     gql: GQL, token: str, workspace: Workspace, raw: str
 ) -> None:
@@ -177,3 +180,36 @@ def test_an_id_that_names_nothing_we_have_reads_as_a_missing_one(
     assert one == {"data": {"node": None}}
     many = gql("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [mine, nothing]}, token)
     assert many == {"data": {"nodes": [{"id": mine}, None]}}
+
+
+def _digits(pk: int, how: str) -> str:
+    if how == "other-script":  # int() reads these as the key's digits
+        return "".join(chr(0x0660 + int(digit)) for digit in str(pk))
+    if how == "spaced":
+        return f" {pk} "
+    if how == "superscript":
+        return "\u00b2"
+    return "9" * 20  # past a bigint
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", ["other-script", "spaced", "superscript", "too-long"])
+def test_ids_in_filters_and_mutations_are_keys_of_ascii_digits_or_nothing(
+    gql: GQL, token: str, workspace: Workspace, how: str
+) -> None:
+    collection = Collection.objects.create(workspace=workspace, name="c")
+    key = _digits(collection.pk, how)
+    odd = base64.b64encode(f"Collection:{key}".encode()).decode()
+    user = base64.b64encode(f"User:{key}".encode()).decode()
+    assets = gql(
+        "query($c: ID!) { assets(filters: {collectionId: $c}) { totalCount } }", {"c": odd}, token
+    )
+    assert assets == {"data": {"assets": {"totalCount": 0}}}
+    jobs = gql(
+        "query($u: ID!) { jobs(filters: {createdBy: $u}) { totalCount } }", {"u": user}, token
+    )
+    assert jobs == {"data": {"jobs": {"totalCount": 0}}}
+    delete = "mutation($i: DeleteInput!) { collectionDelete(input: $i) { errors { code } } }"
+    refused = gql(delete, {"i": {"id": odd}}, token)["data"]["collectionDelete"]
+    assert refused["errors"] == [{"code": "NOT_FOUND"}]
+    assert Collection.objects.filter(pk=collection.pk).exists()
