@@ -30,7 +30,7 @@ from domain.common.ids import global_id
 from domain.jobs import events, registry
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
-from domain.jobs.models import Job, Lane
+from domain.jobs.models import FINAL_STATES, Job, Lane
 from domain.jobs.services import job_create
 
 DELETE_ASSET_JOB = "asset.delete"
@@ -50,13 +50,25 @@ def asset_delete(*, asset: Asset, actor: Actor) -> Job:
         asset.state = AssetState.DELETING
         asset.save(update_fields=["state", "updated_at"])
         events.record(asset.workspace_id, "asset.deleting", asset_event_payload(asset))
+    key = f"{DELETE_ASSET_JOB}:{asset.pk}"
+    _free_key_of_an_ended_deletion(asset.workspace_id, key)
     return job_create(
         workspace_id=asset.workspace_id,
         kind=DELETE_ASSET_JOB,
         parameters={"asset_id": asset.pk},
         created_by_id=actor.user.pk if actor.user else None,
-        idempotency_key=f"{DELETE_ASSET_JOB}:{asset.pk}",
+        idempotency_key=key,
     )
+
+
+def _free_key_of_an_ended_deletion(workspace_id: int, key: str) -> None:
+    """Asked to delete what an earlier deletion did not (its job was cancelled, or failed:
+    the store refused), start a new one: the key is freed, and the old job stays in the ledger
+    as it ended. Before, the repeat returned the ended job, and an asset stayed DELETING (no
+    edits, downloads or processing) until someone found that job to retry."""
+    Job.objects.filter(
+        workspace_id=workspace_id, idempotency_key=key, state__in=FINAL_STATES
+    ).update(idempotency_key=None)
 
 
 @transaction.atomic
@@ -77,12 +89,14 @@ def collection_delete(*, collection: Collection, actor: Actor) -> Job:
             },
         )
 
+    key = f"{DELETE_COLLECTION_JOB}:{collection.pk}"
+    _free_key_of_an_ended_deletion(collection.workspace_id, key)
     return job_create(
         workspace_id=collection.workspace_id,
         kind=DELETE_COLLECTION_JOB,
         parameters={"collection_id": collection.pk},
         created_by_id=actor.user.pk if actor.user else None,
-        idempotency_key=f"{DELETE_COLLECTION_JOB}:{collection.pk}",
+        idempotency_key=key,
         if_new=announce,
     )
 

@@ -23,7 +23,7 @@ from domain.assets.services import PROCESS_JOB
 from domain.common.ids import global_id
 from domain.jobs import runner
 from domain.jobs.models import Event, Job, JobState
-from domain.jobs.services import job_create, job_retry
+from domain.jobs.services import job_cancel, job_create, job_retry
 from tests import factories, media
 
 
@@ -129,6 +129,36 @@ def test_asking_again_while_a_collection_is_deleted_returns_its_job_and_records_
         "collectionId": global_id("Collection", collection.pk),
         "jobId": global_id("Job", first.pk),
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("what", ["asset", "collection"])
+def test_asking_again_after_a_deletion_was_cancelled_starts_a_new_one(
+    workspace: Workspace, owner: User, prefix: str, what: str
+) -> None:
+    """The repeat returned the cancelled job (its idempotency key), and an asset stayed
+    DELETING, refused everything, with its objects in the store."""
+    collection = factories.collection(workspace)
+    asset = _stored_asset(collection, prefix)
+    actor = Actor(user=owner)
+
+    def ask() -> Job:
+        with mock.patch("domain.jobs.dispatch.send"):
+            if what == "asset":
+                return deletion.asset_delete(asset=asset, actor=actor)
+            return deletion.collection_delete(collection=collection, actor=actor)
+
+    first = ask()
+    job_cancel(job_id=first.pk, actor=actor)
+    assert Job.objects.get(pk=first.pk).state == JobState.CANCELLED
+    again = ask()
+    assert again.pk != first.pk
+    assert ask().pk == again.pk  # while it is under way, a repeat returns it
+    runner.execute(again.pk)
+    assert Job.objects.get(pk=again.pk).state == JobState.SUCCEEDED
+    assert not Asset.objects.filter(pk=asset.pk).exists()
+    assert storage.list_keys(prefix) == []
+    assert Job.objects.get(pk=first.pk).state == JobState.CANCELLED  # kept as it ended
 
 
 @pytest.mark.django_db
