@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from domain.accounts.actor import Actor
-from domain.accounts.models import ApiToken, TokenScope, User, Workspace
-from domain.accounts.services import api_token_create, workspace_create
+from domain.accounts.models import ApiToken, Membership, Role, TokenScope, User, Workspace
+from domain.accounts.services import api_token_create, membership_add, workspace_create
 from domain.assets.models import Collection
 from domain.assets.services import collection_create
 
@@ -26,9 +26,19 @@ class Command(BaseCommand):
         user = User.objects.filter(username=username).first()
         if user is None:
             user = User.objects.create_user(username=username, password=password)
+        elif not user.is_active or not user.check_password(password):
+            # The login printed below must work, whatever an earlier run or a person changed.
+            user.is_active = True
+            user.set_password(password)
+            user.save(update_fields=["is_active", "password"])
         workspace = Workspace.objects.filter(slug="demo").first()
         if workspace is None:
             workspace = workspace_create(name="Demo", slug="demo", owner=user)
+        elif not Membership.objects.filter(
+            workspace=workspace, user=user, role=Role.OWNER
+        ).exists():
+            # Someone else's workspace took the slug (or the demo user was removed from it).
+            membership_add(workspace=workspace, user=user, role=Role.OWNER)
         if not Collection.objects.filter(workspace=workspace).exists():
             collection_create(
                 workspace_id=workspace.pk,
