@@ -65,6 +65,7 @@ class DepotWSConsumer(GraphQLWSConsumer):
         self.bounded_listeners: dict[str, set[Any]] = {}
         self.depot_context: DepotContext | None = None
         self.secret: str | None = None
+        self.session_key: str | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.counted_user: int | None = None
         # This socket in its user's set of open sockets (realtime.sockets).
@@ -88,6 +89,9 @@ class DepotWSConsumer(GraphQLWSConsumer):
             user = self.scope.get("user")
             if user is None or not user.is_authenticated:
                 raise ConnectionRejectionError()
+            # Re-checks ask whether this session still stands (a logout ends the socket).
+            session = self.scope.get("session")
+            self.session_key = getattr(session, "session_key", None)
         # One hop to Django's sync world for all of it: the connect burst of 1,000 sockets
         # queues on that one thread.
         actor, counted = await sync_to_async(_open_socket)(
@@ -207,16 +211,19 @@ class DepotWSConsumer(GraphQLWSConsumer):
         context = self.depot_context
         if context is None or context.actor.user is None:
             return
-        actor, secret, user_id = context.actor, self.secret, context.actor.user.pk
+        actor, secret, session = context.actor, self.secret, self.session_key
+        user_id = context.actor.user.pk
         if nudge is None:
             # A result at most half an interval old will do (one check per user and interval).
-            key: tuple[Any, ...] = ("valid", user_id, secret)
+            key: tuple[Any, ...] = ("valid", user_id, secret, session)
             since = time.monotonic() - settings.DEPOT_WS_RECHECK_SECONDS / 2
         else:
-            key, since = ("valid", user_id, secret, nudge), 0.0
-        fresh = await _checks.run(
-            key, since, lambda: sync_to_async(actor_still_valid)(actor=actor, secret=secret)
-        )
+            key, since = ("valid", user_id, secret, session, nudge), 0.0
+
+        def check() -> Any:
+            return sync_to_async(actor_still_valid)(actor=actor, secret=secret, session_key=session)
+
+        fresh = await _checks.run(key, since, check)
         if fresh is None or not set(context.actor.permissions) <= set(fresh.permissions):
             logger.info("closing a websocket whose credentials were withdrawn")
             await self.close(code=4403, reason="Forbidden")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -37,6 +38,7 @@ from django.db.models.signals import post_delete, post_save
 from domain.accounts.models import ApiToken, Membership, User
 from domain.accounts.selectors import Bearer, BearerRecord, bearer_admit, bearer_record
 from domain.accounts.tokens import hash_secret
+from realtime import publish
 
 logger = logging.getLogger(__name__)
 
@@ -143,9 +145,19 @@ def _changed(sender: type, instance: Any, update_fields: Any = None, **kwargs: A
     if ignored and update_fields is not None and set(update_fields) <= ignored:
         return
     credentials_changed()
+    if sender is User:
+        # A password changed (its sessions end) or the user was deactivated: their open
+        # sockets check again now, not at their next periodic check.
+        publish.credentials_changed_after_commit(instance.pk)
+
+
+def _logged_out(sender: Any, user: Any = None, **kwargs: Any) -> None:
+    if user is not None and user.pk is not None:
+        publish.credentials_changed_after_commit(user.pk)  # its sockets of that session close
 
 
 def connect_receivers() -> None:
     for model in (ApiToken, Membership, User):
         post_save.connect(_changed, sender=model, dispatch_uid=f"credentials.{model.__name__}")
         post_delete.connect(_changed, sender=model, dispatch_uid=f"credentials.{model.__name__}-")
+    user_logged_out.connect(_logged_out, dispatch_uid="credentials.logged_out")

@@ -3,8 +3,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -47,8 +51,12 @@ def require_permission(*, actor: Actor, workspace_id: int, needed: Permission) -
         raise Forbidden(f"This needs {needed.name.lower()} permission in the workspace.")
 
 
-def actor_still_valid(*, actor: Actor, secret: str | None) -> Actor | None:
-    """A fresh actor for an open connection, or None if its credentials were withdrawn.
+def actor_still_valid(
+    *, actor: Actor, secret: str | None, session_key: str | None = None
+) -> Actor | None:
+    """A fresh actor for an open connection, or None if its credentials were withdrawn: a
+    token revoked or expired, a user deactivated, or, for a connection authenticated by its
+    session, that session ended (a logout) or no longer valid (the password changed).
 
     Its permissions are loaded here, so async callers never touch the database lazily."""
     if actor.user is None:
@@ -62,9 +70,19 @@ def actor_still_valid(*, actor: Actor, secret: str | None) -> Actor | None:
         user = User.objects.filter(pk=actor.user.pk, is_active=True).first()
         if user is None:
             return None
+        if session_key is not None and _session_user_id(session_key) != user.pk:
+            return None
         fresh = Actor(user=user)
     fresh.permissions  # noqa: B018 (loads them now)
     return fresh
+
+
+def _session_user_id(session_key: str) -> int | None:
+    """Whose the session is, as Django's authentication decides it (the session exists, and
+    its password hash is the user's current one); None if nobody's."""
+    engine = import_module(settings.SESSION_ENGINE)
+    user = get_user(SimpleNamespace(session=engine.SessionStore(session_key)))  # type: ignore[arg-type]
+    return user.pk if user.is_authenticated else None
 
 
 # Every authenticated API request runs this, so it is one hand-written statement, run on a bare

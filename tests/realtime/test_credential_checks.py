@@ -75,9 +75,9 @@ def test_a_nudge_checks_a_users_sockets_once_and_a_revoked_token_closes_them_all
 ) -> None:
     checked: list[Any] = []
 
-    def counting(*, actor: Actor, secret: str | None) -> Actor | None:
+    def counting(*, actor: Actor, secret: str | None, session_key: str | None) -> Actor | None:
         checked.append(secret)
-        return actor_still_valid(actor=actor, secret=secret)
+        return actor_still_valid(actor=actor, secret=secret, session_key=session_key)
 
     async def scenario() -> list[int | None]:
         sockets = [Socket() for _ in range(5)]
@@ -124,3 +124,79 @@ async def _until(condition: Any, wait: float = 10) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < end, "timed out"
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.django_db
+def test_a_session_stands_until_its_logout_or_a_password_change(owner: User) -> None:
+    """For a socket authenticated by its session cookie, the re-check asks about that session,
+    not only about the user."""
+    from django.test import Client
+
+    actor = Actor(user=owner)
+    browser = Client()
+    browser.force_login(owner)
+    key = browser.session.session_key
+    assert actor_still_valid(actor=actor, secret=None, session_key=key) is not None
+    other = Client()
+    other.force_login(owner)
+    other.logout()
+    assert actor_still_valid(actor=actor, secret=None, session_key=key) is not None
+    browser.logout()
+    assert actor_still_valid(actor=actor, secret=None, session_key=key) is None
+
+    browser.force_login(owner)
+    key = browser.session.session_key
+    owner.set_password("a new password")
+    owner.save()
+    assert actor_still_valid(actor=actor, secret=None, session_key=key) is None
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_logging_out_closes_the_sockets_of_that_session(owner: User, workspace: Workspace) -> None:
+    from asgiref.testing import ApplicationCommunicator
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import Client
+
+    from realtime.consumer import DepotWSConsumer
+    from schema import schema
+
+    browser = Client()
+    browser.force_login(owner)
+    session = SessionStore(browser.session.session_key)
+
+    async def scenario() -> int | None:
+        app = ApplicationCommunicator(
+            DepotWSConsumer.as_asgi(schema=schema),
+            {
+                "type": "websocket",
+                "path": "/graphql/",
+                "headers": [],
+                "query_string": b"",
+                "subprotocols": ["graphql-transport-ws"],
+                "user": owner,
+                "session": session,
+            },
+        )
+        try:
+            await app.send_input({"type": "websocket.connect"})
+            assert (await app.receive_output(5))["type"] == "websocket.accept"
+            await app.send_input(
+                {"type": "websocket.receive", "text": '{"type": "connection_init"}'}
+            )
+            assert "connection_ack" in (await app.receive_output(5))["text"]
+            await asyncio.sleep(0.3)  # the socket joined its user's group
+            await sync_to_async(_log_out)(browser)
+            while True:
+                output = await app.receive_output(10)
+                if output["type"] == "websocket.close":
+                    return output.get("code")
+        finally:
+            await sync_to_async(close_db)()
+
+    assert asyncio.run(scenario()) == 4403
+
+
+def _log_out(browser: Any) -> None:
+    browser.logout()
+    publish.flush()

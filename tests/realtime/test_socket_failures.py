@@ -172,11 +172,11 @@ def test_a_failed_periodic_recheck_is_tried_again_next_interval(token: str, sett
     settings.DEPOT_WS_RECHECK_SECONDS = 0.1
     checks: list[str] = []
 
-    def failing_once(*, actor: Actor, secret: str | None) -> Actor | None:
+    def failing_once(*, actor: Actor, secret: str | None, session_key: str | None) -> Actor | None:
         checks.append("checked")
         if len(checks) == 1:
             raise ConnectionError("database down")
-        return actor_still_valid(actor=actor, secret=secret)
+        return actor_still_valid(actor=actor, secret=secret, session_key=session_key)
 
     async def scenario() -> None:
         socket = Socket()
