@@ -33,6 +33,7 @@ from typing import Any
 import redis.exceptions
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from graphql import GraphQLError
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -40,7 +41,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from domain.accounts.actor import ANONYMOUS, Actor
 from domain.accounts.errors import InvalidToken
 from domain.accounts.selectors import actor_from_bearer, actor_still_valid
-from project import collector
+from project import collector, ratelimit
 from realtime import groups, sockets
 from realtime.checks import SharedChecks
 from realtime.frames import DepotTransportWSHandler
@@ -133,6 +134,25 @@ class DepotWSConsumer(GraphQLWSConsumer):
             await super().disconnect(code)
         finally:
             await self._release()
+
+    async def operation_refused(self) -> GraphQLError | None:
+        """Count an operation sent on the socket against the caller's rate limits, as an HTTP
+        request counts: without it a socket could send queries and mutations past them. None
+        if it may run."""
+        checks = [("ip", self._client_ip(), settings.DEPOT_RATE_LIMIT_IP)]
+        if self.secret:
+            checks.append(("token", self.secret, settings.DEPOT_RATE_LIMIT_TOKEN))
+        verdict = await sync_to_async(ratelimit.hit_all, thread_sensitive=False)(checks)
+        if verdict.allowed:
+            return None
+        return GraphQLError(
+            f"Too many requests: try again in {verdict.retry_after} s.",
+            extensions={"code": "RATE_LIMITED", "retryAfter": verdict.retry_after},
+        )
+
+    def _client_ip(self) -> str:
+        client = self.scope.get("client")
+        return str(client[0]) if client else "unknown"
 
     async def _release(self) -> None:
         """Undo what the socket set up; safe to call again, and after any failure."""

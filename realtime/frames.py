@@ -56,6 +56,21 @@ class DepotTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             logger.exception("closing a websocket: handling its %r message failed", message["type"])
             await self.websocket.close(code=1011, reason="Internal error")
 
+    async def handle_subscribe(self, message: Any) -> None:
+        # Each operation counts against the caller's rate limits (the consumer's check).
+        check = getattr(self.view, "operation_refused", None)
+        if (
+            check is not None
+            and self.connection_acknowledged
+            and message["id"] not in self.operations
+        ):
+            refused = await check()
+            if refused is not None:
+                payload = [refused.formatted]
+                await self.send_message({"id": message["id"], "type": "error", "payload": payload})
+                return
+        await super().handle_subscribe(message)
+
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
         token = _operation.set(operation)
         try:

@@ -33,6 +33,11 @@ _DEFAULTS = {
     # its cost apart (a credentials nudge to all 1,000 sockets, see README). Set
     # DEPOT_WS_RECHECK_SECONDS=30 to run with Depot's default.
     "DEPOT_WS_RECHECK_SECONDS": "3600",
+    # Every operation sent on a socket counts against the rate limits, as a request does: one
+    # bench user, from one address, subscribes thousands of times a minute (still counted:
+    # the admission's Redis round trip stays on every path).
+    "DEPOT_RATE_LIMIT_TOKEN": "1000000000/60",
+    "DEPOT_RATE_LIMIT_IP": "1000000000/60",
 }
 for _name, _value in _DEFAULTS.items():
     os.environ.setdefault(_name, _value)

@@ -10,6 +10,7 @@ bare `complete`.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from unittest import mock
@@ -241,3 +242,28 @@ def test_frames_are_checked_before_strawberry_reads_them() -> None:
     assert [_malformed(message) for message in good] == [None] * len(good)
     bad: list[Any] = [[], None, "x", {"type": "complete"}, {"type": "subscribe", "id": "1"}]
     assert all(_malformed(message) for message in bad)
+
+
+def test_operations_on_a_socket_count_against_the_rate_limits(token: str, settings: Any) -> None:
+    """Queries and mutations can go over the socket too: they count as HTTP requests do."""
+    from tests.support.cache import clear_cache
+
+    clear_cache()
+    settings.DEPOT_RATE_LIMIT_TOKEN = (3, 60)
+
+    async def scenario() -> list[Any]:
+        socket = Socket()
+        await socket.open(token)
+        for n in range(4):
+            await socket.subscribe(f"q{n}", "{ viewer { username } }", {})
+        frames = [json.loads((await socket.collect(f"q{n}", 1))[0]) for n in range(4)]
+        await socket.send({"type": "ping"})
+        assert json.loads((await socket.app.receive_output(5))["text"]) == {"type": "pong"}
+        return frames
+
+    try:
+        frames = _run(scenario)
+    finally:
+        clear_cache()
+    assert [frame["type"] for frame in frames] == ["next", "next", "next", "error"]
+    assert frames[3]["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
