@@ -7,6 +7,7 @@ the sweeper's re-dispatches): only one caller can hold the lease, and a finished
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -295,7 +296,11 @@ def _run(job: Job, token: str, held: quick.HeldJob | None = None) -> None:
     with LeaseKeeper(context):
         failpoint("job.before_handler")
         try:
-            result = kind.handler(context)
+            result = kind.handler(context) or {}
+            # Checked here, with the handler's errors: a result the end cannot store failed
+            # the end's statement, and the job went back to the queue to run (and repeat its
+            # side effects) again and again until it was out of attempts.
+            json.dumps(result)
         except LeaseLost:
             logger.warning("job %s was taken over by another worker; stopping", job.pk)
             return
@@ -312,4 +317,4 @@ def _run(job: Job, token: str, held: quick.HeldJob | None = None) -> None:
             error = {"code": "INTERNAL_ERROR", "message": f"Unexpected error (ref {reference})."}
             _finish(job, token, JobState.FAILED, error=error, held=held)
             return
-    _finish(job, token, JobState.SUCCEEDED, result=result or {}, held=held)
+    _finish(job, token, JobState.SUCCEEDED, result=result, held=held)

@@ -40,6 +40,12 @@ def _crashes(ctx: JobContext) -> None:
     raise ZeroDivisionError("secret internals")
 
 
+@registry.register("test.unstorable_result", lane=Lane.INTERACTIVE)
+def _unstorable(ctx: JobContext) -> dict[str, Any]:
+    calls.append("unstorable")
+    return {"at": timezone.now()}  # no JSON for a datetime
+
+
 cancel_seen = threading.Event()
 
 
@@ -155,6 +161,22 @@ def test_a_crash_is_recorded_without_its_internals(workspace: Workspace) -> None
     assert job.error["code"] == "INTERNAL_ERROR"
     assert "secret" not in job.error["message"]
     assert "ref" in job.error["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("quick", [True, False], ids=["held", "claimed"])
+def test_a_result_that_cannot_be_stored_fails_the_job_once(
+    workspace: Workspace, settings: Any, quick: bool
+) -> None:
+    """It failed the end's statement: the job went back to the queue and its handler ran again
+    at each delivery until the job was out of attempts."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0.05 if quick else 0
+    job = _job(workspace, kind="test.unstorable_result")
+    runner.execute(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.error and job.error["code"]) == (JobState.FAILED, "INTERNAL_ERROR")
+    runner.execute(job.pk, redelivery=True)  # a redelivery finds it finished
+    assert calls == ["unstorable"]
 
 
 @pytest.mark.django_db
