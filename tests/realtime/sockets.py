@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 
@@ -13,9 +16,11 @@ from schema import schema
 
 
 class Socket:
-    """One graphql-transport-ws connection to the consumer, raw frames kept as sent."""
+    """One graphql-transport-ws connection to the consumer, raw frames kept as sent. `scope`
+    adds to the connection's scope (`user` and `session`, as Channels' auth middleware sets
+    them for a browser's cookie)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **scope: Any) -> None:
         self.app = ApplicationCommunicator(
             DepotWSConsumer.as_asgi(schema=schema),
             {
@@ -24,6 +29,7 @@ class Socket:
                 "headers": [],
                 "query_string": b"",
                 "subprotocols": ["graphql-transport-ws"],
+                **scope,
             },
         )
         self.frames: dict[str, list[str]] = {}
@@ -62,6 +68,18 @@ class Socket:
             output = await self.app.receive_output(wait)
             if output["type"] == "websocket.close":
                 return output.get("code")
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    """asyncio.run(scenario()), closing the connections its thread hops opened."""
+
+    async def main() -> Any:
+        try:
+            return await scenario()
+        finally:
+            await sync_to_async(close_db)()
+
+    return asyncio.run(main())
 
 
 def close_db() -> None:

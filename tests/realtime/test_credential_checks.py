@@ -16,7 +16,7 @@ from domain.accounts.tokens_service import token_revoke
 from realtime import consumer as consumer_module
 from realtime import publish
 from realtime.checks import SharedChecks
-from tests.realtime.sockets import Socket, close_db
+from tests.realtime.sockets import Socket, close_db, run
 
 
 def test_concurrent_askers_share_one_check_and_a_later_one_starts_anew() -> None:
@@ -154,47 +154,24 @@ def test_a_session_stands_until_its_logout_or_a_password_change(owner: User) -> 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_logging_out_closes_the_sockets_of_that_session(owner: User, workspace: Workspace) -> None:
-    from asgiref.testing import ApplicationCommunicator
     from django.contrib.sessions.backends.db import SessionStore
     from django.test import Client
-
-    from realtime.consumer import DepotWSConsumer
-    from schema import schema
 
     browser = Client()
     browser.force_login(owner)
     session = SessionStore(browser.session.session_key)
 
     async def scenario() -> int | None:
-        app = ApplicationCommunicator(
-            DepotWSConsumer.as_asgi(schema=schema),
-            {
-                "type": "websocket",
-                "path": "/graphql/",
-                "headers": [],
-                "query_string": b"",
-                "subprotocols": ["graphql-transport-ws"],
-                "user": owner,
-                "session": session,
-            },
-        )
-        try:
-            await app.send_input({"type": "websocket.connect"})
-            assert (await app.receive_output(5))["type"] == "websocket.accept"
-            await app.send_input(
-                {"type": "websocket.receive", "text": '{"type": "connection_init"}'}
-            )
-            assert "connection_ack" in (await app.receive_output(5))["text"]
-            await asyncio.sleep(0.3)  # the socket joined its user's group
-            await sync_to_async(_log_out)(browser)
-            while True:
-                output = await app.receive_output(10)
-                if output["type"] == "websocket.close":
-                    return output.get("code")
-        finally:
-            await sync_to_async(close_db)()
+        socket = Socket(user=owner, session=session)
+        await socket.app.send_input({"type": "websocket.connect"})
+        assert (await socket.app.receive_output(5))["type"] == "websocket.accept"
+        await socket.send({"type": "connection_init"})
+        assert "connection_ack" in (await socket.app.receive_output(5))["text"]
+        await asyncio.sleep(0.3)  # the socket joined its user's group
+        await sync_to_async(_log_out)(browser)
+        return await socket.closed()
 
-    assert asyncio.run(scenario()) == 4403
+    assert run(scenario) == 4403
 
 
 def _log_out(browser: Any) -> None:

@@ -6,10 +6,8 @@ channels-redis layer, events recorded by domain.jobs.events (published by realti
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -20,7 +18,7 @@ from domain.common.ids import global_id
 from domain.jobs import events
 from realtime import publish
 from schema import subscriptions as subs
-from tests.realtime.sockets import Socket, close_db
+from tests.realtime.sockets import Socket, run
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -63,16 +61,6 @@ def _record(workspace: Workspace, kinds: list[str]) -> list[int]:
 record = sync_to_async(_record)
 
 
-def _run(scenario: Any) -> Any:
-    async def main() -> Any:
-        try:
-            return await scenario()
-        finally:
-            await sync_to_async(close_db)()
-
-    return asyncio.run(main())
-
-
 def _same_frames(general: list[str], shared: list[str], general_id: str, shared_id: str) -> None:
     assert [f.replace(f'"id":"{general_id}"', f'"id":"{shared_id}"', 1) for f in general] == shared
 
@@ -112,7 +100,7 @@ def test_shared_frames_are_byte_identical_to_the_general_paths(
             subs.SHARED_RENDER = True
             await socket.close()
 
-    frames, sequences = _run(scenario)
+    frames, sequences = run(scenario)
     _same_frames(frames["general"], frames["shared"], "general", "shared")
     _same_frames(frames["general"], frames["fragment"], "general", "fragment")
     data = [json.loads(f)["payload"]["data"]["e"] for f in frames["shared"]]
@@ -158,7 +146,7 @@ def test_subscribers_share_one_render_per_event_and_a_general_path_stays_general
             for socket in sockets:
                 await socket.close()
 
-    received, misses, hits = _run(scenario)
+    received, misses, hits = run(scenario)
     assert misses == 2  # one render per live event for the three shared subscribers
     assert hits == 4
     for n in range(3):

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from domain.accounts.actor import Actor
@@ -26,19 +25,9 @@ from realtime import consumer as consumer_module
 from realtime import sockets
 from realtime.consumer import DepotWSConsumer
 from realtime.layers import _ReaderFailed
-from tests.realtime.sockets import Socket, close_db
+from tests.realtime.sockets import Socket, run
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
-
-
-def _run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        try:
-            return await scenario()
-        finally:
-            await sync_to_async(close_db)()
-
-    return asyncio.run(main())
 
 
 class _Consumers:
@@ -88,7 +77,7 @@ def test_a_frame_that_is_no_protocol_message_closes_the_socket_with_4400(
         await socket.app.send_input({"type": "websocket.receive", "text": frame})
         return await socket.closed(wait=5)
 
-    assert _run(scenario) == 4400
+    assert run(scenario) == 4400
 
 
 @pytest.mark.parametrize(
@@ -103,7 +92,7 @@ def test_a_document_that_does_not_parse_closes_with_its_reason_not_a_bare_comple
         await socket.send({"id": "bad", "type": "subscribe", "payload": {"query": document}})
         return await socket.app.receive_output(5)
 
-    closed = _run(scenario)
+    closed = run(scenario)
     assert closed["type"] == "websocket.close", closed
     assert closed["code"] == 4400
     assert "Syntax Error" in closed["reason"]
@@ -121,7 +110,7 @@ def test_a_database_error_while_authenticating_closes_with_1011(token: str) -> N
         return await socket.app.receive_output(5)
 
     with mock.patch.object(consumer_module, "actor_from_bearer", broken):
-        closed = _run(scenario)
+        closed = run(scenario)
     assert closed["type"] == "websocket.close", closed
     assert closed["code"] == 1011
 
@@ -162,7 +151,7 @@ def test_when_the_channel_layer_fails_its_sockets_close_and_leave_nothing_behind
         return codes, [c.counted_user for c in consumers.made]
 
     with consumers.patch:
-        codes, counted = _run(scenario)
+        codes, counted = run(scenario)
     assert codes == [1011, 1011]
     assert counted == [None] * 4
     assert sockets.open_for(owner.pk, "probe")  # the user's set is empty again
@@ -187,7 +176,7 @@ def test_a_failed_periodic_recheck_is_tried_again_next_interval(token: str, sett
         await socket.close()
 
     with mock.patch.object(consumer_module, "actor_still_valid", failing_once):
-        _run(scenario)
+        run(scenario)
 
 
 def test_a_socket_that_leaves_while_it_authenticates_leaves_nothing_behind(
@@ -219,7 +208,7 @@ def test_a_socket_that_leaves_while_it_authenticates_leaves_nothing_behind(
         return consumers.made[0]
 
     with consumers.patch:
-        consumer = _run(scenario)
+        consumer = run(scenario)
     assert consumer.watcher is None
     assert consumer.counted_user is None
     assert sockets.open_for(owner.pk, "probe"), "the user's set is empty"
@@ -262,7 +251,7 @@ def test_operations_on_a_socket_count_against_the_rate_limits(token: str, settin
         return frames
 
     try:
-        frames = _run(scenario)
+        frames = run(scenario)
     finally:
         clear_cache()
     assert [frame["type"] for frame in frames] == ["next", "next", "next", "error"]

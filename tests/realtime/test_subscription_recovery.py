@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 from unittest import mock
 
@@ -21,23 +20,13 @@ from domain.jobs.models import Job, JobState
 from realtime import groups
 from realtime import publish as publish_module
 from schema import subscriptions
-from tests.realtime.sockets import Socket, close_db
+from tests.realtime.sockets import Socket, run
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 EVENTS = "subscription($w: ID!, $a: Int) { events(workspaceId: $w, after: $a) { sequence type } }"
 JOB = "subscription($id: ID!) { job(id: $id) { state } }"
 STATS = "subscription($w: ID!) { jobStats(workspaceId: $w) { counts { state count } } }"
-
-
-def _run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        try:
-            return await scenario()
-        finally:
-            await sync_to_async(close_db)()
-
-    return asyncio.run(main())
 
 
 def _record(workspace: Workspace, n: int) -> int:
@@ -76,7 +65,7 @@ def test_a_cursor_the_workspace_never_reached_is_refused(
         await socket.subscribe("s", EVENTS, variables)
         return await socket.collect("s", 1)
 
-    (frame,) = _run(scenario)
+    (frame,) = run(scenario)
     assert _error_code(frame) == "CURSOR_INVALID"
 
 
@@ -105,7 +94,7 @@ def test_a_replay_is_read_a_page_at_a_time_and_misses_nothing(
         mock.patch.object(subscriptions, "REPLAY_PAGE", 3),
         mock.patch.object(subscriptions.jobs, "events_after", counting),
     ):
-        frames = _run(scenario)
+        frames = run(scenario)
     sequences = [p["data"]["events"]["sequence"] for p in _payloads(frames)]
     assert sequences == list(range(before + 1, before + 8))
     assert pages == [3, 3, 1]
@@ -129,7 +118,7 @@ def test_a_lost_last_event_reaches_the_subscriber_once_it_is_idle(
         assert await socket.app.receive_nothing(0.5), "no duplicate"
         return frames
 
-    (payload,) = _payloads(_run(scenario))
+    (payload,) = _payloads(run(scenario))
     assert payload == {"data": {"events": {"sequence": last + 1, "type": "test.tick"}}}
 
 
@@ -148,7 +137,7 @@ def test_a_job_whose_last_change_was_lost_still_ends_its_subscription(
         await sync_to_async(Job.objects.filter(pk=job.pk).update)(state=JobState.SUCCEEDED)
         return await socket.collect("s", 3, wait=5)
 
-    frames = _run(scenario)
+    frames = run(scenario)
     assert _payloads(frames)[:2] == [
         {"data": {"job": {"state": "RUNNING"}}},
         {"data": {"job": {"state": "SUCCEEDED"}}},
@@ -174,4 +163,4 @@ def test_job_stats_tells_a_subscriber_that_fell_behind_instead_of_going_silent(
         frames = await socket.collect("s", 2, wait=5)
         return frames[1]
 
-    assert _error_code(_run(scenario)) == "SUBSCRIBER_TOO_SLOW"
+    assert _error_code(run(scenario)) == "SUBSCRIBER_TOO_SLOW"
