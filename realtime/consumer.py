@@ -167,7 +167,7 @@ class DepotWSConsumer(GraphQLWSConsumer):
         watcher, self.watcher = self.watcher, None
         if watcher is not None:
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
         user_id, self.counted_user = self.counted_user, None
         if user_id is None:

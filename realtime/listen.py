@@ -30,9 +30,15 @@ IDLE: dict[str, Any] = {"type": "depot.idle"}
 
 
 class Listener:
-    def __init__(self, backlog: int, idle_after: float | None = None) -> None:
+    def __init__(
+        self, backlog: int, idle_after: float | None = None, only: tuple[str, Any] | None = None
+    ) -> None:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=backlog + 1)
         self.backlog = backlog
+        # The socket hands every listener of a message type each message of that type, its
+        # siblings' too (another workspace's events): only those with this key and value are
+        # this listener's, and only they count against its backlog.
+        self.only = only
         self.lagging = False
         self._heard = False
         self._timer: asyncio.TimerHandle | None = None
@@ -54,6 +60,9 @@ class Listener:
             self._timer = None
 
     def deliver(self, message: dict[str, Any]) -> None:
+        only = self.only
+        if only is not None and message.get(only[0]) != only[1]:
+            return
         self._heard = True
         if self.lagging:
             return
@@ -90,8 +99,9 @@ async def listen(
     groups: Sequence[str],
     backlog: int,
     idle_after: float | None = None,
+    only: tuple[str, Any] | None = None,
 ) -> AsyncIterator[Listener]:
-    listener = Listener(backlog, idle_after)
+    listener = Listener(backlog, idle_after, only)
     registry: dict[str, set[Listener]] = consumer.bounded_listeners
     registry.setdefault(message_type, set()).add(listener)
     joined: list[str] = []

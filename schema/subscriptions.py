@@ -181,6 +181,7 @@ class Subscription:
             [group],
             settings.DEPOT_WS_BACKLOG,
             idle_after=settings.DEPOT_WS_IDLE_CHECK_SECONDS,
+            only=("workspace_id", workspace_pk),
         ) as live:
             stream = _EventStream(workspace_pk, cursor, wanted, live)
             try:
@@ -210,6 +211,7 @@ class Subscription:
             [group],
             settings.DEPOT_WS_BACKLOG,
             idle_after=settings.DEPOT_WS_IDLE_CHECK_SECONDS,
+            only=("job_id", job.pk),
         ) as live:
             # Read after joining the group, so no change falls between the read and the join.
             job = await sync_to_async(load)()
@@ -218,8 +220,6 @@ class Subscription:
                 return
             try:
                 async for message in live:
-                    if message is not IDLE and message["job_id"] != job.pk:
-                        continue
                     seen = _job_state(job)
                     job = await sync_to_async(load)()
                     if message is IDLE and _job_state(job) == seen:
@@ -251,12 +251,14 @@ class Subscription:
 
         group = groups.workspace_jobs(workspace_pk)
         async with listen(
-            info.context.ws, groups.JOB_MESSAGE, [group], settings.DEPOT_WS_BACKLOG
+            info.context.ws,
+            groups.JOB_MESSAGE,
+            [group],
+            settings.DEPOT_WS_BACKLOG,
+            only=("workspace_id", workspace_pk),
         ) as live:
             try:
                 async for message in live:
-                    if message.get("workspace_id") != workspace_pk:
-                        continue
                     job = await sync_to_async(load)(message["job_id"])
                     if job is not None:
                         yield job  # type: ignore[misc]
@@ -279,7 +281,11 @@ class Subscription:
 
         group = groups.workspace_jobs(workspace_pk)
         async with listen(
-            info.context.ws, groups.JOB_MESSAGE, [group], settings.DEPOT_WS_BACKLOG
+            info.context.ws,
+            groups.JOB_MESSAGE,
+            [group],
+            settings.DEPOT_WS_BACKLOG,
+            only=("workspace_id", workspace_pk),
         ) as live:
             previous = await current()
             yield previous
@@ -321,7 +327,11 @@ class Subscription:
 
         group = groups.workspace_events(workspace_pk)
         async with listen(
-            info.context.ws, groups.EVENT_MESSAGE, [group], settings.DEPOT_WS_BACKLOG
+            info.context.ws,
+            groups.EVENT_MESSAGE,
+            [group],
+            settings.DEPOT_WS_BACKLOG,
+            only=("workspace_id", workspace_pk),
         ) as live:
             try:
                 async for message in live:

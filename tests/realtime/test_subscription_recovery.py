@@ -38,6 +38,13 @@ def _record(workspace: Workspace, n: int) -> int:
     return event.sequence
 
 
+def _record_at_once(workspace: Workspace, n: int) -> None:
+    with transaction.atomic():
+        for i in range(n):
+            events.record(workspace.pk, "test.tick", {"i": i})
+    publish_module.flush()
+
+
 def _error_code(frame: str) -> str:
     """The code of an error a subscription's resolver raised (strawberry sends it in `next`)."""
     message = json.loads(frame)
@@ -164,3 +171,36 @@ def test_job_stats_tells_a_subscriber_that_fell_behind_instead_of_going_silent(
         return frames[1]
 
     assert _error_code(run(scenario)) == "SUBSCRIBER_TOO_SLOW"
+
+
+def test_a_busy_sibling_subscription_does_not_make_a_quiet_one_fall_behind(
+    workspace: Workspace, other_workspace: Workspace, settings: Any, owner: Any
+) -> None:
+    """The socket hands each listener every message of its type: another workspace's burst
+    filled a quiet subscription's backlog and ended it with SUBSCRIBER_TOO_SLOW."""
+    from domain.accounts.models import Role
+    from domain.accounts.services import membership_add
+
+    membership_add(workspace=other_workspace, user=owner, role=Role.OWNER)
+    settings.DEPOT_WS_BACKLOG = 10
+
+    async def scenario() -> list[str]:
+        socket = Socket(user=owner)  # a session's socket: a token has one workspace
+        await socket.app.send_input({"type": "websocket.connect"})
+        assert (await socket.app.receive_output(5))["type"] == "websocket.accept"
+        await socket.send({"type": "connection_init"})
+        assert "connection_ack" in (await socket.app.receive_output(5))["text"]
+        quiet = {"w": global_id("Workspace", workspace.pk)}
+        busy = {"w": global_id("Workspace", other_workspace.pk)}
+        await socket.subscribe("quiet", EVENTS, quiet)
+        await socket.subscribe("busy", EVENTS, busy)
+        await asyncio.sleep(0.2)
+        await sync_to_async(_record_at_once)(other_workspace, 40)  # one message of 40 events
+        (busy_end,) = await socket.collect("busy", 1, wait=5)
+        assert _error_code(busy_end) == "SUBSCRIBER_TOO_SLOW"  # its own backlog: 10
+        await sync_to_async(_record)(workspace, 1)
+        return await socket.collect("quiet", 1, wait=5)
+
+    (frame,) = run(scenario)
+    assert json.loads(frame)["type"] == "next"
+    assert json.loads(frame)["payload"]["data"]["events"]["type"] == "test.tick"
