@@ -245,7 +245,14 @@ def test_operations_on_a_socket_count_against_the_rate_limits(token: str, settin
         await socket.open(token)
         for n in range(4):
             await socket.subscribe(f"q{n}", "{ viewer { username } }", {})
-        frames = [json.loads((await socket.collect(f"q{n}", 1))[0]) for n in range(4)]
+        # A query's frames: its result, then its completion; the refused one: its error.
+        ran = [await socket.collect(f"q{n}", 2) for n in range(3)]
+        assert [[json.loads(f)["type"] for f in frames] for frames in ran] == [
+            ["next", "complete"]
+        ] * 3
+        frames = [json.loads(frames[0]) for frames in ran]
+        frames.append(json.loads((await socket.collect("q3", 1))[0]))
+        assert await socket.app.receive_nothing(0.2), "nothing after the error"
         await socket.send({"type": "ping"})
         assert json.loads((await socket.app.receive_output(5))["text"]) == {"type": "pong"}
         return frames
