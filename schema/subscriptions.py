@@ -109,6 +109,16 @@ async def _replay(
         for event in page:
             if through is not None and event.sequence > through:
                 return
+            if event.sequence != after + 1:
+                # A workspace's sequences have no holes but what pruning made: the events
+                # after the cursor went between the check of the cursor and this read.
+                raise graphql_error(
+                    CursorExpired(
+                        f"Events after {after} were pruned; reload the current state, then "
+                        "subscribe again.",
+                        path=["after"],
+                    )
+                )
             yield EventType.from_model(event)
             after = event.sequence
         if len(page) < REPLAY_PAGE:

@@ -204,3 +204,25 @@ def test_a_busy_sibling_subscription_does_not_make_a_quiet_one_fall_behind(
     (frame,) = run(scenario)
     assert json.loads(frame)["type"] == "next"
     assert json.loads(frame)["payload"]["data"]["events"]["type"] == "test.tick"
+
+
+def test_events_pruned_between_the_cursor_check_and_the_replay_are_not_skipped(
+    workspace: Workspace, token: str
+) -> None:
+    before = _record(workspace, 1)
+    _record(workspace, 3)
+    events_after = subscriptions.jobs.events_after
+
+    def pruned_meanwhile(**kwargs: Any) -> Any:
+        return [event for event in events_after(**kwargs) if event.sequence != before + 1]
+
+    async def scenario() -> list[str]:
+        socket = Socket()
+        await socket.open(token)
+        variables = {"w": global_id("Workspace", workspace.pk), "a": before}
+        await socket.subscribe("s", EVENTS, variables)
+        return await socket.collect("s", 1)
+
+    with mock.patch.object(subscriptions.jobs, "events_after", pruned_meanwhile):
+        (frame,) = run(scenario)
+    assert _error_code(frame) == "CURSOR_EXPIRED"
