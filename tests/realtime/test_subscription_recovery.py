@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 from unittest import mock
 
@@ -79,20 +80,28 @@ def test_a_cursor_the_workspace_never_reached_is_refused(
 def test_a_replay_is_read_a_page_at_a_time_and_misses_nothing(
     workspace: Workspace, token: str
 ) -> None:
+    """A page's events reach the client before the next page is read: a cursor days behind
+    is never held in memory whole."""
     before = _record(workspace, 1)
     _record(workspace, 7)
+    first_frame = threading.Event()
+    sent_before_the_second_page: list[bool] = []
 
     async def scenario() -> list[str]:
         socket = Socket()
         await socket.open(token)
         variables = {"w": global_id("Workspace", workspace.pk), "a": before}
         await socket.subscribe("s", EVENTS, variables)
-        return await socket.collect("s", 7)
+        frames = await socket.collect("s", 1)
+        first_frame.set()
+        return frames + (await socket.collect("s", 7))[1:]
 
     pages: list[int] = []
     events_after = subscriptions.jobs.events_after
 
     def counting(**kwargs: Any) -> Any:
+        if pages:  # the second page waits (in its thread) for the client's first frame
+            sent_before_the_second_page.append(first_frame.wait(timeout=3))
         page = events_after(**kwargs)
         pages.append(len(page))
         return page
@@ -105,6 +114,7 @@ def test_a_replay_is_read_a_page_at_a_time_and_misses_nothing(
     sequences = [p["data"]["events"]["sequence"] for p in _payloads(frames)]
     assert sequences == list(range(before + 1, before + 8))
     assert pages == [3, 3, 1]
+    assert sent_before_the_second_page[0] is True
 
 
 def test_a_lost_last_event_reaches_the_subscriber_once_it_is_idle(
