@@ -20,6 +20,7 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -52,6 +53,8 @@ class DepotTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             return
         try:
             await super().handle_message(message)
+        except WebSocketDisconnected:
+            raise  # the client left: strawberry's handler ends quietly
         except Exception:
             logger.exception("closing a websocket: handling its %r message failed", message["type"])
             await self.websocket.close(code=1011, reason="Internal error")
