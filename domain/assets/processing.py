@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from domain.jobs import events, registry
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobCancelled, JobFailed, LeaseLost
 from domain.jobs.models import Job, Lane
+
+logger = logging.getLogger("depot.jobs")
 
 CHUNK = 1024 * 1024
 # The same work in the bulk lane, for reprocessing (domain.assets.reprocess): uploads go on
@@ -89,6 +92,7 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
         # Anything else (the store failing, a bug): the asset must not stay PROCESSING with
         # no job working on it, where reprocessing would never pick it again.
         code, message = _unexpected(error)
+        logger.exception("asset %s: processing failed (%s)", asset.pk, code)
         _give_back(asset, before, code, message)
         raise JobFailed(message, code=code) from error
     return {
