@@ -36,7 +36,7 @@ from domain.assets.errors import (
 from domain.assets.models import Asset, AssetState, Collection, MultipartUpload
 from domain.assets.multipart_store import PartTarget, StoredPart
 from domain.assets.services import OnDuplicate, UploadCompleted, asset_event_payload
-from domain.common.errors import InvalidState
+from domain.common.errors import InvalidState, NotFound
 from domain.jobs import events
 
 MAX_PARTS = 10_000  # S3's limit
@@ -113,10 +113,22 @@ def asset_multipart_upload_start(
     return MultipartStarted(asset=asset, upload=upload, duplicate_of=duplicate)
 
 
-def multipart_started_again(asset_pk: int) -> MultipartStarted:
-    """What a start returned, again: for a start repeated with its idempotency key."""
-    asset = Asset.objects.get(pk=asset_pk)
-    return MultipartStarted(asset=asset, upload=MultipartUpload.objects.filter(asset=asset).first())
+def multipart_started_again(asset_pk: int, duplicate_of: int | None = None) -> MultipartStarted:
+    """What a start returned, again: for a start repeated with its idempotency key. NOT_FOUND
+    if its asset is gone (the upload was aborted, or the asset deleted)."""
+    asset = Asset.objects.filter(pk=asset_pk).first()
+    if asset is None:
+        raise NotFound(
+            "The upload started with this idempotency key is gone (aborted or deleted); "
+            "start again with another key.",
+            path=["idempotencyKey"],
+        )
+    duplicate = Asset.objects.filter(pk=duplicate_of).first() if duplicate_of else None
+    return MultipartStarted(
+        asset=asset,
+        upload=MultipartUpload.objects.filter(asset=asset).first(),
+        duplicate_of=duplicate,
+    )
 
 
 def _open_upload(asset: Asset) -> MultipartUpload:

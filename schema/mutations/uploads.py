@@ -128,8 +128,13 @@ class UploadMutations:
             operation="assetMultipartUploadStart",
             request=request_of(input),
             workspace_of=lambda: collection_for(info, input.collection_id).workspace_id,
-            remember=lambda started: {"asset": started.asset.pk},
-            recall=lambda ref: multipart.multipart_started_again(ref["asset"]),
+            remember=lambda started: {
+                "asset": started.asset.pk,
+                "duplicateOf": started.duplicate_of.pk if started.duplicate_of else None,
+            },
+            recall=lambda ref: multipart.multipart_started_again(
+                ref["asset"], duplicate_of=ref.get("duplicateOf")
+            ),
         )
         started, errors = attempt_once(info, once, call)
         if started is None:

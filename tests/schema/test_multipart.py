@@ -432,7 +432,12 @@ def test_start_makes_the_checks_of_asset_upload_start(
     assert linked["errors"] == []
     assert linked["asset"]["id"] == global_id("Asset", ready.pk)
     assert linked["upload"] is None
+    assert linked["duplicateOf"] == {"id": global_id("Asset", ready.pk)}
     assert Asset.objects.count() == 1
+    keyed = {"contentType": "image/jpeg", "sha256": "ab" * 32, "onDuplicate": "LINK"}
+    first = _start(gql, token, collection, b"x" * 10, idempotencyKey="link-1", **keyed)
+    again = _start(gql, token, collection, b"x" * 10, idempotencyKey="link-1", **keyed)
+    assert again == first, "a repeat answers as the first did, duplicateOf included"
 
 
 @pytest.mark.django_db
@@ -448,6 +453,12 @@ def test_a_repeated_start_with_an_idempotency_key_returns_the_same_upload(
     assert Asset.objects.count() == 1
     other = _start(gql, token, collection, content + b"x", idempotencyKey="clip-1")
     assert other["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+    # After an abort the asset is gone: a repeat says so (it was an INTERNAL_ERROR).
+    _call(gql, token, ABORT, assetId=first["asset"]["id"])
+    gone = _start(gql, token, collection, content, idempotencyKey="clip-1")
+    assert gone["asset"] is None
+    assert [(e["code"], e["path"]) for e in gone["errors"]] == [("NOT_FOUND", ["idempotencyKey"])]
 
 
 @pytest.mark.django_db
