@@ -376,6 +376,7 @@ class _EventStream:
     def __init__(
         self, workspace_pk: int, cursor: int, wanted: Callable[[str], bool], live: Listener
     ) -> None:
+        # `live` hears only this workspace's events (Listener.only).
         self.workspace_pk = workspace_pk
         self.cursor = cursor
         self.wanted = wanted
@@ -396,7 +397,7 @@ class _EventStream:
                     continue
             else:
                 sequence = message["sequence"]
-                if message["workspace_id"] != workspace_pk or sequence <= self.cursor:
+                if sequence <= self.cursor:
                     continue
             if message is IDLE or sequence > self.cursor + 1:
                 async with aclosing(_replay(workspace_pk, self.cursor, through=sequence)) as gap:

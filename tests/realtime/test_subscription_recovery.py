@@ -46,6 +46,20 @@ def _record_at_once(workspace: Workspace, n: int) -> None:
     publish_module.flush()
 
 
+def _first_events_frame(token: str, workspace: Workspace, after: int) -> str:
+    """The first frame of an events(after:) subscription of the workspace."""
+
+    async def scenario() -> list[str]:
+        socket = Socket()
+        await socket.open(token)
+        variables = {"w": global_id("Workspace", workspace.pk), "a": after}
+        await socket.subscribe("s", EVENTS, variables)
+        return await socket.collect("s", 1)
+
+    (frame,) = run(scenario)
+    return frame
+
+
 def _error_code(frame: str) -> str:
     """The code of an error a subscription's resolver raised (strawberry sends it in `next`)."""
     message = json.loads(frame)
@@ -66,15 +80,7 @@ def test_a_cursor_the_workspace_never_reached_is_refused(
     last = _record(workspace, 2)
     after = last + 3 if after > 0 else after
 
-    async def scenario() -> list[str]:
-        socket = Socket()
-        await socket.open(token)
-        variables = {"w": global_id("Workspace", workspace.pk), "a": after}
-        await socket.subscribe("s", EVENTS, variables)
-        return await socket.collect("s", 1)
-
-    (frame,) = run(scenario)
-    assert _error_code(frame) == "CURSOR_INVALID"
+    assert _error_code(_first_events_frame(token, workspace, after)) == "CURSOR_INVALID"
 
 
 def test_a_replay_is_read_a_page_at_a_time_and_misses_nothing(
@@ -226,13 +232,6 @@ def test_events_pruned_between_the_cursor_check_and_the_replay_are_not_skipped(
     def pruned_meanwhile(**kwargs: Any) -> Any:
         return [event for event in events_after(**kwargs) if event.sequence != before + 1]
 
-    async def scenario() -> list[str]:
-        socket = Socket()
-        await socket.open(token)
-        variables = {"w": global_id("Workspace", workspace.pk), "a": before}
-        await socket.subscribe("s", EVENTS, variables)
-        return await socket.collect("s", 1)
-
     with mock.patch.object(subscriptions.jobs, "events_after", pruned_meanwhile):
-        (frame,) = run(scenario)
+        frame = _first_events_frame(token, workspace, before)
     assert _error_code(frame) == "CURSOR_EXPIRED"
