@@ -3,7 +3,8 @@
 An API token goes in the connection_init payload as {"authToken": "dpt_..."}. Without one, the
 session cookie counts. A browser page of another origin cannot ride a user's cookie: strawberry
 refuses a cross-origin handshake (HTTP 403) unless DEPOT_WS_ALLOWED_ORIGINS lists the origin.
-No ack is sent before authentication; a bad or missing credential closes 4403.
+No ack is sent before authentication; a bad or missing credential closes 4403. A user over
+DEPOT_WS_MAX_SOCKETS_PER_USER gets 1013 (Try Again Later) with the reason TOO_MANY_SOCKETS.
 
 While open, the socket's credentials are checked again every DEPOT_WS_RECHECK_SECONDS, and at
 once when a service says the user's tokens or memberships changed: a revoked token, a removed
@@ -44,12 +45,15 @@ from domain.accounts.selectors import actor_from_bearer, actor_still_valid
 from project import collector, ratelimit
 from realtime import groups, sockets
 from realtime.checks import SharedChecks
-from realtime.frames import DepotTransportWSHandler
+from realtime.frames import DepotTransportWSHandler, SocketRefused
 from schema.context import DepotContext
 
 logger = logging.getLogger(__name__)
 
 _checks = SharedChecks()
+
+# RFC 6455's "Try Again Later": graphql-ws clients retry it (with their backoff), unlike 4403.
+TRY_AGAIN_LATER = 1013
 
 
 class DepotWSConsumer(GraphQLWSConsumer):
@@ -99,8 +103,12 @@ class DepotWSConsumer(GraphQLWSConsumer):
             secret and str(secret), user, self.socket_id
         )
         if not counted:
-            # Over the per-user limit: refuse this socket, not the others.
-            raise ConnectionRejectionError({"code": "TOO_MANY_SOCKETS"})
+            # Over the per-user limit: refuse this socket, not the others, with 1013 (try
+            # again later): a socket of the user's that closes frees a place.
+            raise SocketRefused(
+                TRY_AGAIN_LATER,
+                f"TOO_MANY_SOCKETS: at most {settings.DEPOT_WS_MAX_SOCKETS_PER_USER} per user",
+            )
         assert actor.user is not None
         self.secret = str(secret) if secret else None
         self.counted_user = actor.user.pk

@@ -33,6 +33,20 @@ logger = logging.getLogger(__name__)
 _operation: ContextVar[Operation[Any, Any] | None] = ContextVar("depot_ws_operation", default=None)
 
 
+class SocketRefused(Exception):
+    """Raised by the consumer's on_ws_connect to close the socket with its own code and reason.
+
+    strawberry closes every ConnectionRejectionError with 4403 "Forbidden" and drops its
+    payload, which a client takes for bad credentials (the dashboard signs out and stops
+    retrying): a refusal that passes by itself, as a user over the socket limit, needs a
+    code that says "try again later"."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
 class DepotTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """strawberry's graphql-transport-ws handler; also tells resolvers their operation, and
     keeps the socket alive or closes it properly whatever a client sends.
@@ -58,6 +72,12 @@ class DepotTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         except Exception:
             logger.exception("closing a websocket: handling its %r message failed", message["type"])
             await self.websocket.close(code=1011, reason="Internal error")
+
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except SocketRefused as refused:
+            await self.websocket.close(code=refused.code, reason=refused.reason)
 
     async def handle_subscribe(self, message: Any) -> None:
         # Each operation counts against the caller's rate limits (the consumer's check).

@@ -5,9 +5,12 @@ go live. Live messages at or below the cursor are dropped (they were replayed), 
 live sequence (channels-redis is at-most-once) is filled from Postgres before going on. Because
 sequence numbers follow commit order, this yields every durable event once, in order.
 
+assetChanged() is the same stream (_EventStream) kept to one collection's assets, so it is as
+durable: replayed after its cursor, gaps filled, a lost last change read once idle.
+
 Every subscription listens through a bounded backlog (realtime/listen.py): a subscriber that
-falls too far behind gets SUBSCRIBER_TOO_SLOW with the cursor to resume from, and its buffer is
-freed.
+falls too far behind gets SUBSCRIBER_TOO_SLOW (with the cursor to resume from, for the two
+streams of events), and its buffer is freed.
 
 Shared rendering: when an events() selection is plain (scalar fields of Event, aliases allowed,
 no fragments or directives), its result for one event is the same for every subscriber. Over
@@ -68,9 +71,12 @@ class CursorInvalid(DomainError):
     code = "CURSOR_INVALID"
 
 
-def too_slow(cursor: int | None) -> GraphQLError:
+RESUME_AFTER = "subscribe again with `after` set to resumeAfter"
+
+
+def too_slow(cursor: int | None, advice: str = RESUME_AFTER) -> GraphQLError:
     return GraphQLError(
-        "You fell too far behind; subscribe again with `after` set to resumeAfter.",
+        f"You fell too far behind; {advice}.",
         extensions={"code": "SUBSCRIBER_TOO_SLOW", "resumeAfter": cursor},
     )
 
@@ -80,7 +86,13 @@ def _authorise_events(
 ) -> tuple[int, int]:
     pk = decode_id(workspace_id, "Workspace", path="workspaceId")
     require_permission(actor=actor_of(info), workspace_id=pk, needed=Permission.READ)
-    last, pruned_through = jobs.event_cursor_state(workspace_id=pk)
+    return pk, _start_cursor(pk, after)
+
+
+def _start_cursor(workspace_pk: int, after: int | None) -> int:
+    """The sequence a subscription of the workspace's events starts after: `after`, checked, or
+    the last one now."""
+    last, pruned_through = jobs.event_cursor_state(workspace_id=workspace_pk)
     if after is not None and not 0 <= after <= last:
         # Live events up to it would be taken for replayed ones and dropped.
         raise CursorInvalid(
@@ -94,7 +106,7 @@ def _authorise_events(
             f"subscribe after {last}.",
             path=["after"],
         )
-    return pk, (last if after is None else after)
+    return last if after is None else after
 
 
 async def _replay(
@@ -238,7 +250,7 @@ class Subscription:
                     if job.is_final:
                         return
             except Lagging:
-                raise too_slow(None) from None
+                raise too_slow(None, "subscribe again: the job's state comes first") from None
 
     @strawberry.subscription(
         description="Changes to the jobs of a workspace that match the filter: each changed "
@@ -273,7 +285,7 @@ class Subscription:
                     if job is not None:
                         yield job  # type: ignore[misc]
             except Lagging:
-                raise too_slow(None) from None
+                raise too_slow(None, "read the jobs again, then subscribe again") from None
 
     @strawberry.subscription(
         description="jobStats of a workspace, at once and then whenever its jobs change, "
@@ -313,56 +325,66 @@ class Subscription:
                         previous = stats
                         yield stats
             except Lagging:
-                raise too_slow(None) from None
+                raise too_slow(None, "subscribe again: the current stats come first") from None
 
     @strawberry.subscription(
         description="Assets of a collection as they are created, uploaded, processed, updated, "
-        "moved in or out, or deleted."
+        "moved in or out, or deleted: those after `after` (an events sequence; replayed), then "
+        "live ones, each once and in order, as events() gives them. Completes once the "
+        "collection is deleted."
     )
     async def asset_changed(
-        self, info: Info, collection_id: relay.GlobalID
+        self, info: Info, collection_id: relay.GlobalID, after: int | None = None
     ) -> AsyncGenerator[AssetChange, None]:
-        def authorise() -> tuple[int, int]:
+        def authorise() -> tuple[int, int, int]:
             pk = decode_id(collection_id, "Collection", path="collectionId")
             collection = assets.collection_get_for(actor=actor_of(info), collection_id=pk)
-            return collection.pk, collection.workspace_id
+            workspace_pk = collection.workspace_id
+            return collection.pk, workspace_pk, _start_cursor(workspace_pk, after)
 
-        collection_pk, workspace_pk = await _authorised(authorise)
+        collection_pk, workspace_pk, cursor = await _authorised(authorise)
         wanted_collection = str(relay.GlobalID("Collection", str(collection_pk)))
+
+        def of_the_collection(event_type: str, payload: Any) -> bool:
+            if event_type != "collection.deleted" and not event_type.startswith("asset."):
+                return False
+            return wanted_collection in (
+                payload.get("collectionId"),
+                payload.get("fromCollectionId"),  # a move out of it
+            )
 
         def load(asset_id: relay.GlobalID) -> Asset | None:
             return (
                 assets.asset_list_for(actor=actor_of(info)).filter(pk=int(asset_id.node_id)).first()
             )
 
-        group = groups.workspace_events(workspace_pk)
         async with listen(
             info.context.ws,
             groups.EVENT_MESSAGE,
-            [group],
+            [groups.workspace_events(workspace_pk)],
             settings.DEPOT_WS_BACKLOG,
+            idle_after=settings.DEPOT_WS_IDLE_CHECK_SECONDS,
             only=("workspace_id", workspace_pk),
         ) as live:
+            stream = _EventStream(workspace_pk, cursor, of_the_collection, live)
             try:
-                async for message in live:
-                    payload = message["payload"]
-                    if not message["event_type"].startswith("asset."):
-                        continue
-                    if wanted_collection not in (
-                        payload.get("collectionId"),
-                        payload.get("fromCollectionId"),  # a move out of it
-                    ):
-                        continue
-                    asset_id = relay.GlobalID.from_id(payload["assetId"])
-                    asset = await sync_to_async(load)(asset_id)
-                    yield AssetChange(
-                        type=message["event_type"],
-                        sequence=message["sequence"],
-                        asset_id=asset_id,
-                        asset=asset,  # type: ignore[arg-type]
-                    )
+                async with aclosing(stream.items()) as items:
+                    async for item in items:
+                        event = (
+                            item if isinstance(item, EventType) else EventType.from_message(item)
+                        )
+                        if event.type == "collection.deleted":
+                            return
+                        payload: dict[str, Any] = event.payload  # type: ignore[assignment]
+                        asset_id = relay.GlobalID.from_id(payload["assetId"])
+                        yield AssetChange(
+                            type=event.type,
+                            sequence=event.sequence,
+                            asset_id=asset_id,
+                            asset=await sync_to_async(load)(asset_id),  # type: ignore[arg-type]
+                        )
             except Lagging:
-                raise too_slow(None) from None
+                raise too_slow(stream.cursor) from None
 
 
 class _EventStream:
@@ -374,7 +396,7 @@ class _EventStream:
     hand on; `cursor` is the last sequence passed, for SUBSCRIBER_TOO_SLOW."""
 
     def __init__(
-        self, workspace_pk: int, cursor: int, wanted: Callable[[str], bool], live: Listener
+        self, workspace_pk: int, cursor: int, wanted: Callable[[str, Any], bool], live: Listener
     ) -> None:
         # `live` hears only this workspace's events (Listener.only).
         self.workspace_pk = workspace_pk
@@ -387,7 +409,7 @@ class _EventStream:
         async with aclosing(_replay(workspace_pk, self.cursor)) as replayed:
             async for event in replayed:
                 self.cursor = event.sequence
-                if wanted(event.type):
+                if wanted(event.type, event.payload):
                     yield event
         async for message in self.live:
             if message is IDLE:
@@ -403,11 +425,11 @@ class _EventStream:
                 async with aclosing(_replay(workspace_pk, self.cursor, through=sequence)) as gap:
                     async for event in gap:
                         self.cursor = event.sequence
-                        if wanted(event.type):
+                        if wanted(event.type, event.payload):
                             yield event
                 continue
             self.cursor = sequence
-            if wanted(message["event_type"]):
+            if wanted(message["event_type"], message["payload"]):
                 yield message
 
 
@@ -525,9 +547,10 @@ class _SharedEvents:
         return True
 
 
-def _type_matcher(types: list[str] | None) -> Any:
+def _type_matcher(types: list[str] | None) -> Callable[[str, Any], bool]:
+    """events(types:) as a filter of (type, payload)."""
     if not types:
-        return lambda _type: True
+        return lambda _type, _payload: True
     exact = {t for t in types if not t.endswith(".")}
     prefixes = tuple(t for t in types if t.endswith("."))
-    return lambda event_type: event_type in exact or event_type.startswith(prefixes)
+    return lambda event_type, _payload: event_type in exact or event_type.startswith(prefixes)
