@@ -1,5 +1,6 @@
 // The workspace's durable event stream, resumed without gaps across reconnects.
 
+import type { GraphQLFormattedError } from "graphql";
 import type { Client } from "graphql-ws";
 import { errorMessage } from "./dom";
 import { EVENTS_SUBSCRIPTION } from "./ops";
@@ -35,11 +36,31 @@ export function streamEvents(
     timer = setTimeout(start, RESTART_DELAY_MS);
   };
 
+  // A subscription's own errors (a cursor refused, a subscriber fallen behind) come as a
+  // `next` with `errors`, followed by `complete`, which restarts the stream: set the cursor it
+  // restarts from. Only a refused subscribe or a lost connection reaches the `error` sink.
+  function failedWith(errors: readonly GraphQLFormattedError[]): void {
+    const codes = errors.map((e) => e.extensions?.code);
+    if (codes.includes("CURSOR_EXPIRED") || codes.includes("CURSOR_INVALID")) {
+      // Events we never saw are gone (or our cursor is not the server's): start from now,
+      // after reloading everything.
+      variables.after = null;
+      handlers.resync();
+    } else if (!codes.includes("SUBSCRIBER_TOO_SLOW")) {
+      // Fallen behind needs nothing: the restart replays from our cursor.
+      handlers.failed(`Live events failed: ${errorMessage(errors)}`);
+    }
+  }
+
   function start(): void {
     unsubscribe = client.subscribe<{ events: DepotEvent }>(
       { query: EVENTS_SUBSCRIPTION, variables },
       {
         next: (result) => {
+          if (result.errors?.length) {
+            failedWith(result.errors);
+            return;
+          }
           const event = result.data?.events;
           if (!event) return;
           const sequence = Number(event.sequence);
@@ -49,18 +70,15 @@ export function streamEvents(
         },
         error: (error) => {
           if (stopped) return;
-          const errors = Array.isArray(error) ? error : [];
-          const codes = errors.map((e: { extensions?: { code?: string } }) => e.extensions?.code);
-          if (codes.includes("CURSOR_EXPIRED")) {
-            variables.after = null; // start from now, after reloading everything
-            handlers.resync();
-            restart();
-          } else if (errors.length === 0 && typeof error === "object" && error && "code" in error) {
+          if (Array.isArray(error)) {
+            failedWith(error);
+          } else if (typeof error === "object" && error && "code" in error) {
             // The socket closed for good (the session ended): the header's status says so.
+            return;
           } else {
             handlers.failed(`Live events failed: ${errorMessage(error)}`);
-            restart();
           }
+          restart();
         },
         complete: restart,
       },

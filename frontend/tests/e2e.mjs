@@ -171,6 +171,7 @@ async function run() {
   // Room for every request the run makes (the default keeps 250), for partUploadsInPage.
   await context.addInitScript(() => performance.setResourceTimingBufferSize(10_000));
   await context.addInitScript(partControl);
+  await context.addInitScript(socketControl);
   page.on("console", (message) => {
     // Failed loads are reported with their URL by the response listener below.
     if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
@@ -288,11 +289,84 @@ async function run() {
     return types.includes("job.succeeded") && types.includes("asset.ready") ? { ok: true } : null;
   });
 
+  await eventStreamRecovers();
   await multipartUpload(name);
   await multipartResume(name);
   await multipartCancel(name);
 
   if (pageProblems.length) throw new E2EFailure(`the page reported errors:\n  ${pageProblems.join("\n  ")}`);
+}
+
+// -- the event stream's own errors ------------------------------------------------------------
+
+/** Runs in the page before its scripts (an init script): remembers the events subscriptions
+ *  the page sends (id and `after`), and `window.__e2eReceive(frames)` hands frames to the socket
+ *  of the last one as if the server had sent them: the errors a real server sends only after
+ *  days away (an expired cursor) or under a flood (a subscriber fallen behind). */
+function socketControl() {
+  const state = { subscribes: [], socket: null };
+  window.__e2eEvents = state;
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    try {
+      const message = JSON.parse(String(data));
+      if (message.type === "subscribe" && /\bevents\s*\(/.test(message.payload?.query ?? "")) {
+        state.subscribes.push({ id: message.id, after: message.payload.variables?.after ?? null });
+        state.socket = this;
+      }
+    } catch {
+      // not JSON: not ours to look at
+    }
+    return send.call(this, data);
+  };
+  window.__e2eReceive = (frames) => {
+    for (const frame of frames) {
+      state.socket.dispatchEvent(new MessageEvent("message", { data: JSON.stringify(frame) }));
+    }
+  };
+}
+
+/** A subscription's error comes as a `next` with `errors`, then `complete` (strawberry's
+ *  frames for an error raised by the resolver). The dashboard read it only from `error`, so an
+ *  expired cursor made it resubscribe with that cursor every second, for ever, and never
+ *  reload what it showed. */
+async function eventStreamRecovers() {
+  const ended = (code, extensions = {}) => async () => {
+    const { subscribes } = await page.evaluate(() => ({ ...window.__e2eEvents, socket: null }));
+    const last = subscribes.at(-1);
+    const error = { message: `ended by the test: ${code}`, extensions: { code, ...extensions } };
+    await page.evaluate(([id, error]) => window.__e2eReceive([
+      { id, type: "next", payload: { data: null, errors: [error] } },
+      { id, type: "complete" },
+    ]), [last.id, error]);
+    return { count: subscribes.length, after: last.after };
+  };
+  const resubscribed = (count) => waitInPage(page, "the events subscription to start again", (count) => {
+    const { subscribes } = window.__e2eEvents;
+    return subscribes.length > count ? { ok: true, after: subscribes.at(-1).after } : null;
+  }, count);
+  const failures = () => page.locator(".notice", { hasText: "Live events failed" }).count();
+
+  step("the event stream falls behind (SUBSCRIBER_TOO_SLOW): it resumes from its cursor");
+  const before = await ended("SUBSCRIBER_TOO_SLOW", { resumeAfter: null })();
+  const cursor = await page.evaluate(() => window.__e2eEvents.subscribes.at(-1).after);
+  let again = await resubscribed(before.count);
+  if (again.after === null || again.after < (cursor ?? 0)) {
+    throw new E2EFailure(`after SUBSCRIBER_TOO_SLOW it subscribed again with after=${again.after}`);
+  }
+
+  step("its cursor expires (CURSOR_EXPIRED): it reloads, then subscribes from now");
+  const loadsBefore = operations.filter((name) => name === "Collections").length;
+  const expired = await ended("CURSOR_EXPIRED")();
+  again = await resubscribed(expired.count);
+  if (again.after !== null) throw new E2EFailure(`after CURSOR_EXPIRED it subscribed again with after=${again.after}`);
+  // The reload's requests are sent before the resubscription; their events reach us apart.
+  const reloaded = () => operations.filter((name) => name === "Collections").length > loadsBefore;
+  for (const end = Date.now() + 5_000; !reloaded(); await new Promise((r) => setTimeout(r, 50))) {
+    if (Date.now() > end) throw new E2EFailure("after CURSOR_EXPIRED the dashboard did not read the collections again");
+  }
+  if (await failures()) throw new E2EFailure("the dashboard reported the stream's recoverable errors as failures");
+  step(`recovered twice (resumed after ${again.after === null ? "now" : again.after}; reloaded)`);
 }
 
 // -- large files, in parts ---------------------------------------------------------------------
