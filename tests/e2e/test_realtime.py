@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
+from django.db import connection as db_connection
+from django.db import transaction
+from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from domain.accounts.models import Role, User
 from domain.accounts.services import membership_add
 from domain.common.ids import global_id
+from domain.jobs import events
+from realtime import publish
 from tests.e2e.conftest import Tenant
 from tests.e2e.flow import EVENTS
 from tests.support.client import GraphQLClient
@@ -354,3 +361,104 @@ def test_an_idle_socket_still_gets_live_events(
             return str(message["payload"]["data"]["events"]["type"])
 
     assert asyncio.run(scenario()) == "collection.created"
+
+
+# With the payload: each frame carries its event's 20 kB.
+STREAM = """subscription($w: ID!, $after: Int) {
+  events(workspaceId: $w, after: $after) { sequence payload } }"""
+STATS = """subscription($w: ID!) { jobStats(workspaceId: $w) { counts { state } } }"""
+
+
+def test_a_client_that_stops_reading_is_told_it_fell_behind_and_others_go_on(
+    tenant: Tenant, start_web: Callable[..., str]
+) -> None:
+    """A client that stops reading its socket (TCP backpressure, not a slow handler): the
+    server's buffers stay bounded (its subscription's backlog is dropped, not the process's
+    memory grown), the other clients of the process get every event meanwhile, and the slow
+    one, once it reads again, gets what was sent, then SUBSCRIBER_TOO_SLOW with the cursor that
+    resumes it without a loss or a duplicate."""
+    count, batch, size = 1000, 10, 20_000  # 20 MB: far more than the buffers on the way
+    client = GraphQLClient(start_web(DEPOT_WS_BACKLOG="50"), tenant.token)
+    workspace = global_id("Workspace", tenant.workspace.pk)
+
+    def produce() -> None:
+        """One commit of `batch` events, published."""
+        try:
+            with transaction.atomic():
+                for n in range(batch):
+                    # Random: the socket's compression (permessage-deflate) would shrink a
+                    # repeated character to nothing.
+                    pad = secrets.token_hex(size // 2)
+                    events.record(tenant.workspace.pk, "test.bulk", {"n": n, "pad": pad})
+            publish.flush()
+        finally:
+            db_connection.close()
+
+    async def stalled_socket() -> Any:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # no autotuning
+        host, port = client.base_url.split("//")[1].rstrip("/").split(":")
+        sock.connect((host, int(port)))
+        # max_queue: websockets stops reading the socket once 4 frames wait unread.
+        return await connect(client.ws_url(), subprotocols=PROTOCOL, sock=sock, max_queue=4)
+
+    async def subscribe(ws: Any, sub_id: str, query: str, variables: dict[str, Any]) -> None:
+        payload = {"query": query, "variables": variables}
+        await ws.send(json.dumps({"id": sub_id, "type": "subscribe", "payload": payload}))
+
+    async def next_frame(ws: Any) -> dict[str, Any]:
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            if message["type"] != "ping":
+                return dict(message)
+            await ws.send(json.dumps({"type": "pong"}))
+
+    async def scenario() -> tuple[int, list[int], dict[str, Any], list[int], list[int]]:
+        start = await asyncio.to_thread(client.event_sequence, workspace)
+        async with client.websocket() as reader:
+            slow = await stalled_socket()
+            try:
+                await slow.send(
+                    json.dumps({"type": "connection_init", "payload": {"authToken": tenant.token}})
+                )
+                assert (await next_frame(slow))["type"] == "connection_ack"
+                # Both live: a socket joins its subscriptions' groups in order.
+                await subscribe(slow, "events", STREAM, {"w": workspace, "after": start})
+                await subscribe(slow, "stats", STATS, {"w": workspace})
+                assert (await next_frame(slow))["id"] == "stats"
+                sub = await reader.subscribe(STREAM, {"w": workspace, "after": start})
+                # From here `slow` reads nothing while the events are committed. The reader
+                # takes each commit's events before the next: it never falls behind.
+                read: list[int] = []
+                for _ in range(count // batch):
+                    await asyncio.to_thread(produce)
+                    for _ in range(batch):
+                        message = await reader.receive(sub)
+                        read.append(message["payload"]["data"]["events"]["sequence"])
+                received: list[int] = []
+                while True:  # `slow` reads again
+                    message = await next_frame(slow)
+                    assert message["id"] == "events", message
+                    if message["payload"].get("errors"):
+                        error = message["payload"]["errors"][0]
+                        break
+                    received.append(message["payload"]["data"]["events"]["sequence"])
+                assert (await next_frame(slow)) == {"id": "events", "type": "complete"}
+                resume = error["extensions"]["resumeAfter"]
+                await subscribe(slow, "again", STREAM, {"w": workspace, "after": resume})
+                resumed = []
+                while len(received) + len(resumed) < count:
+                    message = await next_frame(slow)
+                    if message["id"] == "again":
+                        resumed.append(message["payload"]["data"]["events"]["sequence"])
+                return start, read, error, received, resumed
+            finally:
+                await slow.close()
+
+    start, read, error, received, resumed = asyncio.run(scenario())
+    everything = list(range(start + 1, start + count + 1))
+    assert read == everything  # the reading client missed nothing while the other stalled
+    assert error["extensions"]["code"] == "SUBSCRIBER_TOO_SLOW"
+    assert len(received) < count - 50, "the client never fell behind: buffers held it all"
+    assert error["extensions"]["resumeAfter"] == received[-1]
+    assert received + resumed == everything
