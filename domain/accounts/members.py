@@ -10,6 +10,7 @@ from domain.accounts.errors import LastOwner, UserNotFound
 from domain.accounts.models import Membership, Permission, Role, User, Workspace
 from domain.accounts.selectors import require_permission
 from domain.accounts.services import workspace_create
+from domain.accounts.tokens_service import tokens_revoke_for_member
 from domain.common.errors import DomainError, Forbidden, NotFound
 from domain.common.ids import global_id
 from domain.jobs import events
@@ -97,6 +98,9 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
         raise LastOwner("The last owner cannot leave; make someone else owner first.")
     membership.delete()
     _membership_event(membership, "member.removed")
+    # Their tokens there acted through this membership: dead with it (and the sockets opened
+    # with them close, through the nudge below, as after apiTokenRevoke).
+    tokens_revoke_for_member(workspace_id=membership.workspace_id, user_id=membership.user_id)
     publish.credentials_changed_after_commit(membership.user_id)
 
 

@@ -55,8 +55,9 @@ def actor_still_valid(
     *, actor: Actor, secret: str | None, session_key: str | None = None
 ) -> Actor | None:
     """A fresh actor for an open connection, or None if its credentials were withdrawn: a
-    token revoked or expired, a user deactivated, or, for a connection authenticated by its
-    session, that session ended (a logout) or no longer valid (the password changed).
+    token revoked or expired or its membership ended, a user deactivated, or, for a
+    connection authenticated by its session, that session ended (a logout) or no longer valid
+    (the password changed).
 
     Its permissions are loaded here, so async callers never touch the database lazily."""
     if actor.user is None:
@@ -178,8 +179,9 @@ def bearer_record(*, secret: str) -> BearerRecord:
 
 
 def bearer_admit(record: BearerRecord) -> tuple[Bearer, BearerRecord]:
-    """The actor for a record, or InvalidToken if the token expired or its user was
-    deactivated. Marks the token as used (coarsely); returns the record as it is after that."""
+    """The actor for a record, or InvalidToken if the token expired, its user was
+    deactivated or is no longer a member of its workspace. Marks the token as used
+    (coarsely); returns the record as it is after that."""
     token = ApiToken.from_db(DEFAULT_DB_ALIAS, _TOKEN_ATTNAMES, list(record.token_values))
     user = User.from_db(DEFAULT_DB_ALIAS, _USER_ATTNAMES, list(record.user_values))
     now = timezone.now()
@@ -187,16 +189,20 @@ def bearer_admit(record: BearerRecord) -> tuple[Bearer, BearerRecord]:
         raise InvalidToken("The API token is not valid.")
     if not user.is_active:
         raise InvalidToken("The API token is not valid.")
+    member_role = record.member_role
+    if member_role is None:
+        # The token acts for a member; without the membership it is as dead as a revoked one
+        # (member_remove revokes it too; this covers a membership deleted any other way). A
+        # token that answered 200 with no access looked valid to its integrator.
+        raise InvalidToken("The API token is not valid.")
     token.user = user
     # Coarse on purpose: one write a minute per token, not one per request.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
         record = record.used_at(now)
-    permissions: dict[int, Permission] = {}
-    if record.member_role is not None:
-        role = Role(record.member_role)
-        permissions[token.workspace_id] = min(ROLE_PERMISSION[role], token.permission)
+    role = Role(member_role)
+    permissions = {token.workspace_id: min(ROLE_PERMISSION[role], token.permission)}
     actor = Actor(user=user, token=token, _permissions=permissions)
     return Bearer(actor=actor, event_sequence=record.event_sequence), record
 

@@ -64,7 +64,10 @@ def api_token_create(
         scopes=sorted({str(scope) for scope in scopes}),
         expires_at=expires_at,
     )
-    events.record(
-        workspace.pk, "token.created", {"tokenId": global_id("ApiToken", token.pk), "name": name}
-    )
+    events.record(workspace.pk, "token.created", {**token_event_payload(token), "name": name})
     return token, secret
+
+
+def token_event_payload(token: ApiToken) -> dict[str, str]:
+    """What every token event names."""
+    return {"tokenId": global_id("ApiToken", token.pk)}

@@ -9,11 +9,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from domain.accounts.actor import Actor
+from domain.accounts.credentials import credentials_changed
 from domain.accounts.models import ApiToken, Permission, TokenScope, Workspace
 from domain.accounts.selectors import require_permission
-from domain.accounts.services import api_token_create
+from domain.accounts.services import api_token_create, token_event_payload
 from domain.common.errors import DomainError, Forbidden, InvalidState, NotFound
-from domain.common.ids import global_id
 from domain.jobs import events
 from realtime import publish
 
@@ -92,5 +92,30 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
     publish.credentials_changed_after_commit(token.user_id)
-    events.record(token.workspace_id, "token.revoked", {"tokenId": global_id("ApiToken", token.pk)})
+    events.record(token.workspace_id, "token.revoked", token_event_payload(token))
     return token
+
+
+def tokens_revoke_for_member(*, workspace_id: int, user_id: int) -> list[ApiToken]:
+    """Revoke a user's live tokens of one workspace, with a token.revoked event each, in the
+    caller's transaction: the membership they acted through has ended (member_remove). A token
+    is dead once its membership ends, so adding the user again later revives none of them.
+
+    No permission check and no nudge of the user's sockets: the caller (the removal) makes
+    both."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("tokens_revoke_for_member must run inside the removal's transaction")
+    tokens = list(
+        ApiToken.objects.select_for_update()
+        .filter(workspace_id=workspace_id, user_id=user_id, revoked_at__isnull=True)
+        .order_by("pk")
+    )
+    if not tokens:
+        return []
+    now = timezone.now()
+    ApiToken.objects.filter(pk__in=[token.pk for token in tokens]).update(revoked_at=now)
+    for token in tokens:
+        token.revoked_at = now
+    credentials_changed()  # a bulk update sends no signal
+    events.record_many(workspace_id, "token.revoked", [token_event_payload(t) for t in tokens])
+    return tokens

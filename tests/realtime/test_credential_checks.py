@@ -8,10 +8,13 @@ from unittest import mock
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from domain.accounts.actor import Actor
-from domain.accounts.models import ApiToken, User, Workspace
+from domain.accounts.members import member_remove
+from domain.accounts.models import ApiToken, Membership, Role, User, Workspace
 from domain.accounts.selectors import actor_still_valid
+from domain.accounts.services import membership_add
 from domain.accounts.tokens_service import token_revoke
 from realtime import consumer as consumer_module
 from realtime import publish
@@ -100,6 +103,62 @@ def test_a_nudge_checks_a_users_sockets_once_and_a_revoked_token_closes_them_all
         codes = asyncio.run(scenario())
     assert codes == [4403] * 5
     assert len(checked) == 2
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_removing_a_member_closes_their_token_sockets_and_refuses_new_ones(
+    workspace: Workspace, owner: User, make_user: Any, make_token: Any
+) -> None:
+    member = make_user("member")
+    membership_add(workspace=workspace, user=member, role=Role.EDITOR)
+    secret = make_token("read", user=member)
+
+    async def scenario() -> tuple[list[int | None], dict[str, Any]]:
+        sockets = [Socket() for _ in range(2)]
+        for socket in sockets:
+            await socket.open(secret)  # acked once it joined its user's group
+        await sync_to_async(_remove)(owner, member, workspace)
+        codes = [await socket.closed() for socket in sockets]
+        return codes, await _init_refused(secret)
+
+    codes, refused = run(scenario)
+    assert codes == [4403, 4403]
+    assert refused == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_whose_membership_is_gone_is_refused_at_connection_init(
+    workspace: Workspace, make_user: Any, make_token: Any
+) -> None:
+    """Deleted without the service, so not revoked: refused as a revoked token is."""
+    member = make_user("member")
+    membership_add(workspace=workspace, user=member, role=Role.EDITOR)
+    secret = make_token("read", user=member)
+    Membership.objects.filter(user=member).delete()
+    revoked = make_token("read")
+    ApiToken.objects.filter(prefix=revoked[:12]).update(revoked_at=timezone.now())
+
+    async def scenario() -> list[dict[str, Any]]:
+        return [await _init_refused(secret), await _init_refused(revoked)]
+
+    gone, as_revoked = run(scenario)
+    assert gone == as_revoked == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
+
+
+async def _init_refused(secret: str) -> dict[str, Any]:
+    """What the server answers a connection_init with this token."""
+    socket = Socket()
+    await socket.app.send_input({"type": "websocket.connect"})
+    assert (await socket.app.receive_output(5))["type"] == "websocket.accept"
+    await socket.send({"type": "connection_init", "payload": {"authToken": secret}})
+    return dict(await socket.app.receive_output(5))
+
+
+def _remove(owner: User, member: User, workspace: Workspace) -> None:
+    membership = Membership.objects.get(user=member, workspace=workspace)
+    member_remove(membership=membership, actor=Actor(user=owner))
+    publish.flush()
 
 
 def _nudge(user_id: int) -> None:

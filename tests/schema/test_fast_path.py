@@ -114,7 +114,8 @@ def test_a_lost_membership_takes_effect_on_the_next_read(
     assert gql.post(QUERY, _vars(asset), secret)["X-Depot-Cache"] == "hit"
     Membership.objects.filter(user=owner).delete()  # no event either
     after = gql.post(QUERY, _vars(asset), secret)
-    assert after.json()["data"]["asset"] is None
+    assert after.status_code == 401  # the token acted through the membership
+    assert after.json()["errors"][0]["extensions"]["code"] == "INVALID_TOKEN"
     assert "X-Depot-Cache" not in after
 
 
@@ -131,10 +132,12 @@ def test_other_tokens_never_get_the_cached_answer(
     mine = make_token("read", "write")
     expected = gql(QUERY, _vars(asset), mine)
     assert gql.post(QUERY, _vars(asset), mine)["X-Depot-Cache"] == "hit"
-    # Someone else's token for another workspace, and the owner's own token there.
+    # Someone else's token for another workspace, and the owner's own token there (an editor
+    # there: a token of a non-member is refused outright).
+    Membership.objects.create(user=owner, workspace=other_workspace, role="editor")
     for other in (
         make_token("read", user=stranger, in_workspace=other_workspace),
-        make_token("read", user=owner, in_workspace=other_workspace),
+        make_token("read", "write", user=owner, in_workspace=other_workspace),
     ):
         response = gql.post(QUERY, _vars(asset), other)
         assert response.json()["data"]["asset"] is None
