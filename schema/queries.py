@@ -164,14 +164,17 @@ class Query:
         window = max(1, min(window_minutes, 60))
         return JobStatsType.from_domain(job_stats(workspace_id=pk, window_minutes=window))
 
-    @strawberry.field(description="Durable events after a cursor, oldest first (at most 500).")
+    @strawberry.field(
+        description="Durable events after a cursor, oldest first (at most 500; fewer only at "
+        "the end). Token events only for those who see the token in Workspace.apiTokens."
+    )
     async def events(
         self, info: Info, workspace_id: relay.GlobalID, after: int = 0, first: int = 100
     ) -> list[EventType]:
         with as_graphql_errors():
             pk = await sync_to_async(_in_workspace)(info, workspace_id)
         assert pk is not None
-        page = await sync_to_async(jobs.events_after)(
-            workspace_id=pk, after=after, limit=max(1, min(first, 500))
+        page = await sync_to_async(jobs.events_visible_after)(
+            actor=actor_of(info), workspace_id=pk, after=after, limit=max(1, min(first, 500))
         )
         return [EventType.from_model(event) for event in page]

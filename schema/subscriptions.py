@@ -50,6 +50,7 @@ from domain.common.errors import DomainError
 from domain.jobs import selectors as jobs
 from domain.jobs.models import Job
 from domain.jobs.stats import job_stats
+from domain.jobs.visibility import event_visible_to
 from realtime import groups
 from realtime.checks import SharedChecks
 from realtime.frames import FrameSender, SharedPayloads, frame_sender
@@ -181,7 +182,8 @@ class Subscription:
     @strawberry.subscription(
         description="Durable events of a workspace: those after `after` (replayed), then live "
         "ones, each exactly once, in order. Omit `after` to start from now; `types` keeps only "
-        "those types (e.g. job.succeeded) or prefixes ending in a dot (e.g. asset.)."
+        "those types (e.g. job.succeeded) or prefixes ending in a dot (e.g. asset.). Token "
+        "events only for those who see the token in Workspace.apiTokens."
     )
     async def events(
         self,
@@ -193,7 +195,7 @@ class Subscription:
         workspace_pk, cursor = await _authorised(
             lambda: _authorise_events(info, workspace_id, after)
         )
-        wanted = _type_matcher(types)
+        wanted = _events_wanted(info, workspace_pk, _type_matcher(types))
         group = groups.workspace_events(workspace_pk)
         consumer = info.context.ws
         shared = _SharedEvents.for_info(info, consumer) if SHARED_RENDER else None
@@ -545,6 +547,22 @@ class _SharedEvents:
             _SHARED.put(key, payload)
         await self.sender.send(payload)
         return True
+
+
+def _events_wanted(
+    info: Info, workspace_pk: int, by_type: Callable[[str, Any], bool]
+) -> Callable[[str, Any], bool]:
+    """The subscriber's filter: the types asked for, and only events it may see (token events:
+    domain.jobs.visibility). Applied where the type filter is, after the cursor moved past the
+    event and after _replay's hole check, and before _SharedEvents: a frame rendered once is
+    sent only to those who may see it. The actor is read per event: a re-check may change it."""
+
+    def wanted(event_type: str, payload: Any) -> bool:
+        return by_type(event_type, payload) and event_visible_to(
+            actor_of(info), workspace_id=workspace_pk, type=event_type, payload=payload
+        )
+
+    return wanted
 
 
 def _type_matcher(types: list[str] | None) -> Callable[[str, Any], bool]:

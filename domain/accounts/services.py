@@ -69,5 +69,9 @@ def api_token_create(
 
 
 def token_event_payload(token: ApiToken) -> dict[str, str]:
-    """What every token event names."""
-    return {"tokenId": global_id("ApiToken", token.pk)}
+    """What every token event names: the token, and whose it is (the events stream shows a
+    token's events only to those who may see the token: domain.jobs.visibility)."""
+    return {
+        "tokenId": global_id("ApiToken", token.pk),
+        "userId": global_id("User", token.user_id),
+    }

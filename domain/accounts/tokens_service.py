@@ -69,6 +69,15 @@ def visible_tokens(actor: Actor) -> Q:
     )
 
 
+def may_see_token(actor: Actor, *, workspace_id: int, user_id: int | None) -> bool:
+    """`visible_tokens` for one token of `workspace_id` whose user is `user_id` (None when
+    that is not known: then owners only)."""
+    if actor.can(workspace_id, Permission.ADMIN):
+        return True
+    mine = user_id is not None and actor.user is not None and actor.user.pk == user_id
+    return mine and actor.can(workspace_id, Permission.READ)
+
+
 def token_list_for(*, actor: Actor, workspace_id: int) -> QuerySet[ApiToken]:
     require_permission(actor=actor, workspace_id=workspace_id, needed=Permission.READ)
     return ApiToken.objects.filter(visible_tokens(actor), workspace_id=workspace_id).order_by(

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from domain.accounts.actor import Actor
 from domain.common.errors import NotFound
 from domain.jobs.models import Event, EventCounter, Job
+from domain.jobs.visibility import event_visible_to
 
 
 def job_list_for(*, actor: Actor) -> QuerySet[Job]:
@@ -26,6 +27,28 @@ def events_after(*, workspace_id: int, after: int, limit: int = 500) -> list[Eve
             :limit
         ]
     )
+
+
+def events_visible_after(
+    *, actor: Actor, workspace_id: int, after: int, limit: int = 500
+) -> list[Event]:
+    """`events_after` less the events the actor may not see (domain.jobs.visibility), still
+    `limit` of them unless the stream ends: pages are read on past hidden ones, so a short
+    page means the end, as it does without hidden events."""
+    visible: list[Event] = []
+    while len(visible) < limit:
+        page = events_after(workspace_id=workspace_id, after=after, limit=limit)
+        visible += [
+            event
+            for event in page
+            if event_visible_to(
+                actor, workspace_id=workspace_id, type=event.type, payload=event.payload
+            )
+        ]
+        if len(page) < limit:
+            break
+        after = page[-1].sequence
+    return visible[:limit]
 
 
 def event_cursor_state(*, workspace_id: int) -> tuple[int, int]:
