@@ -9,12 +9,15 @@ from domain.accounts.models import ApiToken, Membership, Role, TokenScope, User,
 from domain.accounts.tokens import hash_secret, new_secret
 from domain.common.errors import DomainError
 from domain.common.ids import global_id
+from domain.common.text import column_limit, require_length
 from domain.common.validation import validate_fields
 from domain.jobs import events
 
 
 @transaction.atomic
 def workspace_create(*, name: str, slug: str, owner: User) -> Workspace:
+    require_length(name, limit=column_limit(Workspace, "name"), path=["name"])
+    require_length(slug, limit=column_limit(Workspace, "slug"), path=["slug"])
     workspace = Workspace(name=name, slug=slug)
     validate_fields(workspace)
     try:

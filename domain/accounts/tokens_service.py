@@ -14,6 +14,7 @@ from domain.accounts.models import ApiToken, Permission, TokenScope, Workspace
 from domain.accounts.selectors import require_permission
 from domain.accounts.services import api_token_create, token_event_payload
 from domain.common.errors import DomainError, Forbidden, InvalidState, NotFound
+from domain.common.text import column_limit, require_length
 from domain.jobs import events
 from realtime import publish
 
@@ -38,10 +39,7 @@ def token_issue(
     _may_manage_tokens(actor, workspace.pk)
     if not name.strip():
         raise DomainError("A token needs a name.", code="INVALID_INPUT", path=["name"])
-    limit = ApiToken._meta.get_field("name").max_length
-    if limit is not None and len(name.strip()) > limit:
-        message = f"A token's name has at most {limit} characters."
-        raise DomainError(message, code="INVALID_INPUT", path=["name"])
+    require_length(name.strip(), limit=column_limit(ApiToken, "name"), path=["name"])
     if expires_at is not None and timezone.is_naive(expires_at):
         message = "Give the expiry with its time zone, e.g. 2030-01-01T00:00:00Z."
         raise DomainError(message, code="INVALID_INPUT", path=["expiresAt"])

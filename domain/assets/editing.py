@@ -17,6 +17,7 @@ from domain.assets.models import Asset, AssetState, Collection
 from domain.assets.services import asset_event_payload, lock_collection_for_new_assets
 from domain.common.errors import DomainError, InvalidState, NotFound
 from domain.common.ids import global_id
+from domain.common.text import DESCRIPTION_MAX_LENGTH, column_limit, require_length
 from domain.common.validation import validate_fields
 from domain.jobs import events
 
@@ -24,6 +25,7 @@ MAX_TAGS = 50
 MAX_TAG_LENGTH = 64
 MAX_CUSTOM_METADATA_BYTES = 16 * 1024
 BULK_LIMIT = 5000
+_TITLE_LIMIT = column_limit(Asset, "title")
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,9 @@ def clean_changes(changes: AssetChanges) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if changes.title is not None:
         title = changes.title.strip()
-        if not title or len(title) > 300:
-            raise InvalidAssetInput("A title has 1 to 300 characters.", path=["title"])
-        values["title"] = title
+        if not title:
+            raise InvalidAssetInput("A title is required.", path=["title"])
+        values["title"] = require_length(title, limit=_TITLE_LIMIT, path=["title"])
     if changes.tags is not None:
         tags = list(dict.fromkeys(tag.strip() for tag in changes.tags if tag.strip()))
         if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG_LENGTH for tag in tags):
@@ -55,7 +57,9 @@ def clean_changes(changes: AssetChanges) -> dict[str, Any]:
             )
         values["tags"] = tags
     if changes.description is not None:
-        values["description"] = changes.description
+        values["description"] = require_length(
+            changes.description, limit=DESCRIPTION_MAX_LENGTH, path=["description"]
+        )
     if changes.custom_metadata is not None:
         if not isinstance(changes.custom_metadata, dict):
             raise InvalidAssetInput("Custom metadata is a JSON object.", path=["customMetadata"])
@@ -173,10 +177,12 @@ def collection_update(
     if name is not None:
         if not name.strip():
             raise InvalidAssetInput("A name is required.", path=["name"])
-        collection.name = name.strip()
+        limit = column_limit(Collection, "name")
+        collection.name = require_length(name.strip(), limit=limit, path=["name"])
         fields.append("name")
     if description is not None:
-        collection.description = description
+        limit = DESCRIPTION_MAX_LENGTH
+        collection.description = require_length(description, limit=limit, path=["description"])
         fields.append("description")
     if fields:
         validate_fields(collection, exclude=["workspace", "created_by"])

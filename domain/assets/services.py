@@ -25,6 +25,7 @@ from domain.assets.models import Asset, AssetState, Collection
 from domain.assets.policy import kind_of, media_settings_for
 from domain.common.errors import InvalidState, NotFound
 from domain.common.ids import global_id
+from domain.common.text import DESCRIPTION_MAX_LENGTH, column_limit, require_length
 from domain.common.validation import validate_fields
 from domain.jobs import events
 from domain.jobs.models import Job
@@ -48,8 +49,10 @@ def collection_create(
     *, workspace_id: int, name: str, description: str, actor: Actor
 ) -> Collection:
     require_permission(actor=actor, workspace_id=workspace_id, needed=Permission.WRITE)
+    name = require_length(name.strip(), limit=column_limit(Collection, "name"), path=["name"])
+    require_length(description, limit=DESCRIPTION_MAX_LENGTH, path=["description"])
     collection = Collection(
-        workspace_id=workspace_id, name=name.strip(), description=description, created_by=actor.user
+        workspace_id=workspace_id, name=name, description=description, created_by=actor.user
     )
     validate_fields(collection, exclude=["workspace", "created_by"])
     try:
@@ -134,7 +137,13 @@ def check_upload(
         )
     if not filename.strip():
         raise InvalidUpload("A file name is required.", path=["filename"])
+    filename = filename.strip()
+    require_length(filename, limit=column_limit(Asset, "original_filename"), path=["filename"])
+    title = (title or filename).strip()
+    require_length(title, limit=column_limit(Asset, "title"), path=["title"])
     content_type = content_type.strip().lower() or "application/octet-stream"
+    limit = column_limit(Asset, "declared_content_type")
+    require_length(content_type, limit=limit, path=["contentType"])
     if not _CONTENT_TYPE.fullmatch(content_type):
         raise InvalidUpload("The content type must look like type/subtype.", path=["contentType"])
     _refuse_active(content_type, filename)
@@ -148,10 +157,10 @@ def check_upload(
         raise InvalidUpload("The SHA-256 must be 64 hexadecimal digits.", path=["sha256"])
     return CheckedUpload(
         collection=collection,
-        filename=filename.strip(),
+        filename=filename,
         content_type=content_type,
         size=size,
-        title=(title or filename).strip(),
+        title=title,
         expected_sha256=expected,
     )
 
@@ -209,9 +218,9 @@ def awaiting_asset_create(*, upload: CheckedUpload, actor: Actor) -> Asset:
     asset = Asset(
         workspace_id=collection.workspace_id,
         collection=collection,
-        title=upload.title[:300],
-        original_filename=upload.filename[:255],
-        declared_content_type=upload.content_type[:120],
+        title=upload.title,
+        original_filename=upload.filename,
+        declared_content_type=upload.content_type,
         size=upload.size,
         expected_sha256=upload.expected_sha256,
         created_by=actor.user,

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from domain.common.errors import DomainError
+from domain.common.text import require_length
 from domain.jobs.errors import IdempotencyConflict
 from domain.jobs.models import IdempotencyKey
 
@@ -40,10 +42,11 @@ def once(
     remember: Callable[[T], dict[str, Any]],
     recall: Callable[[dict[str, Any]], T],
 ) -> T:
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise IdempotencyConflict(
-            f"An idempotency key has 1 to {MAX_KEY_LENGTH} characters.", path=["idempotencyKey"]
-        )
+    if not key:
+        # Malformed input, not a reuse: INVALID_INPUT (it was IDEMPOTENCY_KEY_REUSED).
+        message = "An idempotency key cannot be empty."
+        raise DomainError(message, code="INVALID_INPUT", path=["idempotencyKey"])
+    require_length(key, limit=MAX_KEY_LENGTH, path=["idempotencyKey"])
     digest = fingerprint(operation, payload)
     with transaction.atomic():
         try:
