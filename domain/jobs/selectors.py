@@ -36,8 +36,9 @@ def events_visible_after(
     `limit` of them unless the stream ends: pages are read on past hidden ones, so a short
     page means the end, as it does without hidden events."""
     visible: list[Event] = []
+    size = limit
     while len(visible) < limit:
-        page = events_after(workspace_id=workspace_id, after=after, limit=limit)
+        page = events_after(workspace_id=workspace_id, after=after, limit=size)
         visible += [
             event
             for event in page
@@ -45,9 +46,10 @@ def events_visible_after(
                 actor, workspace_id=workspace_id, type=event.type, payload=event.payload
             )
         ]
-        if len(page) < limit:
+        if len(page) < size:
             break
         after = page[-1].sequence
+        size = max(limit, 500)  # read on in large pages: `first: 1` past many hidden events
     return visible[:limit]
 
 
