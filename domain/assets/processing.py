@@ -8,7 +8,6 @@ unless the job says `force` (reprocessing).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -21,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
 
-from domain.assets import media, storage
+from domain.assets import media, storage, worker_disk
 from domain.assets.deletion import AssetBeingDeleted, lock_unless_deleting
 from domain.assets.errors import (
     ORIGINAL_REMOVED,
@@ -33,6 +32,7 @@ from domain.assets.media.model import RENDITION_FORMATS
 from domain.assets.models import Asset, AssetState, Rendition
 from domain.assets.policy import MediaSettings, media_settings_of
 from domain.assets.services import PROCESS_JOB, asset_event_payload, find_duplicate
+from domain.assets.worker_disk import scratch_path
 from domain.common.failpoints import failpoint
 from domain.common.ids import global_id
 from domain.jobs import events, registry
@@ -119,15 +119,11 @@ def _analyse(
             outcome = _reuse(ctx, asset, sha256, digest) or _process(ctx, asset, path, policy)
             return sha256, outcome
     except OSError as error:
-        if error.errno != errno.ENOSPC:
+        if not worker_disk.is_full(error):
             raise
         # The worker's own disk, not the upload: the original is intact in storage, so the
         # asset fails with a code that says so, and retrying the job processes it.
-        _fail(
-            asset,
-            "WORKER_DISK_FULL",
-            "The worker ran out of local disk space; the upload is intact: retry the job.",
-        )
+        _fail(asset, worker_disk.WORKER_DISK_FULL, worker_disk.FULL_MESSAGE)
 
 
 def _unexpected(error: Exception) -> tuple[str, str]:
@@ -170,11 +166,6 @@ def _abandoned(job: Job, error: dict[str, Any]) -> None:
 
 registry.on_abandon(PROCESS_JOB, _abandoned)
 registry.on_abandon(REPROCESS_ITEM_JOB, _abandoned)
-
-
-def scratch_path(scratch: str) -> Path:
-    """Where the worker keeps its local copy of the original (under TMPDIR)."""
-    return Path(scratch) / "original"
 
 
 def processing_digest(policy: MediaSettings) -> str:

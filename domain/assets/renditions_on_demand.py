@@ -22,7 +22,7 @@ from PIL import Image
 from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
-from domain.assets import media, storage
+from domain.assets import media, storage, worker_disk
 from domain.assets.deletion import AssetBeingDeleted, lock_unless_deleting
 from domain.assets.errors import (
     AssetNotReady,
@@ -35,6 +35,7 @@ from domain.assets.media.model import RENDITION_FORMATS, Kind, Picture, Preset, 
 from domain.assets.media.renditions import encode
 from domain.assets.models import Asset, AssetState, Rendition
 from domain.assets.policy import kind_of, media_settings_of
+from domain.assets.worker_disk import scratch_path
 from domain.common.ids import global_id
 from domain.jobs import events, registry
 from domain.jobs.context import JobContext
@@ -150,9 +151,35 @@ def make_rendition(ctx: JobContext) -> dict[str, Any]:
         return _result(stored, already_made=True)
     if asset.state != AssetState.READY:
         raise JobFailed(f"The asset is {asset.state.lower()}.", code=AssetNotReady.code)
+    key = spec.key(asset)
+    try:
+        image = _made_from_original(ctx, asset, spec)
+        ctx.check_cancelled()
+        # A fixed key: a second run overwrites the object and updates the same row.
+        storage.write_object(key, image.open(), image.content_type)
+    except OSError as error:
+        if not worker_disk.is_full(error):
+            raise
+        # The scratch copy (TemporaryDirectory) and a local store's partial file (write_object)
+        # are gone by now; the original was only read.
+        raise JobFailed(
+            "The worker ran out of local disk space; the original is intact: ask again.",
+            code=worker_disk.WORKER_DISK_FULL,
+        ) from error
+    try:
+        rendition = _record(asset, spec, key, image)
+    except AssetBeingDeleted:
+        # Its deletion listed the asset's objects before this one had a row.
+        storage.delete_object(key)
+        raise
+    return _result(rendition, already_made=False)
+
+
+def _made_from_original(ctx: JobContext, asset: Asset, spec: RenditionSpec) -> RenderedImage:
+    """The rendition, made from a scratch copy of the original (removed before returning)."""
     with tempfile.TemporaryDirectory(prefix="depot-rendition-") as scratch:
         # The media library reads from a path; the name on disk is never the client's.
-        path = Path(scratch) / "original"
+        path = scratch_path(scratch)
         ctx.progress(0, 1, "downloading")
         try:
             with path.open("wb") as local:
@@ -163,18 +190,7 @@ def make_rendition(ctx: JobContext) -> dict[str, Any]:
             ) from None
         ctx.check_cancelled()
         ctx.progress(0, 1, "rendering")
-        image = _render(asset, path, spec)
-    ctx.check_cancelled()
-    key = spec.key(asset)
-    # A fixed key: a second run overwrites the object and updates the same row.
-    storage.write_object(key, image.open(), image.content_type)
-    try:
-        rendition = _record(asset, spec, key, image)
-    except AssetBeingDeleted:
-        # Its deletion listed the asset's objects before this one had a row.
-        storage.delete_object(key)
-        raise
-    return _result(rendition, already_made=False)
+        return _render(asset, path, spec)
 
 
 def _render(asset: Asset, path: Path, spec: RenditionSpec) -> RenderedImage:

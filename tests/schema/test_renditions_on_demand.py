@@ -7,8 +7,11 @@ Jobs run in-process (runner.execute); dispatch to the broker is patched out.
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -26,6 +29,7 @@ from domain.jobs.models import Event, Job, JobState, Lane
 from domain.jobs.services import job_create
 from tests import factories, media
 from tests.conftest import GQL
+from tests.support.disk import files_under, full_disk
 
 REQUEST = """mutation($i: AssetRenditionRequestInput!) {
   assetRenditionRequest(input: $i) {
@@ -278,3 +282,64 @@ def test_processing_again_keeps_on_demand_renditions(
     assert presets == {"w320.webp", "thumb-256", "preview-1024", "preview-1024-webp"}
     assert _on_demand_keys(asset) == [key]
     assert Rendition.objects.get(preset="w320.webp").on_demand
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_worker_whose_disk_is_full_fails_the_rendition_with_its_code_and_keeps_the_original(
+    gql: GQL, token: str, collection: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It failed with INTERNAL_ERROR, as any unexpected error, where processing says
+    WORKER_DISK_FULL (the job's own disk, not the asset, is at fault: asking again works)."""
+    content = media.jpeg(640, 480)
+    asset = _ready_image(collection, content)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the worker's TMPDIR
+    job_pk = _job_pk(_request(gql, token, asset))
+    # Every write to /dev/full fails with ENOSPC, as on a worker whose disk has filled up.
+    with mock.patch.object(renditions_on_demand, "scratch_path", return_value=Path("/dev/full")):
+        runner.execute(job_pk)
+    job = Job.objects.get(pk=job_pk)
+    assert (job.state, job.error and job.error["code"]) == (JobState.FAILED, "WORKER_DISK_FULL")
+    _nothing_lost(asset, content)
+    assert list(scratch.iterdir()) == []  # the job's scratch directory is gone
+
+    # Once there is room, asking again makes it.
+    runner.execute(_job_pk(_request(gql, token, asset)))
+    assert _request(gql, token, asset)["rendition"]["preset"] == "w320.webp"
+
+
+@pytest.mark.django_db
+def test_a_full_local_store_fails_the_rendition_with_its_code_and_leaves_no_partial_file(
+    gql: GQL, token: str, collection: Collection, tmp_path: Path, settings: Any
+) -> None:
+    """Embedded mode: the store is the worker's disk too."""
+    root = tmp_path / "media"
+    settings.S3_BUCKET = ""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": root},
+        },
+    }
+    content = media.jpeg(640, 480)
+    asset = _ready_image(collection, content)
+    job_pk = _job_pk(_request(gql, token, asset))
+    with full_disk():
+        runner.execute(job_pk)
+    job = Job.objects.get(pk=job_pk)
+    assert (job.state, job.error and job.error["code"]) == (JobState.FAILED, "WORKER_DISK_FULL")
+    _nothing_lost(asset, content)
+    assert files_under(root) == [root / asset.storage_key]
+
+
+def _nothing_lost(asset: Asset, content: bytes) -> None:
+    """The asset is as it was, its original intact, and no rendition was kept."""
+    asset.refresh_from_db()
+    assert (asset.state, asset.failure) == (AssetState.READY, None)
+    with storage.open_object(asset.storage_key) as stored:
+        assert stored.read() == content
+    assert not Rendition.objects.filter(asset=asset).exists()
+    assert _on_demand_keys(asset) == []
