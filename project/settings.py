@@ -207,6 +207,9 @@ DEPOT_JOB_QUICK_SECONDS = env.float("DEPOT_JOB_QUICK_SECONDS", 0.05, minimum=0)
 DEPOT_SWEEP_INTERVAL_SECONDS = env.float("DEPOT_SWEEP_INTERVAL_SECONDS", 15.0)
 # A QUEUED job not claimed this long after dispatch is handed to the broker again.
 DEPOT_DISPATCH_GRACE_SECONDS = env.int("DEPOT_DISPATCH_GRACE_SECONDS", 30, minimum=1)
+# Each time the sweeper sends it again and it is still not claimed, the wait before the next
+# send doubles, up to this (domain/jobs/sweeper.py): a long backlog is not sent twice a minute.
+DEPOT_REDISPATCH_MAX_SECONDS = env.int("DEPOT_REDISPATCH_MAX_SECONDS", 600, minimum=1)
 DEPOT_PROGRESS_MIN_INTERVAL = env.float("DEPOT_PROGRESS_MIN_INTERVAL", 0.25)
 DEPOT_EVENT_RETENTION_DAYS = env.int("DEPOT_EVENT_RETENTION_DAYS", 7, minimum=1)
 # Idempotency keys are honoured at least this long (clients retry within a day).

@@ -8,7 +8,7 @@ from django.db import close_old_connections
 from domain.assets.multipart import multipart_uploads_expire
 from domain.jobs import runner
 from domain.jobs.dispatch import RUN_JOB_TASK
-from domain.jobs.services import jobs_sweep
+from domain.jobs.sweeper import jobs_sweep
 
 
 @shared_task(name=RUN_JOB_TASK, bind=True)

@@ -50,7 +50,12 @@ class Job(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was queued.")
     updated_at = models.DateTimeField(auto_now=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When last sent.")
+    # The sweeper's schedule (domain/jobs/sweeper.py): when it may send the job again if no
+    # worker has claimed it (or, running, once its lease has expired), and how many times it
+    # has sent it since the job was queued or last claimed.
+    next_dispatch_at = models.DateTimeField(null=True, blank=True)
+    redispatches = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True, help_text="When it last started.")
     finished_at = models.DateTimeField(null=True, blank=True, help_text="When it ended.")
 
@@ -65,7 +70,9 @@ class Job(models.Model):
         ]
         indexes = [
             models.Index(fields=["workspace", "-created_at"], name="job_ws_created"),
-            models.Index(fields=["state", "dispatched_at"], name="job_state_dispatched"),
+            # The sweeper reads the due QUEUED jobs as one range of this index (the jobs of a
+            # backlog that are not due yet are never read), the RUNNING ones of the next.
+            models.Index(fields=["state", "next_dispatch_at"], name="job_state_next_dispatch"),
             models.Index(fields=["state", "lease_expires_at"], name="job_state_lease"),
         ]
 

@@ -9,16 +9,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
 from domain.common.errors import InvalidState
-from domain.jobs import dispatch, events, registry, selectors, transitions
+from domain.jobs import dispatch, events, redispatch, registry, selectors, transitions
 from domain.jobs.errors import IdempotencyConflict
-from domain.jobs.idempotency import idempotency_keys_prune
 from domain.jobs.models import Event, EventCounter, Job, JobState
 from domain.jobs.payloads import job_event_payload
 
@@ -46,6 +44,7 @@ def job_create(
     concurrent repeats. `if_new` is called with the job only if it was created now (for a
     caller's own event, which a repeat must not record again).
     """
+    now = timezone.now()
     job = Job(
         workspace_id=workspace_id,
         kind=kind,
@@ -54,7 +53,8 @@ def job_create(
         idempotency_key=idempotency_key,
         created_by_id=created_by_id,
         parent=parent,
-        dispatched_at=timezone.now(),
+        dispatched_at=now,
+        next_dispatch_at=redispatch.first_due(now),
     )
     if transitions.one_statement_in_any_transaction_possible():
         # The row and job.queued in one statement: with no transaction around us, one round
@@ -195,39 +195,12 @@ def _job_retry_generally(job: Job) -> Job:
     job.progress_stage = ""
     job.finished_at = None
     job.dispatched_at = timezone.now()
+    job.next_dispatch_at = redispatch.first_due(job.dispatched_at)
+    job.redispatches = 0
     job.save()
     dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see job_create
     record_job_event(job, "job.retried")
     return job
-
-
-def jobs_sweep() -> dict[str, int]:
-    """The outbox's safety net, run periodically.
-
-    Dispatches again every QUEUED job that no worker claimed within the grace period (its
-    dispatch was lost, or its broker message was), and every RUNNING job whose lease expired
-    (its worker died): run_job's claim takes such a job over. Also prunes old events.
-    """
-    now = timezone.now()
-    grace = timedelta(seconds=settings.DEPOT_DISPATCH_GRACE_SECONDS)
-    stale = Job.objects.filter(dispatched_at__lt=now - grace).filter(
-        Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, lease_expires_at__lt=now)
-    )
-    with transaction.atomic():
-        # Stamping dispatched_at first keeps two sweepers, or two sweeps, from both sending the
-        # same job (a duplicate send would still be harmless: the claim admits one runner).
-        # SKIP LOCKED: a row another sweeper is stamping, or a job a worker holds for a quick
-        # run (domain/jobs/quick.py), is not waited for.
-        due = list(stale.select_for_update(skip_locked=True).values_list("pk", "lane")[:1000])
-        Job.objects.filter(pk__in=[job_id for job_id, _ in due]).update(dispatched_at=now)
-    for job_id, lane in due:
-        dispatch.send(job_id, lane, redelivery=True)
-    redispatched = len(due)
-    pruned = events_prune(now=now)
-    idempotency_keys_prune()
-    if redispatched:
-        logger.info("sweeper re-dispatched %d job(s)", redispatched)
-    return {"redispatched": redispatched, "pruned": pruned}
 
 
 def events_prune(*, now: Any) -> int:

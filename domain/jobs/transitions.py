@@ -29,7 +29,7 @@ from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
 
 from domain.common.ids import global_id
-from domain.jobs import events
+from domain.jobs import events, redispatch
 from domain.jobs.models import Event, EventCounter, Job, JobState
 from domain.jobs.payloads import job_event_payload
 
@@ -64,7 +64,8 @@ def _take_sql_text(extra_condition: str, with_progress: bool = False) -> str:
         f"UPDATE {quote(Job._meta.db_table)} SET {state} = %s, "  # noqa: S608 (our names)
         f"{column('lease_token')} = %s, {expires} = %s, "
         f"{column('attempts')} = {column('attempts')} + 1, {column('started_at')} = %s, "
-        f"{column('updated_at')} = %s{_PROGRESS_SET if with_progress else ''} "
+        f"{column('updated_at')} = %s, {column('next_dispatch_at')} = %s, "
+        f"{column('redispatches')} = 0{_PROGRESS_SET if with_progress else ''} "
         f"WHERE {column('id')} = %s AND ({state} = %s OR ({state} = %s AND {expires} < %s))"
         f"{extra_condition} RETURNING {_job_columns()}"
     )
@@ -86,6 +87,9 @@ def _take_params(
         value("lease_expires_at", now + lease_duration()),
         value("started_at", started_at or now),
         value("updated_at", now),
+        # Claimed: the sweeper's backoff starts again (domain/jobs/sweeper.py); once the lease
+        # expires, the first sweep sends the job again.
+        value("next_dispatch_at", now),
         *(progress or ()),
         job_id,
         JobState.QUEUED.value,
@@ -331,6 +335,8 @@ def _retry_sql() -> str:
             "progress_stage",
             "finished_at",
             "dispatched_at",
+            "next_dispatch_at",
+            "redispatches",
             "updated_at",
         )
     )
@@ -360,6 +366,8 @@ def retry_in_one_statement(job_id: int, *, workspace_ids: list[int]) -> tuple[Jo
         "",
         None,
         value("dispatched_at", now),
+        value("next_dispatch_at", redispatch.first_due(now)),
+        0,
         value("updated_at", now),
         job_id,
         workspace_ids,

@@ -32,7 +32,8 @@ from domain.jobs import quick, registry, runner, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobFailed
 from domain.jobs.models import Event, Job, JobState, Lane
-from domain.jobs.services import job_cancel, job_create, jobs_sweep
+from domain.jobs.services import job_cancel, job_create
+from domain.jobs.sweeper import jobs_sweep
 from realtime import publish
 from tasks.jobs import run_job
 from tests.locks import wait_until_a_session_waits_for_a_lock
@@ -351,7 +352,7 @@ def test_the_sweeper_passes_a_held_job_by_without_waiting(
 ) -> None:
     settings.DEPOT_JOB_QUICK_SECONDS = 60
     job = _job(workspace, "test.quick.waits")
-    Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now() - timedelta(hours=1))
+    Job.objects.filter(pk=job.pk).update(next_dispatch_at=timezone.now() - timedelta(hours=1))
     with _held_meanwhile(job), mock.patch("domain.jobs.dispatch.send") as send:
         started = time.monotonic()
         swept = jobs_sweep()
@@ -372,7 +373,7 @@ def test_a_held_job_whose_session_dies_is_queued_again_and_its_redelivery_is_cla
     assert _job_events(row) == []
 
     # The sweeper sends it again as a redelivery, which is claimed (and counts an attempt).
-    Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now() - timedelta(hours=1))
+    Job.objects.filter(pk=job.pk).update(next_dispatch_at=timezone.now() - timedelta(hours=1))
     with mock.patch("domain.jobs.dispatch.send") as send:
         jobs_sweep()
     send.assert_called_once_with(job.pk, Lane.INTERACTIVE.value, redelivery=True)

@@ -17,7 +17,8 @@ from domain.jobs import registry, runner
 from domain.jobs.context import JobContext
 from domain.jobs.errors import IdempotencyConflict, JobFailed
 from domain.jobs.models import Event, Job, JobState, Lane
-from domain.jobs.services import job_cancel, job_create, job_retry, jobs_sweep
+from domain.jobs.services import job_cancel, job_create, job_retry
+from domain.jobs.sweeper import jobs_sweep
 
 calls: list[str] = []
 
@@ -324,13 +325,13 @@ def test_the_sweeper_redispatches_lost_and_orphaned_jobs_once(
     orphaned = _job(workspace)
     fresh = _job(workspace)
     running = _job(workspace)
-    Job.objects.filter(pk=lost.pk).update(dispatched_at=long_ago)
+    Job.objects.filter(pk=lost.pk).update(next_dispatch_at=long_ago)
     Job.objects.filter(pk=orphaned.pk).update(
-        state=JobState.RUNNING, dispatched_at=long_ago, lease_expires_at=long_ago
+        state=JobState.RUNNING, next_dispatch_at=long_ago, lease_expires_at=long_ago
     )
     Job.objects.filter(pk=running.pk).update(
         state=JobState.RUNNING,
-        dispatched_at=long_ago,
+        next_dispatch_at=long_ago,
         lease_expires_at=timezone.now() + timedelta(minutes=1),
     )
     with mock.patch("domain.jobs.dispatch.send") as send:

@@ -1,0 +1,75 @@
+"""The sweeper (`depot.sweep_jobs`, every DEPOT_SWEEP_INTERVAL_SECONDS): the outbox's safety net.
+
+It sends again a QUEUED job that no worker claimed in time (its dispatch was lost, or its broker
+message was) and a RUNNING job whose lease expired (its worker died): run_job's claim takes such
+a job over. A job still QUEUED after a send is most often waiting behind others in its lane,
+its message in the queue: each send that finds it unclaimed doubles the wait before the next,
+from DEPOT_DISPATCH_GRACE_SECONDS up to DEPOT_REDISPATCH_MAX_SECONDS (30 s, 1 min, 2, 4, 8,
+then every 10 min by default). A message that was really lost is still sent again, later. A
+claim starts the count again (transitions: the claim sets `next_dispatch_at` to its own time
+and `redispatches` to 0), so a job whose worker dies is sent again at the first sweep after its
+lease expired, however long it waited in the queue before.
+
+The job's `next_dispatch_at` is when it is due; the query reads a range of the index on
+(state, next_dispatch_at) for QUEUED jobs and of (state, lease_expires_at) for RUNNING ones:
+the jobs of a backlog that are not due are not read.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from domain.jobs import dispatch, redispatch
+from domain.jobs.idempotency import idempotency_keys_prune
+from domain.jobs.models import Job, JobState
+from domain.jobs.services import events_prune
+
+logger = logging.getLogger(__name__)
+
+# Jobs sent per sweep at most; the rest are due at the next sweep.
+SWEEP_BATCH = 1000
+
+
+def _due(now: datetime) -> Q:
+    return Q(state=JobState.QUEUED, next_dispatch_at__lte=now) | Q(
+        state=JobState.RUNNING, lease_expires_at__lt=now, next_dispatch_at__lte=now
+    )
+
+
+def jobs_sweep() -> dict[str, int]:
+    """Send due jobs again (as redeliveries, never held: domain/jobs/quick.py), then prune old
+    events and idempotency keys."""
+    now = timezone.now()
+    with transaction.atomic():
+        # Stamping the next send first keeps two sweepers, or two sweeps, from both sending the
+        # same job (a duplicate send would still be harmless: the claim admits one runner).
+        # SKIP LOCKED: a row another sweeper is stamping, or a job a worker holds for a quick
+        # run, is not waited for. order_by(): no sort of the due rows by the model's ordering.
+        due = list(
+            Job.objects.filter(_due(now))
+            .order_by()
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "lane", "redispatches")[:SWEEP_BATCH]
+        )
+        by_count = groupby(sorted(due, key=itemgetter(2)), key=itemgetter(2))
+        for count, jobs in by_count:  # a handful of distinct counts: one UPDATE each
+            Job.objects.filter(pk__in=[job_id for job_id, _, _ in jobs]).update(
+                redispatches=count + 1,
+                next_dispatch_at=now + redispatch.delay(count + 1),
+                dispatched_at=now,
+            )
+    for job_id, lane, _ in due:
+        dispatch.send(job_id, lane, redelivery=True)
+    redispatched = len(due)
+    pruned = events_prune(now=now)
+    idempotency_keys_prune()
+    if redispatched:
+        logger.info("sweeper re-dispatched %d job(s)", redispatched)
+    return {"redispatched": redispatched, "pruned": pruned}
