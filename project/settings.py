@@ -205,6 +205,13 @@ DEPOT_JOB_LEASE_SECONDS = env.int("DEPOT_JOB_LEASE_SECONDS", 60, minimum=2)
 # its start and its end together (domain/jobs/quick.py). 0 claims every job at once.
 DEPOT_JOB_QUICK_SECONDS = env.float("DEPOT_JOB_QUICK_SECONDS", 0.05, minimum=0)
 DEPOT_SWEEP_INTERVAL_SECONDS = env.float("DEPOT_SWEEP_INTERVAL_SECONDS", 15.0)
+# A job's run is stopped after this long unless its kind says otherwise (domain/jobs/
+# time_limits.py): SoftTimeLimitExceeded in the handler, and, this margin later, the worker's
+# child is killed (a handler that ignored it). Prefork workers only.
+DEPOT_JOB_TIME_LIMIT_SECONDS = env.float("DEPOT_JOB_TIME_LIMIT_SECONDS", 900.0, minimum=1)
+DEPOT_JOB_HARD_TIME_LIMIT_MARGIN_SECONDS = env.float(
+    "DEPOT_JOB_HARD_TIME_LIMIT_MARGIN_SECONDS", 30.0, minimum=1
+)
 # A QUEUED job not claimed this long after dispatch is handed to the broker again.
 DEPOT_DISPATCH_GRACE_SECONDS = env.int("DEPOT_DISPATCH_GRACE_SECONDS", 30, minimum=1)
 # Each time the sweeper sends it again and it is still not claimed, the wait before the next

@@ -23,7 +23,11 @@ def run_job(self: Task, job_id: int, redelivery: bool = False) -> None:
         # The broker's own redelivery (RabbitMQ, after a worker died holding the message)
         # counts as one, as the sweeper's does.
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-        runner.execute(job_id, redelivery=redelivery or redelivered)
+        # (hard, soft) seconds, from the message (domain/jobs/dispatch.py): the runner records
+        # when the hard limit will stop this run, for the sweeper to tell a killed run from a
+        # lost one. None from the embedded worker, which enforces no limit.
+        hard, _soft = self.request.timelimit or (None, None)
+        runner.execute(job_id, redelivery=redelivery or redelivered, time_limit=hard)
     finally:
         close_old_connections()
 

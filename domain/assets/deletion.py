@@ -197,7 +197,9 @@ def delete_asset(ctx: JobContext) -> dict[str, Any]:
     return {"deleted": 1}
 
 
-@registry.register(DELETE_COLLECTION_JOB, lane=Lane.BULK)
+# A large collection goes 100 assets at a time; a run stopped by the limit is finished by a
+# retry, but should not need one for an ordinary collection.
+@registry.register(DELETE_COLLECTION_JOB, lane=Lane.BULK, time_limit=3600)
 def delete_collection(ctx: JobContext) -> dict[str, Any]:
     collection_id = ctx.parameters["collection_id"]
     # The job is the collection's workspace's (collection_delete): no read of the row first.

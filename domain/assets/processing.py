@@ -37,8 +37,9 @@ from domain.common.failpoints import failpoint
 from domain.common.ids import global_id
 from domain.jobs import events, registry
 from domain.jobs.context import JobContext
-from domain.jobs.errors import JobCancelled, JobFailed, LeaseLost
+from domain.jobs.errors import JobCancelled, JobFailed, JobTimedOut, LeaseLost
 from domain.jobs.models import Job, Lane
+from domain.jobs.time_limits import JOB_TIMED_OUT
 
 logger = logging.getLogger("depot.jobs")
 
@@ -87,6 +88,10 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
         raise  # the asset's failure is recorded (or it is being deleted, or another run's now)
     except JobCancelled:
         _give_back(asset, before, "PROCESSING_CANCELLED", "Processing was cancelled.")
+        raise
+    except JobTimedOut:
+        # The job's time limit (domain/jobs/time_limits.py): the runner ends it JOB_TIMED_OUT.
+        _give_back(asset, before, JOB_TIMED_OUT, "Processing took longer than its time limit.")
         raise
     except Exception as error:
         # Anything else (the store failing, a bug): the asset must not stay PROCESSING with

@@ -140,7 +140,8 @@ def _check_renderable(asset: Asset) -> None:
         )
 
 
-@registry.register(RENDITION_JOB, lane=Lane.INTERACTIVE)
+# One picture at one width: minutes would mean it is stuck, and a client is waiting for it.
+@registry.register(RENDITION_JOB, lane=Lane.INTERACTIVE, time_limit=120)
 def make_rendition(ctx: JobContext) -> dict[str, Any]:
     asset = Asset.objects.select_related("workspace").filter(pk=ctx.parameters["asset_id"]).first()
     if asset is None:

@@ -112,7 +112,9 @@ def reprocess_candidates(job: Job) -> Any:
     return assets.order_by("pk")
 
 
-@registry.register(REPROCESS_JOB, lane=Lane.BULK)
+# It queues one child per asset of a workspace: long for a large one (the children each have
+# the default limit).
+@registry.register(REPROCESS_JOB, lane=Lane.BULK, time_limit=3600)
 def reprocess_assets(ctx: JobContext) -> dict[str, Any]:
     """Queue one child job per asset. A rerun queues no child twice (their idempotency keys
     name this job), and an asset that another processing job is working on is skipped."""

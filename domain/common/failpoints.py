@@ -2,7 +2,8 @@
 
 DEPOT_FAILPOINTS="asset.process.after_rendition=sleep:30" makes `failpoint("asset.process.
 after_rendition")` sleep 30 s there, so a test can SIGKILL the worker after a side effect and
-before the job finishes. Unset (always, outside tests) it costs one dict lookup.
+before the job finishes; `hang:30` sleeps through exceptions too, `raise` raises. Unset (always,
+outside tests) it costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -32,3 +33,12 @@ def failpoint(name: str) -> None:
         time.sleep(float(argument or "3600"))
     elif kind == "raise":
         raise RuntimeError(f"failpoint {name}")
+    elif kind == "hang":
+        # Sleeps through any exception raised meanwhile: a handler that ignores its soft time
+        # limit (SoftTimeLimitExceeded), for the hard one to stop.
+        until = time.monotonic() + float(argument or "3600")
+        while (left := until - time.monotonic()) > 0:
+            try:
+                time.sleep(left)
+            except Exception:  # noqa: S112 (that is the point)
+                continue

@@ -1,4 +1,10 @@
+from celery.exceptions import SoftTimeLimitExceeded
+
 from domain.common.errors import DomainError
+
+# Raised inside a handler (by Celery, in a prefork child) when its run reaches its soft time
+# limit (domain/jobs/time_limits.py). A handler may clean up on its way out; it must re-raise.
+JobTimedOut = SoftTimeLimitExceeded
 
 
 class JobFailed(DomainError):

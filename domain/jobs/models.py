@@ -39,6 +39,9 @@ class Job(models.Model):
     max_attempts = models.PositiveIntegerField(default=3)
     lease_token = models.CharField(max_length=36, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When the current (or last) run's hard time limit ends, if its worker enforces one
+    # (domain/jobs/time_limits.py): a run whose lease outlived it was killed, not lost.
+    deadline_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False, help_text="A cancel is pending.")
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"

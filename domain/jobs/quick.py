@@ -67,10 +67,18 @@ class HeldJob:
     """A job held by the lock on its row, until `claim` (a running job with a lease from then
     on) or `end`. Used by the job's thread and the lease renewer's, one at a time."""
 
-    def __init__(self, db: BaseDatabaseWrapper, job: Job, token: str, started_at: datetime):
+    def __init__(
+        self,
+        db: BaseDatabaseWrapper,
+        job: Job,
+        token: str,
+        started_at: datetime,
+        deadline: datetime | None,
+    ):
         self.job = job
         self.token = token
         self.started_at = started_at
+        self.deadline = deadline  # of the run's hard time limit, recorded by the claim
         self._db = db
         self._lock = threading.Lock()
         self._held = True
@@ -89,7 +97,7 @@ class HeldJob:
             job = self.job
             progress = (job.progress_done, job.progress_total, job.progress_stage)
             sql, params, now = transitions.claim_statement(
-                job.pk, self.token, self.started_at, progress
+                job.pk, self.token, self.deadline, self.started_at, progress
             )
             try:
                 row = _commit_with(self._db, sql, params)
@@ -184,7 +192,7 @@ class HeldJob:
                 _abandon(self._db)
 
 
-def hold(job_id: int) -> HeldJob | None:
+def hold(job_id: int, deadline: datetime | None = None) -> HeldJob | None:
     """Hold the job for a quick run, or None (not QUEUED, a cancel pending, out of attempts,
     held by another worker, or no connection): the ordinary claim then decides."""
     db = _connection()
@@ -210,7 +218,7 @@ def hold(job_id: int) -> HeldJob | None:
     if row is None:
         _abandon(db)
         return None
-    return HeldJob(db, transitions.job_from_row(row), uuid.uuid4().hex, started_at)
+    return HeldJob(db, transitions.job_from_row(row), uuid.uuid4().hex, started_at, deadline)
 
 
 def done_with_connection() -> None:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 Handler = Callable[["JobContext"], dict[str, Any] | None]
 # Called, in the transaction that ends it, for a job the runner gives up without its handler
-# (its workers were lost too often): the handler cannot clean up what its earlier runs left.
+# (its workers were lost too often, or its run reached its time limit: killed, or interrupted
+# anywhere): the handler cannot clean up (or may not have cleaned up) what its runs left.
 Abandoned = Callable[["Job", dict[str, Any]], None]
 
 
@@ -23,15 +24,20 @@ class JobKind:
     name: str
     lane: Lane
     handler: Handler
+    # Seconds a run may take before SoftTimeLimitExceeded (domain/jobs/time_limits.py); None:
+    # DEPOT_JOB_TIME_LIMIT_SECONDS.
+    time_limit: float | None = None
 
 
 _kinds: dict[str, JobKind] = {}
 _abandoned: dict[str, Abandoned] = {}
 
 
-def register(name: str, *, lane: Lane) -> Callable[[Handler], Handler]:
+def register(
+    name: str, *, lane: Lane, time_limit: float | None = None
+) -> Callable[[Handler], Handler]:
     def decorator(handler: Handler) -> Handler:
-        _kinds[name] = JobKind(name=name, lane=lane, handler=handler)
+        _kinds[name] = JobKind(name=name, lane=lane, handler=handler, time_limit=time_limit)
         return handler
 
     return decorator

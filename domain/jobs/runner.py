@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,9 +21,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from domain.common.failpoints import failpoint
-from domain.jobs import quick, registry, transitions
+from domain.jobs import quick, registry, time_limits, transitions
 from domain.jobs.context import JobContext
-from domain.jobs.errors import JobCancelled, JobFailed, LeaseLost
+from domain.jobs.errors import JobCancelled, JobFailed, JobTimedOut, LeaseLost
 from domain.jobs.models import Job, JobState
 from domain.jobs.services import job_event_payload, record_job_event
 from realtime import publish
@@ -31,23 +31,27 @@ from realtime import publish
 logger = logging.getLogger("depot.jobs")
 
 
-def claim(job_id: int) -> tuple[Job, str] | None:
-    """Take the job if it is queued, or running under a lease that expired. Else None."""
+def claim(job_id: int, deadline: datetime | None = None) -> tuple[Job, str] | None:
+    """Take the job if it is queued, or running under a lease that expired. Else None.
+    `deadline`: when this run's hard time limit ends, if its worker enforces one."""
     if transitions.one_statement_possible():
-        claimed = transitions.claim_in_one_statement(job_id)
+        claimed = transitions.claim_in_one_statement(job_id, deadline)
         if claimed is not None:
             return claimed
-        # Finished, running elsewhere, cancel pending or out of attempts: the general way
-        # below sorts those out (one more round trip, off the common path).
-    return _claim_in_transaction(job_id)
+        # Finished, running elsewhere, cancel pending, out of attempts or out of time: the
+        # general way below sorts those out (one more round trip, off the common path).
+    return _claim_in_transaction(job_id, deadline)
 
 
 @transaction.atomic
-def _claim_in_transaction(job_id: int) -> tuple[Job, str] | None:
+def _claim_in_transaction(job_id: int, deadline: datetime | None) -> tuple[Job, str] | None:
     now = timezone.now()
     token = uuid.uuid4().hex
-    job = _take(job_id, token, now)
+    job = _take(job_id, token, now, deadline)
     if job is None:
+        # A stale message (a duplicate, a redelivery) of a job whose run was killed by its
+        # time limit ends it, if the sweeper has not yet: it never runs it again.
+        end_timed_out(job_id)
         return None
     if job.cancel_requested:
         _finish(job, token, JobState.CANCELLED)
@@ -61,9 +65,12 @@ def _claim_in_transaction(job_id: int) -> tuple[Job, str] | None:
     return job, token
 
 
-def _take(job_id: int, token: str, now: datetime) -> Job | None:
-    """Take the job in the caller's transaction (one round trip)."""
-    sql, params = transitions.take_sql(token, now, job_id)
+def _take(job_id: int, token: str, now: datetime, deadline: datetime | None) -> Job | None:
+    """Take the job in the caller's transaction (one round trip); never one whose run was killed
+    by its time limit (end_timed_out)."""
+    sql, params = transitions.take_sql(
+        token, now, job_id, deadline, transitions.not_outlived_condition()
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -118,6 +125,27 @@ def _finish(
             setattr(job, name, value)
         record_job_event(job, type, **extra)
         return True
+
+
+def end_timed_out(job_id: int) -> bool:
+    """End FAILED with JOB_TIMED_OUT a job whose worker was lost after its run's hard deadline
+    (domain/jobs/time_limits.py): Celery killed it; its handler could not clean up, so the
+    kind's on_abandon hook does (an asset being processed fails with the same code). False if
+    the job is not such a job (or another sweeper or worker has it locked)."""
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(time_limits.outlived_its_run(timezone.now()), pk=job_id)
+            .first()
+        )
+        if job is None:
+            return False
+        logger.error("job %s (%s) was stopped by its hard time limit", job.pk, job.kind)
+        error = time_limits.hard_error()
+        ended = _finish(job, job.lease_token, JobState.FAILED, error=error)
+        if ended:
+            registry.abandoned(job, error)
+        return ended
 
 
 class LeaseKeeper:
@@ -257,18 +285,21 @@ def _forget_renewer_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_renewer_after_fork)
 
 
-def execute(job_id: int, *, redelivery: bool = False) -> None:
+def execute(job_id: int, *, redelivery: bool = False, time_limit: float | None = None) -> None:
     """Run the job, if it is ours to run. A first delivery may be held rather than claimed
-    (domain/jobs/quick.py); a redelivery (the sweeper's, the broker's) is always claimed."""
+    (domain/jobs/quick.py); a redelivery (the sweeper's, the broker's) is always claimed.
+    `time_limit`: the seconds after which the worker kills this run (Celery's hard limit, from
+    the message), if it enforces one."""
     # Connection hygiene around tasks is the task's job (tasks/jobs.py), not ours.
+    deadline = None if time_limit is None else timezone.now() + timedelta(seconds=time_limit)
     failpoint("job.before_claim")
     if not quick.possible(redelivery=redelivery):
-        _claim_and_run(job_id)
+        _claim_and_run(job_id, deadline)
         return
-    held = quick.hold(job_id)
+    held = quick.hold(job_id, deadline)
     try:
         if held is None:
-            _claim_and_run(job_id)
+            _claim_and_run(job_id, deadline)
         else:
             _run(held.job, held.token, held)
     finally:
@@ -277,8 +308,8 @@ def execute(job_id: int, *, redelivery: bool = False) -> None:
         quick.done_with_connection()
 
 
-def _claim_and_run(job_id: int) -> None:
-    claimed = claim(job_id)
+def _claim_and_run(job_id: int, deadline: datetime | None) -> None:
+    claimed = claim(job_id, deadline)
     if claimed is None:
         logger.info("job %s: nothing to do (finished, running elsewhere, or missing)", job_id)
         return
@@ -310,6 +341,15 @@ def _run(job: Job, token: str, held: quick.HeldJob | None = None) -> None:
         except JobFailed as failure:
             error = {"code": failure.code, "message": failure.message}
             _finish(job, token, JobState.FAILED, error=error, held=held)
+            return
+        except JobTimedOut:
+            # Celery's soft limit, raised wherever the handler was: what it did not clean up
+            # on its way out, the kind's on_abandon hook does, with the job's end.
+            logger.warning("job %s (%s) reached its time limit", job.pk, job.kind)
+            error = time_limits.soft_error(time_limits.of(job.kind).soft)
+            with transaction.atomic():
+                if _finish(job, token, JobState.FAILED, error=error, held=held):
+                    registry.abandoned(job, error)
             return
         except Exception:
             reference = uuid.uuid4().hex[:12]

@@ -79,7 +79,7 @@ def _dispatch_and_announce(job: Job, event_id: int, sequence: int) -> None:
     # job.queued is handed to the publisher thread: the broker send is on the job's critical
     # path, the queued event is not (bench/realtime: the send took 2.5-4.4 ms instead of 0.35
     # when the publisher thread ran beside it).
-    dispatch.dispatch_after_commit(job.pk, job.lane)
+    dispatch.dispatch_after_commit(job)
     transitions.record_job_event_committed(
         job, "job.queued", event_id=event_id, sequence=sequence, created_at=job.created_at
     )
@@ -104,7 +104,7 @@ def _job_create_generally(job: Job) -> Job:
     else:
         # Nothing unique to collide with: no savepoint (two round trips on every job's path).
         job.save()
-    dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see above
+    dispatch.dispatch_after_commit(job)  # before the event: see above
     record_job_event(job, "job.queued")
     return job
 
@@ -170,7 +170,7 @@ def job_retry(*, job_id: int, actor: Actor) -> Job:
         )
         if retried is not None:
             job, event_id, sequence = retried
-            dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see job_create
+            dispatch.dispatch_after_commit(job)  # before the event: see job_create
             transitions.record_job_event_committed(
                 job, "job.retried", event_id=event_id, sequence=sequence, created_at=job.updated_at
             )
@@ -198,7 +198,7 @@ def _job_retry_generally(job: Job) -> Job:
     job.next_dispatch_at = redispatch.first_due(job.dispatched_at)
     job.redispatches = 0
     job.save()
-    dispatch.dispatch_after_commit(job.pk, job.lane)  # before the event: see job_create
+    dispatch.dispatch_after_commit(job)  # before the event: see job_create
     record_job_event(job, "job.retried")
     return job
 

@@ -8,7 +8,9 @@ from DEPOT_DISPATCH_GRACE_SECONDS up to DEPOT_REDISPATCH_MAX_SECONDS (30 s, 1 mi
 then every 10 min by default). A message that was really lost is still sent again, later. A
 claim starts the count again (transitions: the claim sets `next_dispatch_at` to its own time
 and `redispatches` to 0), so a job whose worker dies is sent again at the first sweep after its
-lease expired, however long it waited in the queue before.
+lease expired, however long it waited in the queue before. A RUNNING job whose worker was
+lost after its run's hard time limit was killed by it: it ends FAILED with JOB_TIMED_OUT
+instead (domain/jobs/time_limits.py).
 
 The job's `next_dispatch_at` is when it is due; the query reads a range of the index on
 (state, next_dispatch_at) for QUEUED jobs and of (state, lease_expires_at) for RUNNING ones:
@@ -26,7 +28,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from domain.jobs import dispatch, redispatch
+from domain.jobs import dispatch, redispatch, runner, time_limits
 from domain.jobs.idempotency import idempotency_keys_prune
 from domain.jobs.models import Job, JobState
 from domain.jobs.services import events_prune
@@ -38,8 +40,9 @@ SWEEP_BATCH = 1000
 
 
 def _due(now: datetime) -> Q:
-    return Q(state=JobState.QUEUED, next_dispatch_at__lte=now) | Q(
-        state=JobState.RUNNING, lease_expires_at__lt=now, next_dispatch_at__lte=now
+    return Q(state=JobState.QUEUED, next_dispatch_at__lte=now) | (
+        Q(state=JobState.RUNNING, lease_expires_at__lt=now, next_dispatch_at__lte=now)
+        & time_limits.within_its_run()
     )
 
 
@@ -47,6 +50,12 @@ def jobs_sweep() -> dict[str, int]:
     """Send due jobs again (as redeliveries, never held: domain/jobs/quick.py), then prune old
     events and idempotency keys."""
     now = timezone.now()
+    # Runs killed by their hard time limit end JOB_TIMED_OUT rather than run again.
+    outlived = Job.objects.filter(time_limits.outlived_its_run(now)).order_by()
+    timed_out = sum(
+        runner.end_timed_out(job_id)
+        for job_id in outlived.values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
     with transaction.atomic():
         # Stamping the next send first keeps two sweepers, or two sweeps, from both sending the
         # same job (a duplicate send would still be harmless: the claim admits one runner).
@@ -56,20 +65,20 @@ def jobs_sweep() -> dict[str, int]:
             Job.objects.filter(_due(now))
             .order_by()
             .select_for_update(skip_locked=True)
-            .values_list("pk", "lane", "redispatches")[:SWEEP_BATCH]
+            .values_list("pk", "lane", "kind", "redispatches")[:SWEEP_BATCH]
         )
-        by_count = groupby(sorted(due, key=itemgetter(2)), key=itemgetter(2))
+        by_count = groupby(sorted(due, key=itemgetter(3)), key=itemgetter(3))
         for count, jobs in by_count:  # a handful of distinct counts: one UPDATE each
-            Job.objects.filter(pk__in=[job_id for job_id, _, _ in jobs]).update(
+            Job.objects.filter(pk__in=[job_id for job_id, *_ in jobs]).update(
                 redispatches=count + 1,
                 next_dispatch_at=now + redispatch.delay(count + 1),
                 dispatched_at=now,
             )
-    for job_id, lane, _ in due:
-        dispatch.send(job_id, lane, redelivery=True)
+    for job_id, lane, kind, _ in due:
+        dispatch.send(job_id, lane, kind, redelivery=True)
     redispatched = len(due)
     pruned = events_prune(now=now)
     idempotency_keys_prune()
     if redispatched:
         logger.info("sweeper re-dispatched %d job(s)", redispatched)
-    return {"redispatched": redispatched, "pruned": pruned}
+    return {"redispatched": redispatched, "timed_out": timed_out, "pruned": pruned}

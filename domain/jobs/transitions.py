@@ -50,9 +50,24 @@ def value(name: str, raw: Any) -> Any:
     return _field(name).get_db_prep_save(raw, connection)
 
 
-def take_sql(token: str, now: datetime, job_id: int, extra_condition: str = "") -> tuple[str, list]:
-    """The conditional UPDATE that takes the job, returning the whole row as it is now."""
-    return _take_sql_text(extra_condition), _take_params(token, now, job_id)
+def take_sql(
+    token: str, now: datetime, job_id: int, deadline: datetime | None, extra_condition: str = ""
+) -> tuple[str, list]:
+    """The conditional UPDATE that takes the job, returning the whole row as it is now.
+    `deadline`: when the run's hard time limit ends, if its worker enforces one."""
+    return _take_sql_text(extra_condition), _take_params(token, now, job_id, deadline)
+
+
+@functools.cache
+def not_outlived_condition() -> str:
+    """A condition for the take: not a RUNNING job whose lease outlived its run's hard deadline
+    (domain/jobs/time_limits.py: killed by its time limit, ended JOB_TIMED_OUT, never taken
+    over). The columns are the row's before the UPDATE."""
+    state, deadline = column("state"), column("deadline_at")
+    return (
+        f" AND ({state} = '{JobState.QUEUED.value}' OR {deadline} IS NULL "
+        f"OR {deadline} > {column('lease_expires_at')})"
+    )
 
 
 @functools.cache
@@ -65,6 +80,7 @@ def _take_sql_text(extra_condition: str, with_progress: bool = False) -> str:
         f"{column('lease_token')} = %s, {expires} = %s, "
         f"{column('attempts')} = {column('attempts')} + 1, {column('started_at')} = %s, "
         f"{column('updated_at')} = %s, {column('next_dispatch_at')} = %s, "
+        f"{column('deadline_at')} = %s, "
         f"{column('redispatches')} = 0{_PROGRESS_SET if with_progress else ''} "
         f"WHERE {column('id')} = %s AND ({state} = %s OR ({state} = %s AND {expires} < %s))"
         f"{extra_condition} RETURNING {_job_columns()}"
@@ -78,6 +94,7 @@ def _take_params(
     token: str,
     now: datetime,
     job_id: int,
+    deadline: datetime | None,
     started_at: datetime | None = None,
     progress: tuple[int, int | None, str] | None = None,
 ) -> list[Any]:
@@ -90,6 +107,7 @@ def _take_params(
         # Claimed: the sweeper's backoff starts again (domain/jobs/sweeper.py); once the lease
         # expires, the first sweep sends the job again.
         value("next_dispatch_at", now),
+        value("deadline_at", deadline),
         *(progress or ()),
         job_id,
         JobState.QUEUED.value,
@@ -247,6 +265,7 @@ def _claim_sql(with_progress: bool = False) -> str:
     # Only the plain case: no cancel pending, an attempt left (else the general way).
     guard = (
         f" AND NOT {column('cancel_requested')} AND {column('attempts')} < {column('max_attempts')}"
+        + not_outlived_condition()
     )
     # job.started's payload is job_event_payload(job, attempt=...): what the row decides (kind,
     # attempts) is merged in SQL; the Python side builds the same dict to publish.
@@ -259,9 +278,9 @@ def _claim_sql(with_progress: bool = False) -> str:
     )
 
 
-def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
+def claim_in_one_statement(job_id: int, deadline: datetime | None) -> tuple[Job, str] | None:
     token = uuid.uuid4().hex
-    sql, params, now = claim_statement(job_id, token)
+    sql, params, now = claim_statement(job_id, token, deadline)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -273,6 +292,7 @@ def claim_in_one_statement(job_id: int) -> tuple[Job, str] | None:
 def claim_statement(
     job_id: int,
     token: str,
+    deadline: datetime | None,
     started_at: datetime | None = None,
     progress: tuple[int, int | None, str] | None = None,
 ) -> tuple[str, list[Any], datetime]:
@@ -281,7 +301,7 @@ def claim_statement(
     the claim, and may have reported `progress` (done, total, stage) meanwhile."""
     now = timezone.now()
     base = {"jobId": global_id("Job", job_id), "state": JobState.RUNNING.value}
-    take = _take_params(token, now, job_id, started_at, progress)
+    take = _take_params(token, now, job_id, deadline, started_at, progress)
     params = [*take, "job.started", json.dumps(base), now]
     return _claim_sql(with_progress=progress is not None), params, now
 

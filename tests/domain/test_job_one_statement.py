@@ -136,7 +136,7 @@ def test_the_claimed_job_is_the_row_as_the_orm_reads_it(workspace: Workspace) ->
             )
             for _ in range(2)
         )
-    claimed = transitions.claim_in_one_statement(fast.pk)
+    claimed = transitions.claim_in_one_statement(fast.pk, None)
     with transaction.atomic():
         claimed_generally = runner.claim(general.pk)
     assert claimed is not None
@@ -208,7 +208,7 @@ def test_a_job_created_in_a_transaction_waits_for_its_commit(workspace: Workspac
     before = [(e.type, e.sequence) for e in _events(workspace)]
     sent: list[int] = []
     with mock.patch(
-        "domain.jobs.dispatch.send", side_effect=lambda job_id, lane: sent.append(job_id)
+        "domain.jobs.dispatch.send", side_effect=lambda job_id, lane, kind: sent.append(job_id)
     ):
         with transaction.atomic():
             kept = _job(workspace)
@@ -274,7 +274,7 @@ def test_a_retry_is_one_statement_and_writes_and_publishes_what_the_general_way_
     reset += ["progress_total", "progress_stage", "finished_at", "lease_token", "lease_expires_at"]
     assert {f: getattr(fast, f) for f in reset} == {f: getattr(general, f) for f in reset}
     assert fast.state == JobState.QUEUED
-    send.assert_called_once_with(fast.pk, fast.lane)
+    send.assert_called_once_with(fast.pk, fast.lane, fast.kind)
     retried = [e for e in _events(workspace) if e.type == "job.retried"]
     assert [e.payload for e in retried] == [
         {"jobId": global_id("Job", job.pk), "kind": job.kind, "state": "QUEUED"}

@@ -376,7 +376,7 @@ def test_a_held_job_whose_session_dies_is_queued_again_and_its_redelivery_is_cla
     Job.objects.filter(pk=job.pk).update(next_dispatch_at=timezone.now() - timedelta(hours=1))
     with mock.patch("domain.jobs.dispatch.send") as send:
         jobs_sweep()
-    send.assert_called_once_with(job.pk, Lane.INTERACTIVE.value, redelivery=True)
+    send.assert_called_once_with(job.pk, Lane.INTERACTIVE.value, job.kind, redelivery=True)
     with mock.patch.object(quick, "hold") as hold:
         runner.execute(job.pk, redelivery=True)
     hold.assert_not_called()
@@ -433,10 +433,17 @@ def test_the_task_passes_on_a_redelivery_the_sweepers_or_the_brokers() -> None:
             run_job.run(9)
         finally:
             run_job.pop_request()
+        # The message's time limits (hard, soft): the runner records the hard one's deadline.
+        run_job.push_request(timelimit=(40.0, 30.0))
+        try:
+            run_job.run(10)
+        finally:
+            run_job.pop_request()
     assert execute.call_args_list == [
-        mock.call(7, redelivery=False),
-        mock.call(8, redelivery=True),
-        mock.call(9, redelivery=True),
+        mock.call(7, redelivery=False, time_limit=None),
+        mock.call(8, redelivery=True, time_limit=None),
+        mock.call(9, redelivery=True, time_limit=None),
+        mock.call(10, redelivery=False, time_limit=40.0),
     ]
 
 

@@ -224,7 +224,7 @@ def test_retry_runs_a_failed_job_again(workspace: Workspace, owner: User) -> Non
 
         with TestCase.captureOnCommitCallbacks(execute=True):
             job_retry(job_id=job.pk, actor=Actor(user=owner))
-    send.assert_called_once_with(job.pk, job.lane)
+    send.assert_called_once_with(job.pk, job.lane, job.kind)
     job.refresh_from_db()
     assert job.state == JobState.QUEUED
     assert job.error is None
@@ -312,7 +312,7 @@ def test_dispatch_happens_after_commit(
         )
         assert send.call_count == 0
     assert len(callbacks) >= 1
-    send.assert_called_once_with(job.pk, Lane.BULK.value)
+    send.assert_called_once_with(job.pk, Lane.BULK.value, job.kind)
 
 
 @pytest.mark.django_db

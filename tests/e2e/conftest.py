@@ -116,7 +116,7 @@ def start_worker(
 ) -> Iterator[Callable[..., ManagedProcess]]:
     started: list[ManagedProcess] = []
 
-    def start(*, beat: bool = True, **extra_env: str) -> ManagedProcess:
+    def start(*, beat: bool = True, concurrency: int = 2, **extra_env: str) -> ManagedProcess:
         argv = [
             str(BIN / "celery"),
             "-A",
@@ -125,7 +125,7 @@ def start_worker(
             "--loglevel",
             "INFO",
             "--concurrency",
-            "2",
+            str(concurrency),
             "--without-gossip",
             "--without-mingle",
             "--hostname",

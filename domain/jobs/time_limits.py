@@ -1,0 +1,75 @@
+"""How long a job's run may take: its kind's time limit, or DEPOT_JOB_TIME_LIMIT_SECONDS.
+
+Celery enforces it, in a prefork worker (the default pool; solo and threads pools, such as
+embedded mode's worker, enforce none), from the limits each run_job message carries
+(domain/jobs/dispatch.py):
+- the soft limit: the child gets SoftTimeLimitExceeded (JobTimedOut) raised in the handler,
+  which may clean up and must let it through; the runner ends the job FAILED with
+  JOB_TIMED_OUT, as any failure;
+- the hard limit, DEPOT_JOB_HARD_TIME_LIMIT_MARGIN_SECONDS later, for a handler that ignores
+  the soft one (or is stuck where no Python code runs): the pool kills the child and starts
+  another. The run's lease is no longer renewed; the runner recorded the run's hard deadline
+  (`Job.deadline_at`) at the claim, and a job whose lease expired after that deadline is ended
+  FAILED with JOB_TIMED_OUT by the sweeper (or by the claim of any message that reaches it
+  first), never run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import F, Q
+
+from domain.jobs import registry
+from domain.jobs.models import JobState
+
+JOB_TIMED_OUT = "JOB_TIMED_OUT"
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    soft: float  # seconds: SoftTimeLimitExceeded in the handler
+    hard: float  # seconds: the worker's child is killed
+
+
+def of(kind: str) -> TimeLimits:
+    try:
+        soft = registry.get(kind).time_limit
+    except KeyError:
+        soft = None  # the runner fails an unknown kind at once
+    if soft is None:
+        soft = settings.DEPOT_JOB_TIME_LIMIT_SECONDS
+    return TimeLimits(soft=soft, hard=soft + settings.DEPOT_JOB_HARD_TIME_LIMIT_MARGIN_SECONDS)
+
+
+def soft_error(seconds: float) -> dict[str, str]:
+    return {
+        "code": JOB_TIMED_OUT,
+        "message": f"The job ran longer than its time limit ({seconds:g} s) and was stopped.",
+    }
+
+
+def hard_error() -> dict[str, str]:
+    return {
+        "code": JOB_TIMED_OUT,
+        "message": "The job ran past its time limit and its worker was stopped.",
+    }
+
+
+def outlived_its_run(now: datetime) -> Q:
+    """RUNNING jobs whose worker was lost (the lease expired) after the run's hard deadline:
+    killed by the hard limit (or lost within a lease of it), so running it again would most
+    likely end the same way."""
+    return Q(
+        state=JobState.RUNNING,
+        lease_expires_at__lt=now,
+        deadline_at__isnull=False,
+        deadline_at__lte=F("lease_expires_at"),
+    )
+
+
+def within_its_run() -> Q:
+    """The other RUNNING jobs: no deadline, or their lease expired before it."""
+    return Q(deadline_at__isnull=True) | Q(deadline_at__gt=F("lease_expires_at"))

@@ -1,0 +1,161 @@
+"""Time limits: a run stopped by its kind's soft limit ends FAILED with JOB_TIMED_OUT, and one
+killed by the hard limit (its worker's child is gone, its lease runs out) ends so too, from the
+sweeper, instead of running again. Celery's own signals are in tests/e2e/test_time_limits.py
+(a prefork worker); here the handler raises what Celery would raise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+from django.utils import timezone
+
+from domain.accounts.models import Workspace
+from domain.jobs import dispatch, registry, runner
+from domain.jobs.context import JobContext
+from domain.jobs.models import Event, Job, JobState, Lane
+from domain.jobs.services import job_create
+from domain.jobs.sweeper import jobs_sweep
+
+ran: list[int] = []
+abandoned: list[tuple[int, str]] = []
+
+
+@registry.register("test.limits.soft", lane=Lane.INTERACTIVE, time_limit=7)
+def _interrupted(ctx: JobContext) -> None:
+    ran.append(ctx.job.pk)
+    raise SoftTimeLimitExceeded()  # as Celery raises it in a prefork child
+
+
+@registry.register("test.limits.default", lane=Lane.BULK)
+def _runs(ctx: JobContext) -> None:
+    ran.append(ctx.job.pk)
+
+
+for _kind in ("test.limits.soft", "test.limits.default"):
+    registry.on_abandon(_kind, lambda job, error: abandoned.append((job.pk, error["code"])))
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    ran.clear()
+    abandoned.clear()
+
+
+@contextmanager
+def _clock(at: datetime) -> Iterator[None]:
+    with mock.patch("django.utils.timezone.now", return_value=at):
+        yield
+
+
+def _job(workspace: Workspace, kind: str) -> Job:
+    with mock.patch("domain.jobs.dispatch.send"):
+        return job_create(workspace_id=workspace.pk, kind=kind, parameters={}, created_by_id=None)
+
+
+def _job_events(job: Job) -> list[tuple[str, Any]]:
+    """The job's events (each test has one job), and the error each carries."""
+    events = Event.objects.filter(type__startswith="job.").order_by("sequence")
+    return [(e.type, e.payload.get("error")) for e in events]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("quick", [True, False], ids=["held", "claimed"])
+def test_a_run_stopped_by_its_soft_time_limit_fails_with_job_timed_out(
+    workspace: Workspace, settings: Any, quick: bool
+) -> None:
+    """It failed with INTERNAL_ERROR, as any unexpected exception."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0.05 if quick else 0
+    job = _job(workspace, "test.limits.soft")
+    runner.execute(job.pk, time_limit=37)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.error == {
+        "code": "JOB_TIMED_OUT",
+        "message": "The job ran longer than its time limit (7 s) and was stopped.",
+    }
+    assert [t for t, _ in _job_events(job)] == ["job.queued", "job.started", "job.failed"]
+    assert _job_events(job)[-1][1]["code"] == "JOB_TIMED_OUT"
+    # What the handler may not have cleaned up, its kind's hook does, with the job's end.
+    assert abandoned == [(job.pk, "JOB_TIMED_OUT")]
+
+
+def test_each_message_carries_its_kinds_time_limits(settings: Any) -> None:
+    settings.DEPOT_EMBEDDED_WORKER = False
+    settings.DEPOT_JOB_TIME_LIMIT_SECONDS = 900
+    settings.DEPOT_JOB_HARD_TIME_LIMIT_MARGIN_SECONDS = 30
+    with mock.patch.object(dispatch, "current_app") as app:
+        dispatch.send(1, Lane.INTERACTIVE, "test.limits.soft")
+        dispatch.send(2, Lane.BULK, "test.limits.default", redelivery=True)
+        settings.DEPOT_EMBEDDED_WORKER = True  # threads: Celery enforces no limit there
+        dispatch.send(3, Lane.BULK, "test.limits.default")
+    limits = [
+        (call.kwargs["args"], call.kwargs.get("soft_time_limit"), call.kwargs.get("time_limit"))
+        for call in app.send_task.call_args_list
+    ]
+    assert limits == [([1], 7, 37), ([2], 900, 930), ([3], None, None)]
+
+
+def _killed_by_its_hard_limit(workspace: Workspace, start: datetime) -> Job:
+    """A job whose run had a hard deadline 10 s after its claim, and whose worker renewed the
+    lease until it was killed there: the lease ran out a little after the deadline."""
+    job = _job(workspace, "test.limits.default")
+    with _clock(start):
+        assert runner.claim(job.pk, deadline=start + timedelta(seconds=10)) is not None
+    job.refresh_from_db()
+    assert job.deadline_at == start + timedelta(seconds=10)
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=start + timedelta(seconds=12))
+    return job
+
+
+@pytest.mark.django_db
+def test_the_sweeper_ends_a_run_its_hard_limit_killed_and_does_not_send_it_again(
+    workspace: Workspace, settings: Any
+) -> None:
+    """It sent it again: the run timed out again at each attempt, until TOO_MANY_ATTEMPTS."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    start = timezone.now()
+    killed = _killed_by_its_hard_limit(workspace, start)
+    # Lost before its deadline (its lease ran out 5 s before it): a dead worker, sent again.
+    lost = _job(workspace, "test.limits.default")
+    with _clock(start):
+        assert runner.claim(lost.pk, deadline=start + timedelta(seconds=10)) is not None
+    Job.objects.filter(pk=lost.pk).update(lease_expires_at=start + timedelta(seconds=5))
+
+    with _clock(start + timedelta(seconds=13)), mock.patch.object(dispatch, "send") as send:
+        swept = jobs_sweep()
+    assert [call.args[0] for call in send.call_args_list] == [lost.pk]
+    assert swept["timed_out"] == 1
+    killed.refresh_from_db()
+    assert (killed.state, killed.attempts) == (JobState.FAILED, 1)
+    assert killed.error == {
+        "code": "JOB_TIMED_OUT",
+        "message": "The job ran past its time limit and its worker was stopped.",
+    }
+    assert abandoned == [(killed.pk, "JOB_TIMED_OUT")]
+    failed = Event.objects.get(type="job.failed")
+    assert failed.payload["error"]["code"] == "JOB_TIMED_OUT"
+    assert Job.objects.get(pk=lost.pk).state == JobState.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_stale_message_of_a_run_its_hard_limit_killed_ends_it_without_running_it(
+    workspace: Workspace, settings: Any
+) -> None:
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    start = timezone.now()
+    killed = _killed_by_its_hard_limit(workspace, start)
+    with _clock(start + timedelta(seconds=13)):
+        runner.execute(killed.pk, redelivery=True)
+    killed.refresh_from_db()
+    assert (killed.state, killed.error and killed.error["code"]) == (
+        JobState.FAILED,
+        "JOB_TIMED_OUT",
+    )
+    assert ran == []
+    assert abandoned == [(killed.pk, "JOB_TIMED_OUT")]
