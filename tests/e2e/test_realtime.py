@@ -446,7 +446,7 @@ def test_a_client_that_stops_reading_is_told_it_fell_behind_and_others_go_on(
                 assert (await next_frame(slow)) == {"id": "events", "type": "complete"}
                 resume = error["extensions"]["resumeAfter"]
                 await subscribe(slow, "again", STREAM, {"w": workspace, "after": resume})
-                resumed = []
+                resumed: list[int] = []
                 while len(received) + len(resumed) < count:
                     message = await next_frame(slow)
                     if message["id"] == "again":
