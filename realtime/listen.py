@@ -95,15 +95,19 @@ class Listener:
 @contextlib.asynccontextmanager
 async def listen(
     consumer: Any,
-    message_type: str,
+    message_type: str | Sequence[str],
     groups: Sequence[str],
     backlog: int,
     idle_after: float | None = None,
     only: tuple[str, Any] | None = None,
 ) -> AsyncIterator[Listener]:
+    """A listener of the groups' messages of `message_type` (or of several types, in one queue
+    in the order they arrive)."""
     listener = Listener(backlog, idle_after, only)
     registry: dict[str, set[Listener]] = consumer.bounded_listeners
-    registry.setdefault(message_type, set()).add(listener)
+    message_types = [message_type] if isinstance(message_type, str) else list(message_type)
+    for kind in message_types:
+        registry.setdefault(kind, set()).add(listener)
     joined: list[str] = []
     try:
         for group in groups:
@@ -114,7 +118,8 @@ async def listen(
         yield listener
     finally:
         listener.stop()
-        registry[message_type].discard(listener)
+        for kind in message_types:
+            registry[kind].discard(listener)
         for group in joined:
             async with consumer._group_lock:
                 consumer._group_refs[group] -= 1

@@ -5,11 +5,12 @@ go live. Live messages at or below the cursor are dropped (they were replayed), 
 live sequence (channels-redis is at-most-once) is filled from Postgres before going on. Because
 sequence numbers follow commit order, this yields every durable event once, in order.
 
-assetChanged() is the same stream (_EventStream) kept to one collection's assets, so it is as
-durable: replayed after its cursor, gaps filled, a lost last change read once idle.
+assetChanged() is the same stream (_EventStream) kept to one collection's assets, and jobs() the
+same stream kept to job events (with its jobs' progress nudges heard in the same queue), so
+they are as durable: replayed after a cursor, gaps filled, a lost last change read once idle.
 
 Every subscription listens through a bounded backlog (realtime/listen.py): a subscriber that
-falls too far behind gets SUBSCRIBER_TOO_SLOW (with the cursor to resume from, for the two
+falls too far behind gets SUBSCRIBER_TOO_SLOW (with the cursor to resume from, for the
 streams of events), and its buffer is freed.
 
 Shared rendering: when an events() selection is plain (scalar fields of Event, aliases allowed,
@@ -23,6 +24,7 @@ any event that does not render, takes the general path (yield).
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
@@ -256,14 +258,23 @@ class Subscription:
 
     @strawberry.subscription(
         description="Changes to the jobs of a workspace that match the filter: each changed "
-        "job as it is now (state changes and progress, a few updates a second per job at most)."
+        "job as it is now (state changes and progress, a few updates a second per job at most). "
+        "`after` (an events sequence, e.g. Workspace.eventSequence read with the jobs): first "
+        "the jobs whose state changed since, then live ones; state changes are never lost "
+        "(they are durable events), and SUBSCRIBER_TOO_SLOW carries the cursor to resume from."
     )
     async def jobs(
-        self, info: Info, workspace_id: relay.GlobalID, filters: JobFilter | None = None
+        self,
+        info: Info,
+        workspace_id: relay.GlobalID,
+        filters: JobFilter | None = None,
+        after: int | None = None,
     ) -> AsyncGenerator[JobType, None]:
         import strawberry_django
 
-        workspace_pk = await _authorised(lambda: _workspace_pk(info, workspace_id))
+        workspace_pk, cursor = await _authorised(
+            lambda: _authorise_events(info, workspace_id, after)
+        )
 
         def load(job_id: int) -> Job | None:
             queryset = jobs.job_list_for(actor=actor_of(info)).filter(
@@ -273,21 +284,28 @@ class Subscription:
                 queryset = strawberry_django.filters.apply(filters, queryset, info)
             return queryset.first()
 
-        group = groups.workspace_jobs(workspace_pk)
+        # State changes come as the workspace's job events (durable: replayed, gaps filled, a
+        # cursor to resume from); progress as the live-only nudges of its jobs group, in the
+        # same queue. A state change is both, so a job unchanged since it was last sent is not
+        # sent again.
         async with listen(
             info.context.ws,
-            groups.JOB_MESSAGE,
-            [group],
+            (groups.EVENT_MESSAGE, groups.JOB_MESSAGE),
+            [groups.workspace_events(workspace_pk), groups.workspace_jobs(workspace_pk)],
             settings.DEPOT_WS_BACKLOG,
+            idle_after=settings.DEPOT_WS_IDLE_CHECK_SECONDS,
             only=("workspace_id", workspace_pk),
         ) as live:
+            stream = _EventStream(workspace_pk, cursor, _is_job_event, live)
+            sent = _LastSent()
             try:
-                async for message in live:
-                    job = await sync_to_async(load)(message["job_id"])
-                    if job is not None:
-                        yield job  # type: ignore[misc]
+                async with aclosing(stream.items()) as items:
+                    async for item in items:
+                        job = await sync_to_async(load)(_job_id_of(item))
+                        if job is not None and sent.changed(job):
+                            yield job  # type: ignore[misc]
             except Lagging:
-                raise too_slow(None, "read the jobs again, then subscribe again") from None
+                raise too_slow(stream.cursor) from None
 
     @strawberry.subscription(
         description="jobStats of a workspace, at once and then whenever its jobs change, "
@@ -395,7 +413,8 @@ class _EventStream:
     so is a lost last event, once the subscription has heard nothing for a while (IDLE).
 
     Yields EventType (replayed) or the live message itself (a dict), whichever is cheaper to
-    hand on; `cursor` is the last sequence passed, for SUBSCRIBER_TOO_SLOW."""
+    hand on, and any other message the listener hears as it comes; `cursor` is the last
+    sequence passed, for SUBSCRIBER_TOO_SLOW."""
 
     def __init__(
         self, workspace_pk: int, cursor: int, wanted: Callable[[str, Any], bool], live: Listener
@@ -414,6 +433,9 @@ class _EventStream:
                 if wanted(event.type, event.payload):
                     yield event
         async for message in self.live:
+            if message is not IDLE and message["type"] != groups.EVENT_MESSAGE:
+                yield message  # another kind the listener also hears (jobs(): progress)
+                continue
             if message is IDLE:
                 # Nothing heard for a while: a lost last event would otherwise wait for the next.
                 sequence = await _last_sequence(workspace_pk)
@@ -546,6 +568,39 @@ class _SharedEvents:
                 return False
             _SHARED.put(key, payload)
         await self.sender.send(payload)
+        return True
+
+
+def _is_job_event(event_type: str, payload: Any) -> bool:
+    return event_type.startswith("job.") and isinstance(payload, dict) and "jobId" in payload
+
+
+def _job_id_of(item: EventType | dict[str, Any]) -> int:
+    """The job a job event (replayed or live) or a jobs group's nudge is about."""
+    if isinstance(item, EventType):
+        return int(relay.GlobalID.from_id(item.payload["jobId"]).node_id)  # type: ignore[index]
+    if item["type"] == groups.JOB_MESSAGE or item.get("job_id") is not None:
+        return int(item["job_id"])
+    return int(relay.GlobalID.from_id(item["payload"]["jobId"]).node_id)
+
+
+class _LastSent:
+    """What jobs() last sent of its most recent jobs: a change heard twice (its event and its
+    nudge) or a nudge with nothing new is not sent again."""
+
+    SIZE = 1000
+
+    def __init__(self) -> None:
+        self._states: collections.OrderedDict[int, tuple[Any, ...]] = collections.OrderedDict()
+
+    def changed(self, job: Job) -> bool:
+        state = _job_state(job)
+        if self._states.get(job.pk) == state:
+            return False
+        self._states[job.pk] = state
+        self._states.move_to_end(job.pk)
+        if len(self._states) > self.SIZE:
+            self._states.popitem(last=False)
         return True
 
 
