@@ -97,10 +97,12 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
     if membership.role == Role.OWNER and not _other_owners(membership):
         raise LastOwner("The last owner cannot leave; make someone else owner first.")
     membership.delete()
-    _membership_event(membership, "member.removed")
     # Their tokens there acted through this membership: dead with it (and the sockets opened
-    # with them close, through the nudge below, as after apiTokenRevoke).
+    # with them close, through the nudge below, as after apiTokenRevoke). Before the event:
+    # token locks first, then the workspace's event counter, as apiTokenRevoke takes them;
+    # the other order deadlocked with a revoke of the member's token.
     tokens_revoke_for_member(workspace_id=membership.workspace_id, user_id=membership.user_id)
+    _membership_event(membership, "member.removed")
     publish.credentials_changed_after_commit(membership.user_id)
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from domain.accounts.actor import Actor
 from domain.accounts.credentials import credentials_changed
-from domain.accounts.models import ApiToken, Permission, TokenScope, Workspace
+from domain.accounts.models import ApiToken, Membership, Permission, TokenScope, Workspace
 from domain.accounts.selectors import require_permission
 from domain.accounts.services import api_token_create, token_event_payload
 from domain.common.errors import DomainError, Forbidden, InvalidState, NotFound
@@ -28,6 +28,7 @@ def _may_manage_tokens(actor: Actor, workspace_id: int) -> None:
         raise Forbidden("Sign in to manage tokens.")
 
 
+@transaction.atomic
 def token_issue(
     *,
     workspace: Workspace,
@@ -51,6 +52,15 @@ def token_issue(
         # token must not mint one that lives for ever.
         expires_at = maker
     assert actor.user is not None
+    # The membership the token acts through, locked until the token is in: a removal running
+    # now either ends first (then there is none here) or waits for this and revokes the token.
+    # Without it, a token issued as its user was removed could miss the removal's revoke, and
+    # come back to life if the user was added again.
+    member = Membership.objects.select_for_update(no_key=True).filter(
+        workspace_id=workspace.pk, user_id=actor.user.pk
+    )
+    if member.values_list("pk", flat=True).first() is None:
+        raise Forbidden("You are no longer a member of this workspace.")
     return api_token_create(
         workspace=workspace,
         user=actor.user,
