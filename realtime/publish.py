@@ -522,12 +522,20 @@ def _event_sends(messages: list[dict[str, Any]]) -> list[Send]:
     sends: list[Send] = [(groups.workspace_events(m["workspace_id"]), m) for m in messages]
     for message in messages:
         if message.get("job_id") is not None:
-            sends += _job_sends(message["job_id"], message["workspace_id"])
+            sends += _job_sends(message["job_id"], message["workspace_id"], message["sequence"])
     return sends
 
 
-def _job_sends(job_id: int, workspace_id: int) -> list[Send]:
-    message = {"type": groups.JOB_MESSAGE, "job_id": job_id, "workspace_id": workspace_id}
+def _job_sends(job_id: int, workspace_id: int, sequence: int | None = None) -> list[Send]:
+    """A nudge to the job's subscribers and its workspace's job lists. `sequence`: the nudge
+    comes with that job event (a subscriber that also hears the event may skip it)."""
+    message: dict[str, Any] = {
+        "type": groups.JOB_MESSAGE,
+        "job_id": job_id,
+        "workspace_id": workspace_id,
+    }
+    if sequence is not None:
+        message["sequence"] = sequence
     return [(groups.job_updates(job_id), message), (groups.workspace_jobs(workspace_id), message)]
 
 

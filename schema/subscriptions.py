@@ -286,8 +286,9 @@ class Subscription:
 
         # State changes come as the workspace's job events (durable: replayed, gaps filled, a
         # cursor to resume from); progress as the live-only nudges of its jobs group, in the
-        # same queue. A state change is both, so a job unchanged since it was last sent is not
-        # sent again.
+        # same queue. A state change is both: its nudge says so (it carries the event's
+        # sequence) and is skipped, and a job unchanged since it was last sent is not sent
+        # again.
         async with listen(
             info.context.ws,
             (groups.EVENT_MESSAGE, groups.JOB_MESSAGE),
@@ -301,6 +302,8 @@ class Subscription:
             try:
                 async with aclosing(stream.items()) as items:
                     async for item in items:
+                        if _nudge_of_an_event(item):
+                            continue  # its event, heard too, reads the job
                         job = await sync_to_async(load)(_job_id_of(item))
                         if job is not None and sent.changed(job):
                             yield job  # type: ignore[misc]
@@ -573,6 +576,10 @@ class _SharedEvents:
 
 def _is_job_event(event_type: str, payload: Any) -> bool:
     return event_type.startswith("job.") and isinstance(payload, dict) and "jobId" in payload
+
+
+def _nudge_of_an_event(item: EventType | dict[str, Any]) -> bool:
+    return isinstance(item, dict) and item["type"] == groups.JOB_MESSAGE and "sequence" in item
 
 
 def _job_id_of(item: EventType | dict[str, Any]) -> int:

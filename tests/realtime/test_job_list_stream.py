@@ -19,6 +19,7 @@ from domain.jobs.models import Job
 from domain.jobs.selectors import event_cursor_state
 from domain.jobs.services import job_cancel, job_create
 from realtime import publish
+from schema import subscriptions
 from tests.realtime.sockets import Socket, run
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -94,7 +95,18 @@ def test_jobs_changed_while_away_come_first_each_once_as_they_are_now_then_live_
         assert await socket.app.receive_nothing(0.3), "nothing twice"
         return frames
 
-    frames = run(scenario)
+    reads: list[int] = []
+    job_list_for = subscriptions.jobs.job_list_for
+
+    def counted(**kwargs: Any) -> Any:
+        reads.append(1)
+        return job_list_for(**kwargs)
+
+    with mock.patch.object(subscriptions.jobs, "job_list_for", counted):
+        frames = run(scenario)
+    # One read per event (three replayed, two live) and per progress nudge: a state change's
+    # own nudge is not read again.
+    assert len(reads) == 6
     third = Job.objects.exclude(pk__in=[first.pk, second.pk]).get()
     assert _jobs(frames) == [
         _seen(first, "CANCELLED"),

@@ -122,7 +122,8 @@ def test_several_events_of_one_commit_go_to_their_workspace_as_one_message(
     started, ended, elsewhere = event(1, 7, 5), event(1, 8, 5), event(2, 3, None)
     publish.publish_events([started, ended, elsewhere])
     assert publish.flush(5)
-    nudge = {"type": groups.JOB_MESSAGE, "job_id": 5, "workspace_id": 1}
+    # The nudge names the event it came with (a job list that hears the event skips it).
+    nudge = {"type": groups.JOB_MESSAGE, "job_id": 5, "workspace_id": 1, "sequence": 7}
     assert layer.sent == [
         (groups.workspace_events(1), {"type": groups.EVENTS_MESSAGE, "events": [started, ended]}),
         (groups.workspace_events(2), elsewhere),
@@ -185,7 +186,9 @@ def test_what_queues_up_goes_as_one_message_per_group_and_one_nudge_per_job(
     # The hanging send's one event; then the rest, at most MAX_EVENTS_PER_MESSAGE a message.
     assert sizes == [1, publish.MAX_EVENTS_PER_MESSAGE, 2]
     assert [m for to, m in layer.sent if to == groups.workspace_events(2)] == [event(2, 1)]
-    nudge = {"type": groups.JOB_MESSAGE, "job_id": 5, "workspace_id": 1}
+    # The first of the batch's nudges of job 5 stands for all: its event's (2), read after
+    # the progress it covers was committed.
+    nudge = {"type": groups.JOB_MESSAGE, "job_id": 5, "workspace_id": 1, "sequence": 2}
     for group in (groups.job_updates(5), groups.workspace_jobs(1)):
         assert [m for to, m in layer.sent if to == group] == [nudge]
 
