@@ -179,10 +179,12 @@ def _install_broker_marks(dispatch: Any) -> None:
     sending: dict[str, Any] = {"job": None}
     original_send = dispatch.send
 
-    def send(job_id: int, lane: str, **kwargs: Any) -> None:
+    # Whatever dispatch.send takes after the job id (its lane, its kind since time limits,
+    # redelivery): passed through, so a change of its signature does not break the trace.
+    def send(job_id: int, *args: Any, **kwargs: Any) -> None:
         sending["job"] = job_id
         try:
-            original_send(job_id, lane, **kwargs)
+            original_send(job_id, *args, **kwargs)
         finally:
             sending["job"] = None
 
