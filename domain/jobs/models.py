@@ -56,9 +56,11 @@ class Job(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When last sent.")
     # The sweeper's schedule (domain/jobs/sweeper.py): when it may send the job again if no
     # worker has claimed it (or, running, once its lease has expired), and how many times it
-    # has sent it since the job was queued or last claimed.
+    # has sent it since the job was queued or last claimed. NULL is due at once: a row written
+    # by a release before the schedule (a rolling deploy) has none. The database's default
+    # lets such a release insert jobs (migration 0003, docs/operations.md).
     next_dispatch_at = models.DateTimeField(null=True, blank=True)
-    redispatches = models.PositiveIntegerField(default=0)
+    redispatches = models.IntegerField(default=0, db_default=0)
     started_at = models.DateTimeField(null=True, blank=True, help_text="When it last started.")
     finished_at = models.DateTimeField(null=True, blank=True, help_text="When it ended.")
 

@@ -4,6 +4,7 @@ job that was claimed is recovered at once when its worker dies."""
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -115,3 +118,69 @@ def test_the_sweepers_query_is_answered_from_an_index(workspace: Workspace) -> N
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Seq Scan" not in plan, plan
     assert "job_state_next_dispatch" in plan, plan
+
+
+@pytest.mark.django_db
+def test_jobs_written_by_the_release_before_the_schedule_are_swept(
+    workspace: Workspace, settings: Any
+) -> None:
+    """During a rolling deploy, processes still on the release before migration 0003 insert
+    and claim jobs knowing neither `redispatches` nor `next_dispatch_at`. Their INSERT failed
+    (the column was NOT NULL with no default in the database), and a job they left without
+    `next_dispatch_at` would never have been due."""
+    settings.DEPOT_JOB_LEASE_SECONDS = 60
+    # The Job model as that release has it (its state after migration 0002).
+    old_apps = (
+        MigrationExecutor(connection).loader.project_state(("jobs", "0002_idempotency_keys")).apps
+    )
+    OldJob = old_apps.get_model("jobs", "Job")
+    assert "redispatches" not in {f.name for f in OldJob._meta.fields}
+    start = timezone.now()
+    queued = OldJob.objects.create(
+        workspace_id=workspace.pk, kind="test.sweeper.waits", lane=Lane.BULK, state="QUEUED"
+    )
+    # Claimed by that release; its worker died.
+    lost = OldJob.objects.create(
+        workspace_id=workspace.pk,
+        kind="test.sweeper.waits",
+        lane=Lane.BULK,
+        state="RUNNING",
+        attempts=1,
+        lease_token="old",
+        lease_expires_at=start - timedelta(seconds=1),
+    )
+    assert Job.objects.get(pk=queued.pk).redispatches == 0
+    assert Job.objects.get(pk=queued.pk).next_dispatch_at is None
+    with _clock(start), mock.patch("domain.jobs.dispatch.send") as send:
+        jobs_sweep()
+    assert sorted(call.args[0] for call in send.call_args_list) == sorted([queued.pk, lost.pk])
+    # From there on, they are on the schedule.
+    assert Job.objects.get(pk=queued.pk).redispatches == 1
+    with (
+        _clock(start + timedelta(seconds=SWEEP_EVERY)),
+        mock.patch("domain.jobs.dispatch.send") as send,
+    ):
+        jobs_sweep()
+    assert send.call_count == 0
+
+
+@pytest.mark.django_db
+def test_the_jobs_migrations_are_cheap_on_a_big_table() -> None:
+    """0003 added `redispatches` as a CHECKed column whose default Django dropped at once (a
+    scan for the CHECK under ACCESS EXCLUSIVE; old code's INSERTs failing), backfilled and
+    built the index in that lock."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the statements checked are Postgres's")
+    sql = {}
+    for name in ("0003", "0004", "0005"):
+        out = io.StringIO()
+        call_command("sqlmigrate", "jobs", name, stdout=out)
+        sql[name] = out.getvalue()
+    added = sql["0003"] + sql["0004"]
+    for costly in ("CHECK", "DROP DEFAULT", "Raw Python", "INDEX"):
+        assert costly not in added, added
+    assert '"redispatches" integer DEFAULT 0 NOT NULL' in added
+    assert "BEGIN" not in sql["0005"], sql["0005"]
+    assert 'CREATE INDEX CONCURRENTLY "job_state_next_dispatch"' in sql["0005"]
+    assert 'DROP INDEX CONCURRENTLY IF EXISTS "job_state_dispatched"' in sql["0005"]
+    assert sql["0005"].index("CREATE INDEX") < sql["0005"].index("DROP INDEX")

@@ -1,0 +1,87 @@
+"""Migration operations that keep a big table usable while its indexes change.
+
+On Postgres they build and drop indexes CONCURRENTLY: no lock that stops writes (a plain
+CREATE INDEX holds a SHARE lock, blocking every INSERT and UPDATE, for the whole build). That
+cannot run in a transaction, so a migration using them says `atomic = False` and holds nothing
+else. Elsewhere (SQLite, embedded mode) they are the plain AddIndex and RemoveIndex:
+django.contrib.postgres's AddIndexConcurrently fails there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import migrations
+from django.db.migrations.state import ProjectState
+
+
+def _concurrently(schema_editor: Any) -> bool:
+    if schema_editor.connection.vendor != "postgresql":
+        return False
+    # sqlmigrate only collects the statements: no transaction matters there.
+    if schema_editor.connection.in_atomic_block and not schema_editor.collect_sql:
+        raise RuntimeError(
+            "An index is built or dropped CONCURRENTLY outside a transaction: give the "
+            "migration `atomic = False`."
+        )
+    return True
+
+
+class AddIndexOnline(migrations.AddIndex):
+    """AddIndex, CONCURRENTLY on Postgres."""
+
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        if _concurrently(schema_editor):
+            schema_editor.add_index(model, self.index, concurrently=True)
+        else:
+            schema_editor.add_index(model, self.index)
+
+    def database_backwards(
+        self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        if _concurrently(schema_editor):
+            schema_editor.remove_index(model, self.index, concurrently=True)
+        else:
+            schema_editor.remove_index(model, self.index)
+
+    def describe(self) -> str:
+        return super().describe() + " (concurrently on Postgres)"
+
+
+class RemoveIndexOnline(migrations.RemoveIndex):
+    """RemoveIndex, CONCURRENTLY on Postgres."""
+
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
+        if _concurrently(schema_editor):
+            schema_editor.remove_index(model, index, concurrently=True)
+        else:
+            schema_editor.remove_index(model, index)
+
+    def database_backwards(
+        self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        index = to_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
+        if _concurrently(schema_editor):
+            schema_editor.add_index(model, index, concurrently=True)
+        else:
+            schema_editor.add_index(model, index)
+
+    def describe(self) -> str:
+        return super().describe() + " (concurrently on Postgres)"
