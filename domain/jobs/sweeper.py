@@ -17,11 +17,16 @@ The job's `next_dispatch_at` is when it is due; the query reads a range of the i
 the jobs of a backlog that are not due are not read. A job without one is due: a release
 before the schedule (still running during a rolling deploy) inserts and claims jobs without
 it, and migration 0003 sets none on the jobs already there.
+
+Each step of a sweep (ending the runs killed by their time limit, sending the due jobs,
+pruning events, pruning idempotency keys) goes on when another fails, and one job that cannot
+be ended is logged and skipped: an error, every sweep, in one of them must not stop the rest.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
@@ -54,15 +59,51 @@ def _due(now: datetime) -> Q:
 
 
 def jobs_sweep() -> dict[str, int]:
-    """Send due jobs again (as redeliveries, never held: domain/jobs/quick.py), then prune old
-    events and idempotency keys."""
+    """End the runs their hard time limit killed, send due jobs again (as redeliveries, never
+    held: domain/jobs/quick.py), then prune old events and idempotency keys. `errors`: how
+    many jobs or steps failed (each logged with its traceback)."""
     now = timezone.now()
-    # Runs killed by their hard time limit end JOB_TIMED_OUT rather than run again.
+    counts = {"redispatched": 0, "timed_out": 0, "pruned": 0, "errors": 0}
+    steps: list[tuple[str, str, Callable[[], int]]] = [
+        (
+            "timed_out",
+            "ending runs killed by their time limit",
+            lambda: _end_timed_out(now, counts),
+        ),
+        ("redispatched", "sending due jobs again", lambda: _redispatch(now)),
+        ("pruned", "pruning events", lambda: events_prune(now=now)),
+        ("", "pruning idempotency keys", idempotency_keys_prune),
+    ]
+    for name, what, step in steps:
+        try:
+            done = step()
+        except Exception:
+            logger.exception("sweeper: %s failed", what)
+            counts["errors"] += 1
+            continue
+        if name:
+            counts[name] = done
+    if counts["redispatched"]:
+        logger.info("sweeper re-dispatched %d job(s)", counts["redispatched"])
+    return counts
+
+
+def _end_timed_out(now: datetime, counts: dict[str, int]) -> int:
+    """Runs killed by their hard time limit end JOB_TIMED_OUT rather than run again. One that
+    fails (its kind's on_abandon hook raising, a deadlock) stays as it was, for the next sweep;
+    the others are ended."""
     outlived = Job.objects.filter(time_limits.outlived_its_run(now)).order_by()
-    timed_out = sum(
-        runner.end_timed_out(job_id)
-        for job_id in outlived.values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
+    ended = 0
+    for job_id in list(outlived.values_list("pk", flat=True)[:SWEEP_BATCH]):
+        try:
+            ended += runner.end_timed_out(job_id)
+        except Exception:
+            logger.exception("sweeper: ending job %s, killed by its time limit, failed", job_id)
+            counts["errors"] += 1
+    return ended
+
+
+def _redispatch(now: datetime) -> int:
     with transaction.atomic():
         # Stamping the next send first keeps two sweepers, or two sweeps, from both sending the
         # same job (a duplicate send would still be harmless: the claim admits one runner).
@@ -82,10 +123,6 @@ def jobs_sweep() -> dict[str, int]:
                 dispatched_at=now,
             )
     for job_id, lane, kind, _ in due:
+        # send() logs and swallows a broker's refusal: the job is due again later.
         dispatch.send(job_id, lane, kind, redelivery=True)
-    redispatched = len(due)
-    pruned = events_prune(now=now)
-    idempotency_keys_prune()
-    if redispatched:
-        logger.info("sweeper re-dispatched %d job(s)", redispatched)
-    return {"redispatched": redispatched, "timed_out": timed_out, "pruned": pruned}
+    return len(due)

@@ -159,3 +159,76 @@ def test_a_stale_message_of_a_run_its_hard_limit_killed_ends_it_without_running_
     )
     assert ran == []
     assert abandoned == [(killed.pk, "JOB_TIMED_OUT")]
+
+
+@registry.register("test.limits.hook_fails", lane=Lane.BULK)
+def _hook_fails(ctx: JobContext) -> None:
+    ran.append(ctx.job.pk)
+
+
+def _raising_hook(job: Job, error: dict[str, Any]) -> None:
+    raise RuntimeError("the hook failed")
+
+
+registry.on_abandon("test.limits.hook_fails", _raising_hook)
+
+
+@pytest.mark.django_db
+def test_a_killed_run_that_cannot_be_ended_stops_nothing_else_in_the_sweep(
+    workspace: Workspace, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exception of its kind's on_abandon hook left jobs_sweep before it sent anything or
+    pruned anything, at every sweep."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    settings.DEPOT_EVENT_RETENTION_DAYS = 7
+    start = timezone.now()
+    # An old event, due for pruning.
+    with _clock(start - timedelta(days=8)):
+        old = _job(workspace, "test.limits.default")
+    Job.objects.filter(pk=old.pk).update(state=JobState.SUCCEEDED)
+    old_events = Event.objects.filter(pk=Event.objects.latest("pk").pk)
+    old_events.update(created_at=start - timedelta(days=8))
+    failing = _job(workspace, "test.limits.hook_fails")
+    with _clock(start):
+        assert runner.claim(failing.pk, deadline=start + timedelta(seconds=10)) is not None
+    Job.objects.filter(pk=failing.pk).update(lease_expires_at=start + timedelta(seconds=12))
+    killed = _killed_by_its_hard_limit(workspace, start)
+    with _clock(start - timedelta(seconds=60)):
+        waiting = _job(workspace, "test.limits.default")  # overdue: sent again
+    assert old_events.exists()
+
+    with _clock(start + timedelta(seconds=13)), mock.patch.object(dispatch, "send") as send:
+        swept = jobs_sweep()
+
+    assert [call.args[0] for call in send.call_args_list] == [waiting.pk]
+    assert not old_events.exists()
+    assert swept["pruned"] >= 1
+    assert (swept["timed_out"], swept["errors"]) == (1, 1)
+    # The other killed run ended; the failing one is as it was, for the next sweep.
+    assert Job.objects.get(pk=killed.pk).state == JobState.FAILED
+    assert Job.objects.get(pk=failing.pk).state == JobState.RUNNING
+    [record] = [r for r in caplog.records if "killed by its time limit, failed" in r.getMessage()]
+    assert record.exc_info is not None
+
+
+@pytest.mark.django_db
+def test_a_failing_step_of_the_sweep_skips_none_of_the_others(
+    workspace: Workspace, settings: Any
+) -> None:
+    start = timezone.now()
+    with _clock(start - timedelta(seconds=60)):
+        waiting = _job(workspace, "test.limits.default")
+    with (
+        _clock(start),
+        mock.patch(
+            "domain.jobs.time_limits.outlived_its_run", side_effect=RuntimeError("query failed")
+        ),
+        mock.patch.object(dispatch, "send") as send,
+        mock.patch("domain.jobs.sweeper.events_prune", side_effect=RuntimeError("deadlock")),
+        mock.patch("domain.jobs.sweeper.idempotency_keys_prune", return_value=0) as keys,
+    ):
+        swept = jobs_sweep()
+    # The first step and the third failed; the second and the fourth ran.
+    assert [call.args[0] for call in send.call_args_list] == [waiting.pk]
+    keys.assert_called_once()
+    assert swept == {"redispatched": 1, "timed_out": 0, "pruned": 0, "errors": 2}
