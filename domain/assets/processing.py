@@ -44,6 +44,7 @@ from domain.jobs.time_limits import JOB_TIMED_OUT
 logger = logging.getLogger("depot.jobs")
 
 CHUNK = 1024 * 1024
+PROCESSING_CANCELLED = "PROCESSING_CANCELLED"
 # The same work in the bulk lane, for reprocessing (domain.assets.reprocess): uploads go on
 # in the interactive lane while a whole workspace is reprocessed.
 REPROCESS_ITEM_JOB = "asset.reprocess.item"
@@ -87,7 +88,7 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
     except (JobFailed, LeaseLost):
         raise  # the asset's failure is recorded (or it is being deleted, or another run's now)
     except JobCancelled:
-        _give_back(asset, before, "PROCESSING_CANCELLED", "Processing was cancelled.")
+        _give_back(asset, before, PROCESSING_CANCELLED, "Processing was cancelled.")
         raise
     except JobTimedOut:
         # The job's time limit (domain/jobs/time_limits.py): the runner ends it JOB_TIMED_OUT.
@@ -141,14 +142,20 @@ def _unexpected(error: Exception) -> tuple[str, str]:
 def _give_back(asset: Asset, before: str, code: str, message: str) -> None:
     """End an asset's processing that did not finish: a READY asset (reprocessed) stays READY
     with what it had, any other is FAILED with the code. Nothing if it is no longer PROCESSING
-    (a deletion marked it, say)."""
+    (a deletion marked it, say).
+
+    READY before: `before` says so, or the row does (_was_ready) when this run did not see it
+    READY: a run that took over from a lost worker, or the on_abandon hook, with no run."""
     with transaction.atomic():
-        state = (
-            Asset.objects.select_for_update().filter(pk=asset.pk).values_list("state", flat=True)
+        row = (
+            Asset.objects.select_for_update()
+            .filter(pk=asset.pk)
+            .values_list("state", "sha256", "failure")
         ).first()
-        if state != AssetState.PROCESSING:
+        if row is None or row[0] != AssetState.PROCESSING:
             return
-        if before == AssetState.READY:
+        _state, sha256, failure = row
+        if before == AssetState.READY or _was_ready(sha256=sha256, failure=failure):
             asset.state = AssetState.READY
             asset.save(update_fields=["state", "updated_at"])
             events.record(asset.workspace_id, "asset.ready", asset_event_payload(asset))
@@ -161,12 +168,24 @@ def _give_back(asset: Asset, before: str, code: str, message: str) -> None:
         )
 
 
+def _was_ready(*, sha256: str, failure: dict[str, Any] | None) -> bool:
+    """Whether a PROCESSING asset was READY when its processing started (a reprocessing): only
+    a processing that finished (_finish) sets its SHA-256, and only that clears its failure,
+    which every FAILED asset has (_fail, _give_back), so a processed asset that has not failed
+    since has both. Its original and renditions are still there: a reprocessing rewrites each
+    rendition in place."""
+    return bool(sha256) and failure is None
+
+
 def _abandoned(job: Job, error: dict[str, Any]) -> None:
-    """The runner gave the job up without running it again (its workers were lost too often):
-    the asset it left PROCESSING fails with the job's error."""
+    """The runner gave the job up without its handler (its workers were lost too often, or its
+    run was killed by its hard time limit): the asset it left PROCESSING fails with the job's
+    error, as the handler would have failed it, or, being reprocessed, is READY again with
+    what it had."""
     asset = Asset.objects.filter(pk=job.parameters.get("asset_id")).first()
-    if asset is not None:
-        _give_back(asset, AssetState.PROCESSING, error["code"], error["message"])
+    if asset is None:
+        return
+    _give_back(asset, AssetState.PROCESSING, error["code"], error["message"])
 
 
 registry.on_abandon(PROCESS_JOB, _abandoned)

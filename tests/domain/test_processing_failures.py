@@ -136,3 +136,53 @@ def test_a_checksum_mismatch_is_recorded_before_the_bytes_go(workspace: Workspac
     runner.execute(job.pk)
     assert _ended(asset, job)[1] == "UPLOAD_CHECKSUM_MISMATCH"
     assert storage.object_size(asset.storage_key) is None
+
+
+def _killed_by_its_hard_limit(asset: Asset, job: Job) -> None:
+    """The job's run claimed with a 10 s hard deadline, the asset PROCESSING, the worker's
+    child killed there (its lease ran out just after); then the sweeper's end of it."""
+    start = timezone.now()
+    with mock.patch("django.utils.timezone.now", return_value=start):
+        assert runner.claim(job.pk, deadline=start + timedelta(seconds=10)) is not None
+    Asset.objects.filter(pk=asset.pk).update(state=AssetState.PROCESSING)
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=start + timedelta(seconds=12))
+    with mock.patch("django.utils.timezone.now", return_value=start + timedelta(seconds=13)):
+        assert runner.end_timed_out(job.pk)
+
+
+@pytest.mark.django_db
+def test_a_reprocessing_killed_by_its_hard_time_limit_leaves_a_ready_asset_ready(
+    workspace: Workspace, settings: Any
+) -> None:
+    """The on_abandon hook failed it JOB_TIMED_OUT, as if it had never been processed, though
+    its original and renditions were intact (the soft limit's path kept it READY)."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    asset, job = _uploaded(workspace)
+    runner.execute(job.pk)
+    asset.refresh_from_db()
+    assert asset.state == AssetState.READY
+    renditions = sorted(asset.renditions.values_list("preset", "storage_key"))
+    item = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    _killed_by_its_hard_limit(asset, item)
+    assert _ended(asset, item) == (JobState.FAILED, "JOB_TIMED_OUT", AssetState.READY, None)
+    assert sorted(asset.renditions.values_list("preset", "storage_key")) == renditions
+    assert Event.objects.filter(type="asset.ready").count() == 2
+    assert not Event.objects.filter(type="asset.failed").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("retried", [False, True], ids=["uploaded", "failed before"])
+def test_a_processing_killed_by_its_hard_time_limit_fails_an_unprocessed_asset(
+    workspace: Workspace, settings: Any, retried: bool
+) -> None:
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    asset, job = _uploaded(workspace)
+    if retried:  # processed once, then failed: a retry does not make it READY
+        runner.execute(job.pk)
+        failure = {"code": "KIND_NOT_ALLOWED", "message": "Not here."}
+        Asset.objects.filter(pk=asset.pk).update(state=AssetState.FAILED, failure=failure)
+        job = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    _killed_by_its_hard_limit(asset, job)
+    state, code, asset_state, failure = _ended(asset, job)
+    assert (state, code, asset_state) == (JobState.FAILED, "JOB_TIMED_OUT", AssetState.FAILED)
+    assert failure["code"] == "JOB_TIMED_OUT"
