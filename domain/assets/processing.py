@@ -39,7 +39,7 @@ from domain.jobs import events, registry
 from domain.jobs.context import JobContext
 from domain.jobs.errors import JobCancelled, JobFailed, JobTimedOut, LeaseLost
 from domain.jobs.models import Job, Lane
-from domain.jobs.time_limits import JOB_TIMED_OUT
+from domain.jobs.time_limits import JOB_CANCELLED, JOB_TIMED_OUT
 
 logger = logging.getLogger("depot.jobs")
 
@@ -179,13 +179,16 @@ def _was_ready(*, sha256: str, failure: dict[str, Any] | None) -> bool:
 
 def _abandoned(job: Job, error: dict[str, Any]) -> None:
     """The runner gave the job up without its handler (its workers were lost too often, or its
-    run was killed by its hard time limit): the asset it left PROCESSING fails with the job's
-    error, as the handler would have failed it, or, being reprocessed, is READY again with
-    what it had."""
+    run was killed by its hard time limit, a cancel pending or not): the asset it left
+    PROCESSING fails with the job's error, as the handler would have failed it, or, being
+    reprocessed, is READY again with what it had."""
     asset = Asset.objects.filter(pk=job.parameters.get("asset_id")).first()
     if asset is None:
         return
-    _give_back(asset, AssetState.PROCESSING, error["code"], error["message"])
+    code, message = error["code"], error["message"]
+    if code == JOB_CANCELLED:
+        code, message = PROCESSING_CANCELLED, "Processing was cancelled."
+    _give_back(asset, AssetState.PROCESSING, code, message)
 
 
 registry.on_abandon(PROCESS_JOB, _abandoned)

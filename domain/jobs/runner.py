@@ -130,8 +130,10 @@ def _finish(
 def end_timed_out(job_id: int) -> bool:
     """End FAILED with JOB_TIMED_OUT a job whose worker was lost after its run's hard deadline
     (domain/jobs/time_limits.py): Celery killed it; its handler could not clean up, so the
-    kind's on_abandon hook does (an asset being processed fails with the same code). False if
-    the job is not such a job (or another sweeper or worker has it locked)."""
+    kind's on_abandon hook does (an asset being processed fails with the same code). A job
+    whose cancel was pending ends CANCELLED instead, with job.cancelled as a cancel the handler
+    saw (and the hook, given time_limits.CANCELLED). False if the job is not such a job (or
+    another sweeper or worker has it locked)."""
     with transaction.atomic():
         job = (
             Job.objects.select_for_update(skip_locked=True)
@@ -141,6 +143,13 @@ def end_timed_out(job_id: int) -> bool:
         if job is None:
             return False
         logger.error("job %s (%s) was stopped by its hard time limit", job.pk, job.kind)
+        if job.cancel_requested:
+            # The user asked for the cancel before the limit struck: that is the end they wait
+            # for (a lost worker with a cancel pending ends so too, at the claim).
+            ended = _finish(job, job.lease_token, JobState.CANCELLED)
+            if ended:
+                registry.abandoned(job, time_limits.cancelled_error())
+            return ended
         error = time_limits.hard_error()
         ended = _finish(job, job.lease_token, JobState.FAILED, error=error)
         if ended:

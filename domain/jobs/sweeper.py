@@ -89,9 +89,9 @@ def jobs_sweep() -> dict[str, int]:
 
 
 def _end_timed_out(now: datetime, counts: dict[str, int]) -> int:
-    """Runs killed by their hard time limit end JOB_TIMED_OUT rather than run again. One that
-    fails (its kind's on_abandon hook raising, a deadlock) stays as it was, for the next sweep;
-    the others are ended."""
+    """Runs killed by their hard time limit end JOB_TIMED_OUT (CANCELLED if a cancel was
+    pending) rather than run again. One that fails (its kind's on_abandon hook raising, a
+    deadlock) stays as it was, for the next sweep; the others are ended."""
     outlived = Job.objects.filter(time_limits.outlived_its_run(now)).order_by()
     ended = 0
     for job_id in list(outlived.values_list("pk", flat=True)[:SWEEP_BATCH]):

@@ -58,6 +58,15 @@ def hard_error() -> dict[str, str]:
     }
 
 
+# The on_abandon hook's error for a killed run whose cancel was pending (the job ends
+# CANCELLED, with no error of its own): what it gave up was cancelled.
+JOB_CANCELLED = "JOB_CANCELLED"
+
+
+def cancelled_error() -> dict[str, str]:
+    return {"code": JOB_CANCELLED, "message": "The job was cancelled; its run was stopped."}
+
+
 def outlived_its_run(now: datetime) -> Q:
     """RUNNING jobs whose worker was lost (the lease expired) after the run's hard deadline:
     killed by the hard limit (or lost within a lease of it), so running it again would most

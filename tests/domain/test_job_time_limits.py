@@ -232,3 +232,29 @@ def test_a_failing_step_of_the_sweep_skips_none_of_the_others(
     assert [call.args[0] for call in send.call_args_list] == [waiting.pk]
     keys.assert_called_once()
     assert swept == {"redispatched": 1, "timed_out": 0, "pruned": 0, "errors": 2}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ended_by", ["sweeper", "stale message"])
+def test_a_run_its_hard_limit_killed_with_a_cancel_pending_ends_cancelled(
+    workspace: Workspace, settings: Any, ended_by: str
+) -> None:
+    """It ended FAILED with JOB_TIMED_OUT: the user who asked for the cancel saw a failure
+    (before time limits, a lost worker's job with a cancel pending ended CANCELLED)."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    start = timezone.now()
+    killed = _killed_by_its_hard_limit(workspace, start)
+    Job.objects.filter(pk=killed.pk).update(cancel_requested=True)
+    with _clock(start + timedelta(seconds=13)), mock.patch.object(dispatch, "send") as send:
+        if ended_by == "sweeper":
+            assert jobs_sweep()["timed_out"] == 1
+        else:
+            runner.execute(killed.pk, redelivery=True)
+    assert send.call_count == 0
+    killed.refresh_from_db()
+    assert (killed.state, killed.error, killed.lease_token) == (JobState.CANCELLED, None, "")
+    assert ran == []
+    # The event a cancel the handler saw records, and the hook for what the run left.
+    assert _job_events(killed)[-1] == ("job.cancelled", None)
+    assert Event.objects.get(type="job.cancelled").payload["state"] == JobState.CANCELLED
+    assert abandoned == [(killed.pk, "JOB_CANCELLED")]

@@ -138,14 +138,17 @@ def test_a_checksum_mismatch_is_recorded_before_the_bytes_go(workspace: Workspac
     assert storage.object_size(asset.storage_key) is None
 
 
-def _killed_by_its_hard_limit(asset: Asset, job: Job) -> None:
-    """The job's run claimed with a 10 s hard deadline, the asset PROCESSING, the worker's
-    child killed there (its lease ran out just after); then the sweeper's end of it."""
+def _killed_by_its_hard_limit(asset: Asset, job: Job, *, cancel: bool = False) -> None:
+    """The job's run claimed with a 10 s hard deadline, the asset PROCESSING (a cancel asked
+    for meanwhile, if `cancel`), the worker's child killed there (its lease ran out just
+    after); then the sweeper's end of it."""
     start = timezone.now()
     with mock.patch("django.utils.timezone.now", return_value=start):
         assert runner.claim(job.pk, deadline=start + timedelta(seconds=10)) is not None
     Asset.objects.filter(pk=asset.pk).update(state=AssetState.PROCESSING)
-    Job.objects.filter(pk=job.pk).update(lease_expires_at=start + timedelta(seconds=12))
+    Job.objects.filter(pk=job.pk).update(
+        lease_expires_at=start + timedelta(seconds=12), cancel_requested=cancel
+    )
     with mock.patch("django.utils.timezone.now", return_value=start + timedelta(seconds=13)):
         assert runner.end_timed_out(job.pk)
 
@@ -186,3 +189,18 @@ def test_a_processing_killed_by_its_hard_time_limit_fails_an_unprocessed_asset(
     state, code, asset_state, failure = _ended(asset, job)
     assert (state, code, asset_state) == (JobState.FAILED, "JOB_TIMED_OUT", AssetState.FAILED)
     assert failure["code"] == "JOB_TIMED_OUT"
+
+
+@pytest.mark.django_db
+def test_a_processing_killed_by_its_hard_time_limit_with_a_cancel_pending_is_cancelled(
+    workspace: Workspace, settings: Any
+) -> None:
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    asset, job = _uploaded(workspace)
+    _killed_by_its_hard_limit(asset, job, cancel=True)
+    assert _ended(asset, job) == (
+        JobState.CANCELLED,
+        None,
+        AssetState.FAILED,
+        {"code": "PROCESSING_CANCELLED", "message": "Processing was cancelled."},
+    )
