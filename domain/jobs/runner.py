@@ -54,7 +54,10 @@ def _claim_in_transaction(job_id: int, deadline: datetime | None) -> tuple[Job, 
         end_timed_out(job_id)
         return None
     if job.cancel_requested:
-        _finish(job, token, JobState.CANCELLED)
+        # A run was lost with a cancel pending: end it, and give back what that run had under
+        # way (an asset left PROCESSING), as for any run that ends without its handler's word.
+        if _finish(job, token, JobState.CANCELLED):
+            registry.abandoned(job, time_limits.cancelled_error())
         return None
     if job.attempts > job.max_attempts:
         error = {"code": "TOO_MANY_ATTEMPTS", "message": "The job's worker was lost too often."}

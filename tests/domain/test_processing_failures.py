@@ -204,3 +204,27 @@ def test_a_processing_killed_by_its_hard_time_limit_with_a_cancel_pending_is_can
         AssetState.FAILED,
         {"code": "PROCESSING_CANCELLED", "message": "Processing was cancelled."},
     )
+
+
+@pytest.mark.django_db
+def test_a_processing_whose_worker_was_lost_with_a_cancel_pending_is_cancelled(
+    workspace: Workspace, settings: Any
+) -> None:
+    """The next claim ended the job CANCELLED but left the asset PROCESSING for good (no
+    reprocessing picks a PROCESSING asset)."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    asset, job = _uploaded(workspace)
+    start = timezone.now()
+    with mock.patch("django.utils.timezone.now", return_value=start):
+        assert runner.claim(job.pk, deadline=None) is not None
+    Asset.objects.filter(pk=asset.pk).update(state=AssetState.PROCESSING)
+    Job.objects.filter(pk=job.pk).update(cancel_requested=True)  # then the worker is lost
+    later = start + timedelta(seconds=settings.DEPOT_JOB_LEASE_SECONDS + 1)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        assert runner.claim(job.pk, deadline=None) is None  # the redelivery's claim
+    assert _ended(asset, job) == (
+        JobState.CANCELLED,
+        None,
+        AssetState.FAILED,
+        {"code": "PROCESSING_CANCELLED", "message": "Processing was cancelled."},
+    )
