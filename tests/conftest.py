@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from django.test import Client
 from domain.accounts.models import Role, TokenScope, User, Workspace
 from domain.accounts.services import api_token_create, membership_add, workspace_create
 from tests import stray_connections
+from tests.support.local_storage import use_local_storage
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -124,3 +126,9 @@ class GQL:
 @pytest.fixture
 def gql(client: Client) -> GQL:
     return GQL(client)
+
+
+@pytest.fixture
+def media_root(settings: Any, tmp_path: Path) -> Path:
+    """Embedded mode's storage: objects as files under this directory, no S3."""
+    return use_local_storage(settings, tmp_path / "media")

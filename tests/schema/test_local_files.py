@@ -45,20 +45,6 @@ ASSET = """query($id: ID!) {
 
 
 @pytest.fixture
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    settings.S3_BUCKET = ""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": root},
-        },
-    }
-    return root
-
-
-@pytest.fixture
 def collection(workspace: Workspace) -> Collection:
     return Collection.objects.create(workspace=workspace, name="Local")
 

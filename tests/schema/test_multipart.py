@@ -33,6 +33,7 @@ from domain.jobs.models import Event, Job
 from tests import factories
 from tests.conftest import GQL
 from tests.support.disk import files_under, full_disk
+from tests.support.local_storage import use_local_storage
 
 START = """mutation($i: AssetMultipartUploadStartInput!) {
   assetMultipartUploadStart(input: $i) {
@@ -74,14 +75,7 @@ class Mode:
 
 
 def _local_mode(settings: Any, media_root: Path, client: Client) -> Mode:
-    settings.S3_BUCKET = ""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": media_root},
-        },
-    }
+    use_local_storage(settings, media_root)
     settings.DEPOT_MULTIPART_PART_BYTES = 4096
 
     def put(url: str, body: bytes) -> Any:

@@ -312,18 +312,10 @@ def test_a_worker_whose_disk_is_full_fails_the_rendition_with_its_code_and_keeps
 
 @pytest.mark.django_db
 def test_a_full_local_store_fails_the_rendition_with_its_code_and_leaves_no_partial_file(
-    gql: GQL, token: str, collection: Collection, tmp_path: Path, settings: Any
+    gql: GQL, token: str, collection: Collection, media_root: Path
 ) -> None:
     """Embedded mode: the store is the worker's disk too."""
-    root = tmp_path / "media"
-    settings.S3_BUCKET = ""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": root},
-        },
-    }
+    root = media_root
     content = media.jpeg(640, 480)
     asset = _ready_image(collection, content)
     job_pk = _job_pk(_request(gql, token, asset))
