@@ -27,6 +27,20 @@ def _concurrently(schema_editor: Any) -> bool:
     return True
 
 
+def _add(schema_editor: Any, model: Any, index: Any) -> None:
+    if _concurrently(schema_editor):
+        schema_editor.add_index(model, index, concurrently=True)
+    else:
+        schema_editor.add_index(model, index)
+
+
+def _remove(schema_editor: Any, model: Any, index: Any) -> None:
+    if _concurrently(schema_editor):
+        schema_editor.remove_index(model, index, concurrently=True)
+    else:
+        schema_editor.remove_index(model, index)
+
+
 class AddIndexOnline(migrations.AddIndex):
     """AddIndex, CONCURRENTLY on Postgres."""
 
@@ -34,23 +48,15 @@ class AddIndexOnline(migrations.AddIndex):
         self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
     ) -> None:
         model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if _concurrently(schema_editor):
-            schema_editor.add_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.add_index(model, self.index)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            _add(schema_editor, model, self.index)
 
     def database_backwards(
         self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
     ) -> None:
         model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if _concurrently(schema_editor):
-            schema_editor.remove_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.remove_index(model, self.index)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            _remove(schema_editor, model, self.index)
 
     def describe(self) -> str:
         return super().describe() + " (concurrently on Postgres)"
@@ -63,25 +69,17 @@ class RemoveIndexOnline(migrations.RemoveIndex):
         self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
     ) -> None:
         model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        if _concurrently(schema_editor):
-            schema_editor.remove_index(model, index, concurrently=True)
-        else:
-            schema_editor.remove_index(model, index)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            state = from_state.models[app_label, self.model_name_lower]
+            _remove(schema_editor, model, state.get_index_by_name(self.name))
 
     def database_backwards(
         self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
     ) -> None:
         model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        index = to_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        if _concurrently(schema_editor):
-            schema_editor.add_index(model, index, concurrently=True)
-        else:
-            schema_editor.add_index(model, index)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            state = to_state.models[app_label, self.model_name_lower]
+            _add(schema_editor, model, state.get_index_by_name(self.name))
 
     def describe(self) -> str:
         return super().describe() + " (concurrently on Postgres)"
