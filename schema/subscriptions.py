@@ -49,6 +49,7 @@ from domain.accounts.selectors import require_permission
 from domain.assets import selectors as assets
 from domain.assets.models import Asset
 from domain.common.errors import DomainError
+from domain.common.ids import pk_of
 from domain.jobs import selectors as jobs
 from domain.jobs.models import Job
 from domain.jobs.stats import job_stats
@@ -304,7 +305,8 @@ class Subscription:
                     async for item in items:
                         if _nudge_of_an_event(item):
                             continue  # its event, heard too, reads the job
-                        job = await sync_to_async(load)(_job_id_of(item))
+                        job_id = _job_id_of(item)
+                        job = None if job_id is None else await sync_to_async(load)(job_id)
                         if job is not None and sent.changed(job):
                             yield job  # type: ignore[misc]
             except Lagging:
@@ -582,13 +584,12 @@ def _nudge_of_an_event(item: EventType | dict[str, Any]) -> bool:
     return isinstance(item, dict) and item["type"] == groups.JOB_MESSAGE and "sequence" in item
 
 
-def _job_id_of(item: EventType | dict[str, Any]) -> int:
+def _job_id_of(item: EventType | dict[str, Any]) -> int | None:
     """The job a job event (replayed or live) or a jobs group's nudge is about."""
-    if isinstance(item, EventType):
-        return int(relay.GlobalID.from_id(item.payload["jobId"]).node_id)  # type: ignore[index]
-    if item["type"] == groups.JOB_MESSAGE or item.get("job_id") is not None:
+    if isinstance(item, dict) and item.get("job_id") is not None:
         return int(item["job_id"])
-    return int(relay.GlobalID.from_id(item["payload"]["jobId"]).node_id)
+    payload = item.payload if isinstance(item, EventType) else item["payload"]
+    return pk_of(payload.get("jobId"), "Job")  # type: ignore[union-attr]
 
 
 class _LastSent:
