@@ -14,6 +14,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from redis.driver_info import DriverInfo
+from redis.maint_notifications import MaintNotificationsConfig
+
 from project.env import ConfigError, Env, check_url_scheme, parse_database_url, parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -125,6 +128,18 @@ if REDIS_URL:
 # Keeps concurrent runs (tests, several deployments on one Redis) from reading each other's keys.
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", "depot")
 
+# Options for every redis-py client Depot makes (the channel layer, its publisher, the cache, the
+# socket counts). redis-py introduces itself on each new connection: CLIENT SETINFO twice and
+# CLIENT MAINT_NOTIFICATIONS (maintenance events of managed Redis offerings). Redis before 7.2
+# refuses all three: three round trips before the connection's first command, and three
+# exceptions left in cycles each time a connection is made (the channel layer's reader makes
+# one after every Redis restart). Depot's clients reconnect on their own (health checks, a
+# retry on a broken connection), so they do not need maintenance events.
+REDIS_CLIENT_OPTIONS: dict[str, Any] = {
+    "driver_info": DriverInfo(name=None, lib_version=None),
+    "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+}
+
 # Above channels-redis's fixed 5 s BZPOPMIN block (see the host options below).
 CHANNELS_REDIS_SOCKET_TIMEOUT = 15.0
 if REDIS_URL:
@@ -137,6 +152,7 @@ if REDIS_URL:
                 "hosts": [
                     {
                         "address": REDIS_URL,
+                        **REDIS_CLIENT_OPTIONS,
                         "health_check_interval": 2,
                         # channels-redis blocks in BZPOPMIN for 5 s; redis-py's default 5 s
                         # socket timeout would fire first and kill the receive loop of an
@@ -326,6 +342,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
+            # Passed to redis-py's connection pool.
+            "OPTIONS": REDIS_CLIENT_OPTIONS,
         }
     }
 else:

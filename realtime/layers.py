@@ -41,8 +41,9 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
     makes whichever consumer takes a lock the reader: that consumer blocks in BZPOPMIN for all,
     and hands the others their messages. When that consumer goes (its socket closed), its
     receive is cancelled in the middle of the blocking command, so the Redis connection is
-    dropped and a new one made (redis-py 8 then also runs CLIENT SETINFO twice, which Redis
-    before 7.2 refuses, and reads its package metadata: 0.5 ms). A server whose sockets closed
+    dropped and a new one made (with redis-py's defaults, CLIENT SETINFO twice, which Redis
+    before 7.2 refuses, and a read of its package metadata: 0.5 ms; Depot's clients now skip
+    them, settings.REDIS_CLIENT_OPTIONS). A server whose sockets closed
     together made nearly one new connection per closed socket (19 of 20 in a probe), each
     leaving its exceptions and frames in cycles for the collector. And each receive wrapped
     the lock and the consumer's buffer in two tasks and an asyncio.wait, per message.

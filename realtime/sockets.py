@@ -42,7 +42,9 @@ def _ttl() -> float:
 def _redis() -> Any:
     import redis
 
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=5, **settings.REDIS_CLIENT_OPTIONS
+    )
     return client, client.register_script(_OPEN_SCRIPT)
 
 
