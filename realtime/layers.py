@@ -71,6 +71,7 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reader: asyncio.Task[None] | None = None
+        self._reader_index = 0  # of the host the reader reads from
         self._waiting: set[str] = set()  # channels whose receive waits on its buffer
         # Channels with buffered messages and no receive waiting: since when (monotonic).
         self._unclaimed: dict[str, float] = {}
@@ -115,7 +116,7 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
         self._reader = loop.create_task(self._read(real_channel), name="channel-layer-reader")
 
     async def _read(self, real_channel: str) -> None:
-        index = self.consistent_hash(real_channel)
+        index = self._reader_index = self.consistent_hash(real_channel)
         key = self.prefix + real_channel
         try:
             while True:
@@ -128,7 +129,10 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
             # Every receive now waiting gets the error; a later one starts a new reader. A
             # consumer not waiting now loses nothing: what it has not been sent is still in
             # Redis, for the next reader.
-            logger.warning("the channel layer's reader stopped: %r", error)
+            if self._reader is asyncio.current_task():
+                logger.warning("the channel layer's reader stopped: %r", error)
+            else:  # stopped on purpose (_stop_reader), not failed
+                logger.debug("the channel layer's reader stopped: %r", error)
             for channel in list(self._waiting):
                 self.receive_buffer[channel].put_nowait(_ReaderFailed(error))
 
@@ -173,6 +177,14 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
         home = reader.get_loop()
         if home is asyncio.get_running_loop():
             reader.cancel()
+            # redis-py can swallow a cancel that lands while a blocking command is sent or read
+            # (redis/redis-py#2028): the reader then waited out its BZPOPMIN, or for ever, and
+            # so did flush() and close_pools(). Closing the connections it may be blocked on
+            # ends that command (the reader stops on the error), however late it was sent.
+            pool = self.connection(self._reader_index).connection_pool
+            while not reader.done():
+                await pool.disconnect()
+                await asyncio.wait({reader}, timeout=0.05)
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         elif not home.is_closed():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,45 @@ def test_a_new_event_loop_gets_a_new_reader() -> None:
     assert asyncio.run(round_trip(1)) == 1
     assert asyncio.run(round_trip(2)) == 2
     asyncio.run(layer.flush())
+
+
+def test_flush_in_the_readers_loop_stops_a_reader_that_ignores_its_cancel() -> None:
+    """redis-py can swallow the cancel of a blocking command (redis/redis-py#2028): the reader
+    then went on in BZPOPMIN, and flush() (and close_pools()) waited out its 5 s block, or for
+    ever. Here its BZPOPMIN swallows the first cancel as redis-py does, and blocks again."""
+    swallowed: list[int] = []
+
+    async def test() -> None:
+        layer = _layer(settings.REDIS_URL)
+        client = layer.connection(0)
+        blocking_pop = client.bzpopmin
+
+        async def pop_that_swallows_a_cancel(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await blocking_pop(*args, **kwargs)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if swallowed or task is None:
+                    raise
+                swallowed.append(task.uncancel())
+                return await blocking_pop(*args, **kwargs)
+
+        client.bzpopmin = pop_that_swallows_a_cancel
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "hello"})
+        assert (await _next(layer, channel))["type"] == "hello"
+        await asyncio.sleep(0.1)  # the reader is back in BZPOPMIN
+        started = time.monotonic()
+        await asyncio.wait_for(layer.flush(), 3)
+        assert time.monotonic() - started < 1
+        assert layer._reader is None
+        # The layer works on after a flush: a new reader.
+        await layer.send(channel, {"type": "again"})
+        assert (await _next(layer, channel))["type"] == "again"
+        await layer.flush()
+
+    asyncio.run(test())
+    assert swallowed == [0]
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
