@@ -66,19 +66,16 @@ def test_depots_redis_clients_connect_without_introductions(own_redis: str) -> N
     assert before == {"errors": {}, "setinfo": {}}
 
     # The channel layer (the process's reader included) and its publisher's client.
-    layer = ProcessReaderRedisChannelLayer(
-        hosts=[_host(url)], prefix=f"depot-test-clients-{uuid.uuid4().hex[:8]}"
-    )
-
     async def through_the_layer() -> None:
+        layer = ProcessReaderRedisChannelLayer(
+            hosts=[_host(url)], prefix=f"depot-test-clients-{uuid.uuid4().hex[:8]}"
+        )
         channel = await layer.new_channel()
         await layer.send(channel, {"type": "hello"})
         assert (await asyncio.wait_for(layer.receive(channel), 5))["type"] == "hello"
+        await layer.flush()
 
     asyncio.run(through_the_layer())
-    # Flushed from a loop of its own, once the reader's loop has closed: in that loop, the
-    # cancelled reader would wait in redis-py for its BZPOPMIN to end, or for ever.
-    asyncio.run(layer.flush())
     publisher = publish._blocking_client(_host(url))
     assert publisher.ping()
     publisher.close()
