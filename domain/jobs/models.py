@@ -58,7 +58,9 @@ class Job(models.Model):
     # worker has claimed it (or, running, once its lease has expired), and how many times it
     # has sent it since the job was queued or last claimed. NULL is due at once: a row written
     # by a release before the schedule (a rolling deploy) has none. The database's default
-    # lets such a release insert jobs (migration 0003, docs/operations.md).
+    # lets such a release insert jobs (migration 0003, docs/operations.md). A run killed by its
+    # time limit is never sent again: for it, they schedule the tries of its end while its
+    # kind's on_abandon hook fails (runner.end_timed_out).
     next_dispatch_at = models.DateTimeField(null=True, blank=True)
     redispatches = models.IntegerField(default=0, db_default=0)
     started_at = models.DateTimeField(null=True, blank=True, help_text="When it last started.")

@@ -40,7 +40,13 @@ def claim(job_id: int, deadline: datetime | None = None) -> tuple[Job, str] | No
             return claimed
         # Finished, running elsewhere, cancel pending, out of attempts or out of time: the
         # general way below sorts those out (one more round trip, off the common path).
-    return _claim_in_transaction(job_id, deadline)
+    claimed = _claim_in_transaction(job_id, deadline)
+    if claimed is None:
+        # A stale message (a duplicate, a redelivery) of a job whose run was killed by its
+        # time limit ends it, if the sweeper has not yet: it never runs it again. After the
+        # claim's transaction, not in it: a failed try's back-off must commit (end_timed_out).
+        end_timed_out(job_id)
+    return claimed
 
 
 @transaction.atomic
@@ -49,9 +55,6 @@ def _claim_in_transaction(job_id: int, deadline: datetime | None) -> tuple[Job, 
     token = uuid.uuid4().hex
     job = _take(job_id, token, now, deadline)
     if job is None:
-        # A stale message (a duplicate, a redelivery) of a job whose run was killed by its
-        # time limit ends it, if the sweeper has not yet: it never runs it again.
-        end_timed_out(job_id)
         return None
     if job.cancel_requested:
         # A run was lost with a cancel pending: end it, and give back what that run had under
@@ -136,28 +139,72 @@ def end_timed_out(job_id: int) -> bool:
     kind's on_abandon hook does (an asset being processed fails with the same code). A job
     whose cancel was pending ends CANCELLED instead, with job.cancelled as a cancel the handler
     saw (and the hook, given time_limits.CANCELLED). False if the job is not such a job (or
-    another sweeper or worker has it locked)."""
+    another sweeper or worker has it locked).
+
+    An end that fails (the hook raising, mostly) is rolled back and the job waits
+    (time_limits.cleanup_retry_at) before the sweeper tries again; then this raises what made
+    it fail. So a hook that keeps failing is neither tried at every sweep nor fills the sweep's
+    batch ahead of other killed runs. The CLEANUP_TRIES-th failure ends the job without the
+    hook, FAILED with JOB_CLEANUP_FAILED: the end is not lost, and what the hook should have
+    given back waits for a retry of the job."""
+    now = timezone.now()
     with transaction.atomic():
         job = (
             Job.objects.select_for_update(skip_locked=True)
-            .filter(time_limits.outlived_its_run(timezone.now()), pk=job_id)
+            .filter(time_limits.outlived_its_run(now), pk=job_id)
             .first()
         )
         if job is None:
             return False
         logger.error("job %s (%s) was stopped by its hard time limit", job.pk, job.kind)
-        if job.cancel_requested:
-            # The user asked for the cancel before the limit struck: that is the end they wait
-            # for (a lost worker with a cancel pending ends so too, at the claim).
-            ended = _finish(job, job.lease_token, JobState.CANCELLED)
-            if ended:
-                registry.abandoned(job, time_limits.cancelled_error())
-            return ended
-        error = time_limits.hard_error()
-        ended = _finish(job, job.lease_token, JobState.FAILED, error=error)
+        token = job.lease_token
+        try:
+            with transaction.atomic():
+                return _end_killed_run(job, token)
+        except Exception as error:
+            failure = error
+        # The end and the hook's writes are rolled back; the row, still locked, is as it was
+        # (the attempt to end it changed the object only).
+        job.refresh_from_db()
+        # Until then, a killed run's schedule columns are free: its claim set them (now past,
+        # and 0), and the sweeper sends no killed run again.
+        failed = job.redispatches + 1
+        if failed >= time_limits.CLEANUP_TRIES:
+            logger.error(
+                "job %s (%s): ending it failed %d times; ending it without its on_abandon hook",
+                job.pk,
+                job.kind,
+                failed,
+                exc_info=failure,
+            )
+            gave_up = time_limits.cleanup_failed_error(failed)
+            return _finish(job, token, JobState.FAILED, error=gave_up)
+        retry_at = time_limits.cleanup_retry_at(now, failed)
+        Job.objects.filter(pk=job.pk).update(redispatches=failed, next_dispatch_at=retry_at)
+        logger.warning(
+            "job %s (%s): ending it failed (try %d of %d); next try after %s",
+            job.pk,
+            job.kind,
+            failed,
+            time_limits.CLEANUP_TRIES,
+            retry_at.isoformat(),
+        )
+    raise failure
+
+
+def _end_killed_run(job: Job, token: str) -> bool:
+    if job.cancel_requested:
+        # The user asked for the cancel before the limit struck: that is the end they wait
+        # for (a lost worker with a cancel pending ends so too, at the claim).
+        ended = _finish(job, token, JobState.CANCELLED)
         if ended:
-            registry.abandoned(job, error)
+            registry.abandoned(job, time_limits.cancelled_error())
         return ended
+    error = time_limits.hard_error()
+    ended = _finish(job, token, JobState.FAILED, error=error)
+    if ended:
+        registry.abandoned(job, error)
+    return ended
 
 
 class LeaseKeeper:

@@ -10,7 +10,9 @@ claim starts the count again (transitions: the claim sets `next_dispatch_at` to 
 and `redispatches` to 0), so a job whose worker dies is sent again at the first sweep after its
 lease expired, however long it waited in the queue before. A RUNNING job whose worker was
 lost after its run's hard time limit was killed by it: it ends FAILED with JOB_TIMED_OUT
-instead (domain/jobs/time_limits.py).
+instead (domain/jobs/time_limits.py). When its kind's on_abandon hook fails, the same two
+columns schedule the next try of that end (runner.end_timed_out), a few times, after which
+the job ends without the hook (JOB_CLEANUP_FAILED).
 
 The job's `next_dispatch_at` is when it is due; the query reads a range of the index on
 (state, next_dispatch_at) for QUEUED jobs and of (state, lease_expires_at) for RUNNING ones:
@@ -32,7 +34,7 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from domain.jobs import dispatch, redispatch, runner, time_limits
@@ -91,8 +93,12 @@ def jobs_sweep() -> dict[str, int]:
 def _end_timed_out(now: datetime, counts: dict[str, int]) -> int:
     """Runs killed by their hard time limit end JOB_TIMED_OUT (CANCELLED if a cancel was
     pending) rather than run again. One that fails (its kind's on_abandon hook raising, a
-    deadlock) stays as it was, for the next sweep; the others are ended."""
-    outlived = Job.objects.filter(time_limits.outlived_its_run(now)).order_by()
+    deadlock) stays as it was, and its next try waits (runner.end_timed_out); the others are
+    ended. Those waiting longest come first: one whose hook failed a moment ago goes after
+    every run killed before, so failing hooks do not keep a batch's places from the others."""
+    outlived = Job.objects.filter(
+        time_limits.outlived_its_run(now), time_limits.cleanup_due(now)
+    ).order_by(F("next_dispatch_at").asc(nulls_first=True))
     ended = 0
     for job_id in list(outlived.values_list("pk", flat=True)[:SWEEP_BATCH]):
         try:

@@ -22,7 +22,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import F, Q
 
-from domain.jobs import registry
+from domain.jobs import redispatch, registry
 from domain.jobs.models import JobState
 
 JOB_TIMED_OUT = "JOB_TIMED_OUT"
@@ -77,6 +77,35 @@ def outlived_its_run(now: datetime) -> Q:
         deadline_at__isnull=False,
         deadline_at__lte=F("lease_expires_at"),
     )
+
+
+def cleanup_due(now: datetime) -> Q:
+    """Killed runs whose end may be tried now: never tried, or tried and failed (their kind's
+    on_abandon hook raised) long enough ago (cleanup_retry_at)."""
+    return Q(next_dispatch_at__lte=now) | Q(next_dispatch_at__isnull=True)
+
+
+# How many times the end of a killed run is tried with its kind's on_abandon hook before the
+# job is ended without it (JOB_CLEANUP_FAILED): with the default grace, over some 7.5 minutes,
+# long enough for a store or a database that failed for a moment to come back.
+CLEANUP_TRIES = 5
+JOB_CLEANUP_FAILED = "JOB_CLEANUP_FAILED"
+
+
+def cleanup_retry_at(now: datetime, failed: int) -> datetime:
+    """When to try again the end of a killed run whose on_abandon hook has now failed `failed`
+    times: the sweeper's own back-off (domain/jobs/redispatch.py), 30 s, then 1, 2, 4 min."""
+    return now + redispatch.delay(failed - 1)
+
+
+def cleanup_failed_error(failed: int) -> dict[str, str]:
+    return {
+        "code": JOB_CLEANUP_FAILED,
+        "message": (
+            f"The job's run was stopped and cleaning up after it failed {failed} times: what "
+            "it was working on may be left half done (retry the job)."
+        ),
+    }
 
 
 def within_its_run() -> Q:

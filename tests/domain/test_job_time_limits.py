@@ -5,6 +5,7 @@ sweeper, instead of running again. Celery's own signals are in tests/e2e/test_ti
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from domain.accounts.models import Workspace
-from domain.jobs import dispatch, registry, runner
+from domain.jobs import dispatch, registry, runner, sweeper, time_limits
 from domain.jobs.context import JobContext
 from domain.jobs.models import Event, Job, JobState, Lane
 from domain.jobs.services import job_create
@@ -45,6 +46,7 @@ for _kind in ("test.limits.soft", "test.limits.default"):
 def _reset() -> None:
     ran.clear()
     abandoned.clear()
+    hook_failed_at.clear()
 
 
 @contextmanager
@@ -101,10 +103,12 @@ def test_each_message_carries_its_kinds_time_limits(settings: Any) -> None:
     assert limits == [([1], 7, 37), ([2], 900, 930), ([3], None, None)]
 
 
-def _killed_by_its_hard_limit(workspace: Workspace, start: datetime) -> Job:
+def _killed_by_its_hard_limit(
+    workspace: Workspace, start: datetime, kind: str = "test.limits.default"
+) -> Job:
     """A job whose run had a hard deadline 10 s after its claim, and whose worker renewed the
     lease until it was killed there: the lease ran out a little after the deadline."""
-    job = _job(workspace, "test.limits.default")
+    job = _job(workspace, kind)
     with _clock(start):
         assert runner.claim(job.pk, deadline=start + timedelta(seconds=10)) is not None
     job.refresh_from_db()
@@ -166,7 +170,11 @@ def _hook_fails(ctx: JobContext) -> None:
     ran.append(ctx.job.pk)
 
 
+hook_failed_at: list[tuple[int, datetime]] = []
+
+
 def _raising_hook(job: Job, error: dict[str, Any]) -> None:
+    hook_failed_at.append((job.pk, timezone.now()))
     raise RuntimeError("the hook failed")
 
 
@@ -209,6 +217,55 @@ def test_a_killed_run_that_cannot_be_ended_stops_nothing_else_in_the_sweep(
     assert Job.objects.get(pk=failing.pk).state == JobState.RUNNING
     [record] = [r for r in caplog.records if "killed by its time limit, failed" in r.getMessage()]
     assert record.exc_info is not None
+
+
+@pytest.mark.django_db
+def test_killed_runs_whose_hook_keeps_failing_neither_starve_the_others_nor_loop_for_ever(
+    workspace: Workspace, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Such runs were tried again, and logged, at every sweep, first in its batch: with more of
+    them than a batch, a run killed later was never ended, and they were tried for ever."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    settings.DEPOT_DISPATCH_GRACE_SECONDS = 30
+    settings.DEPOT_REDISPATCH_MAX_SECONDS = 600
+    batch = 4  # SWEEP_BATCH, 1,000 in production
+    start = timezone.now()
+    failing = [
+        _killed_by_its_hard_limit(workspace, start, "test.limits.hook_fails")
+        for _ in range(batch + 2)
+    ]
+    newer = _killed_by_its_hard_limit(workspace, start + timedelta(seconds=1))
+    every = 15  # seconds between sweeps, DEPOT_SWEEP_INTERVAL_SECONDS' default
+    first = start + timedelta(seconds=14)  # every lease has run out
+    ended_at: dict[int, int] = {}  # job -> the sweep that ended it
+    with mock.patch.object(sweeper, "SWEEP_BATCH", batch), mock.patch.object(dispatch, "send"):
+        for sweep in range(60):  # a quarter of an hour
+            with _clock(first + timedelta(seconds=every * sweep)):
+                swept = jobs_sweep()
+            assert swept["timed_out"] + swept["errors"] <= batch
+            for job_id, state in Job.objects.values_list("pk", "state"):
+                if state == JobState.FAILED:
+                    ended_at.setdefault(job_id, sweep)
+
+    assert ended_at[newer.pk] <= 1
+    assert Job.objects.get(pk=newer.pk).error == time_limits.hard_error()
+    # Each failing hook was tried a few times, further and further apart, then given up.
+    for job in failing:
+        tries = [at for job_id, at in hook_failed_at if job_id == job.pk]
+        assert len(tries) == time_limits.CLEANUP_TRIES
+        gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(tries)]
+        for gap, wait in zip(gaps, (30, 60, 120, 240), strict=True):
+            assert wait <= gap <= wait + 2 * every, gaps
+        job.refresh_from_db()
+        assert (job.state, job.lease_token) == (JobState.FAILED, "")
+        assert job.error == time_limits.cleanup_failed_error(time_limits.CLEANUP_TRIES)
+        assert job.error["code"] == "JOB_CLEANUP_FAILED"
+        assert ended_at[job.pk] < 60
+    failed = Event.objects.filter(type="job.failed").values_list("payload__error__code", flat=True)
+    assert sorted(failed) == sorted(["JOB_TIMED_OUT"] + ["JOB_CLEANUP_FAILED"] * len(failing))
+    given_up = [r for r in caplog.records if "without its on_abandon hook" in r.getMessage()]
+    assert len(given_up) == len(failing)
+    assert all(record.exc_info is not None for record in given_up)
 
 
 @pytest.mark.django_db
