@@ -82,9 +82,10 @@ def process_asset(ctx: JobContext) -> dict[str, Any]:
     _set_state(asset, AssetState.PROCESSING)
     try:
         sha256, outcome = _analyse(ctx, asset, policy, digest)
-        _remove_stale(asset, outcome.made)
         failpoint("asset.process.after_rendition")
-        _finish(asset, sha256=sha256, outcome=outcome, digest=digest)
+        stale = _finish(asset, sha256=sha256, outcome=outcome, digest=digest)
+        failpoint("asset.process.after_finish")
+        _remove_stale_objects(asset, stale)
     except (JobFailed, LeaseLost):
         raise  # the asset's failure is recorded (or it is being deleted, or another run's now)
     except JobCancelled:
@@ -358,12 +359,18 @@ def _rendition_row(asset: Asset, preset: str, key: str, values: dict[str, Any]) 
         storage.delete_object(previous)
 
 
-def _remove_stale(asset: Asset, made: set[str]) -> None:
-    """Objects of renditions that no preset makes any more (on-demand ones stay); their rows
-    go in _finish, so a rerun after a crash finds them and removes them again."""
-    stale = Rendition.objects.filter(asset=asset, on_demand=False).exclude(preset__in=made)
-    for key in stale.values_list("storage_key", flat=True):
-        storage.delete_object(key)
+def _remove_stale_objects(asset: Asset, keys: list[str]) -> None:
+    """The objects of the renditions no preset makes any more, once _finish has committed the
+    removal of their rows. In that order, a run stopped anywhere (a kill, its soft time limit,
+    a crash) never leaves a row naming a missing object, which the asset, READY again, would
+    serve as a broken link; at worst it leaves the objects in the store, unnamed."""
+    try:
+        storage.delete_objects(keys)
+    except JobTimedOut:
+        raise
+    except Exception:
+        # The asset is READY and right; only the store keeps a little more than it should.
+        logger.exception("asset %s: objects of stale renditions left in the store", asset.pk)
 
 
 @transaction.atomic
@@ -381,10 +388,15 @@ def _finish(
     sha256: str,
     outcome: _Outcome,
     digest: str,
-) -> None:
+) -> list[str]:
+    """The asset READY with its new results; returns the storage keys of the renditions no
+    preset makes any more, whose rows this removes (their objects go once it has committed:
+    _remove_stale_objects)."""
     lock_unless_deleting(asset.pk)
     # On-demand renditions stay: they depend on the bytes only, which processing never changes.
-    Rendition.objects.filter(asset=asset, on_demand=False).exclude(preset__in=outcome.made).delete()
+    stale = Rendition.objects.filter(asset=asset, on_demand=False).exclude(preset__in=outcome.made)
+    stale_keys = list(stale.values_list("storage_key", flat=True))
+    stale.delete()
     asset.sha256 = sha256
     asset.content_type = outcome.content_type
     asset.metadata = outcome.metadata
@@ -403,6 +415,7 @@ def _finish(
         ]
     )
     events.record(asset.workspace_id, "asset.ready", asset_event_payload(asset))
+    return stale_keys
 
 
 def _reject(asset: Asset, rejected: media.MediaRejected) -> NoReturn:

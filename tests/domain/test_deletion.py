@@ -380,14 +380,14 @@ def test_processing_that_ends_after_the_asset_was_marked_deleting_never_makes_it
 ) -> None:
     collection = factories.collection(workspace)
     asset, job = _uploaded_photo(collection, prefix)
-    remove_stale = processing._remove_stale
+    finish = processing._finish
 
-    def marked_meanwhile(of: Asset, made: set[str]) -> None:
-        remove_stale(of, made)
+    def marked_meanwhile(of: Asset, **results: Any) -> list[str]:
         with mock.patch("domain.jobs.dispatch.send"):
             deletion.asset_delete(asset=asset, actor=Actor(user=owner))  # its job not run yet
+        return finish(of, **results)
 
-    with mock.patch("domain.assets.processing._remove_stale", marked_meanwhile):
+    with mock.patch("domain.assets.processing._finish", marked_meanwhile):
         runner.execute(job.pk)
     job.refresh_from_db()
     assert job.error is not None

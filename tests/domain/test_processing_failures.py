@@ -11,11 +11,12 @@ from unittest import mock
 
 import pytest
 from botocore.exceptions import ClientError
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from domain.accounts.models import Workspace
 from domain.assets import storage
-from domain.assets.models import Asset, AssetState
+from domain.assets.models import Asset, AssetState, Rendition
 from domain.assets.processing import REPROCESS_ITEM_JOB
 from domain.assets.services import PROCESS_JOB
 from domain.jobs import runner
@@ -228,3 +229,69 @@ def test_a_processing_whose_worker_was_lost_with_a_cancel_pending_is_cancelled(
         AssetState.FAILED,
         {"code": "PROCESSING_CANCELLED", "message": "Processing was cancelled."},
     )
+
+
+class _Killed(BaseException):
+    """The worker's child killed there (Celery's hard time limit): none of the run's own
+    handling runs after it (it is no Exception), and its job is left RUNNING."""
+
+
+def _stopped_at(point: str, stop: BaseException) -> Any:
+    def failpoint(name: str) -> None:
+        if name == point:
+            raise stop
+
+    return mock.patch("domain.assets.processing.failpoint", side_effect=failpoint)
+
+
+def _renditions(asset: Asset) -> dict[str, str]:
+    return dict(Rendition.objects.filter(asset=asset).values_list("preset", "storage_key"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("store", ["s3", "local"])
+@pytest.mark.parametrize("point", ["after_rendition", "after_finish"])
+@pytest.mark.parametrize("stop", ["killed", "soft limit"])
+def test_a_reprocessing_stopped_anywhere_leaves_no_rendition_naming_a_missing_object(
+    workspace: Workspace,
+    settings: Any,
+    request: pytest.FixtureRequest,
+    store: str,
+    point: str,
+    stop: str,
+) -> None:
+    """A reprocessing whose presets dropped some renditions removed their objects before their
+    rows: killed (or stopped by its soft limit) in between, the asset was READY again with rows
+    naming objects no longer in the store (broken links)."""
+    settings.DEPOT_JOB_QUICK_SECONDS = 0
+    if store == "local":
+        request.getfixturevalue("media_root")
+    asset, job = _uploaded(workspace)
+    runner.execute(job.pk)
+    before = _renditions(asset)
+    assert len(before) == 3
+    # One preset now: the other two renditions are stale.
+    kept = {"name": "thumb-256", "maxSide": 256, "format": "jpeg", "quality": 85}
+    Workspace.objects.filter(pk=workspace.pk).update(media_settings={"presets": [kept]})
+    item = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    start = timezone.now()
+    with mock.patch("django.utils.timezone.now", return_value=start):
+        if stop == "killed":
+            with _stopped_at(f"asset.process.{point}", _Killed()), pytest.raises(_Killed):
+                runner.execute(item.pk, time_limit=10)
+        else:
+            with _stopped_at(f"asset.process.{point}", SoftTimeLimitExceeded()):
+                runner.execute(item.pk, time_limit=10)
+    if stop == "killed":
+        # The sweeper, once the lease has run out past the run's deadline.
+        later = start + timedelta(seconds=settings.DEPOT_JOB_LEASE_SECONDS + 1)
+        with mock.patch("django.utils.timezone.now", return_value=later):
+            assert runner.end_timed_out(item.pk)
+    assert _ended(asset, item) == (JobState.FAILED, "JOB_TIMED_OUT", AssetState.READY, None)
+    after = _renditions(asset)
+    missing = {preset: key for preset, key in after.items() if storage.object_size(key) is None}
+    assert missing == {}
+    if point == "after_rendition":  # nothing given up: the renditions it had, all there
+        assert after == before
+    else:  # READY with the new presets' renditions: the stale ones are gone with their rows
+        assert after == {"thumb-256": before["thumb-256"]}
