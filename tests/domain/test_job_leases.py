@@ -13,7 +13,7 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from domain.accounts.models import Workspace
-from domain.jobs import registry, runner, transitions
+from domain.jobs import leases, registry, runner, transitions
 from domain.jobs.context import JobContext
 from domain.jobs.errors import LeaseLost
 from domain.jobs.models import Job, JobState, Lane
@@ -139,7 +139,7 @@ def test_the_renewer_is_woken_only_when_a_job_is_due_before_it_wakes(settings: A
     """One job after another: the renewer thread is not woken for each (a thread switch on
     every short job); it is for the first job, and for one due sooner than it would wake."""
     settings.DEPOT_JOB_LEASE_SECONDS = 30  # renewals every 10 s: none during this test
-    renewer = runner._LeaseRenewer()
+    renewer = leases._LeaseRenewer()
     notified = []
     real_notify = renewer._lock.notify
 
