@@ -45,7 +45,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from domain.common.failpoints import failpoint
 from domain.jobs import events, transitions
+from domain.jobs.errors import JobTimedOut
 from domain.jobs.models import Event, Job, JobState
 from domain.jobs.payloads import job_event_payload
 from realtime import publish
@@ -53,6 +55,7 @@ from realtime import publish
 logger = logging.getLogger("depot.jobs")
 
 _threads = threading.local()
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 def possible(*, redelivery: bool) -> bool:
@@ -192,9 +195,10 @@ class HeldJob:
                 _abandon(self._db)
 
 
-def hold(job_id: int, deadline: datetime | None = None) -> HeldJob | None:
+def hold(job_id: int, deadline: datetime | None = None, token: str | None = None) -> HeldJob | None:
     """Hold the job for a quick run, or None (not QUEUED, a cancel pending, out of attempts,
-    held by another worker, or no connection): the ordinary claim then decides."""
+    held by another worker, or no connection): the ordinary claim then decides. `token`: the
+    lease token its claim will take, if it comes to that."""
     db = _connection()
     sql, params = transitions.hold_sql(job_id)
     # A client that vanished without closing its socket: Postgres ends the session after a
@@ -211,6 +215,12 @@ def hold(job_id: int, deadline: datetime | None = None) -> HeldJob | None:
             cursor.nextset()
             cursor.nextset()
             row = cursor.fetchone()
+        failpoint("job.after_hold")
+    except JobTimedOut:
+        # The run's time is up (Celery's soft limit, landing here): the job is not ours, and
+        # no claim, no run follows (runner.execute).
+        _abandon(db)
+        raise
     except Exception:
         logger.warning("job %s: could not hold it, claiming it instead", job_id, exc_info=True)
         _abandon(db)
@@ -218,15 +228,23 @@ def hold(job_id: int, deadline: datetime | None = None) -> HeldJob | None:
     if row is None:
         _abandon(db)
         return None
-    return HeldJob(db, transitions.job_from_row(row), uuid.uuid4().hex, started_at, deadline)
+    return HeldJob(
+        db, transitions.job_from_row(row), token or uuid.uuid4().hex, started_at, deadline
+    )
 
 
 def done_with_connection() -> None:
     """After a run: the held connection goes back to the pool, unless this thread keeps its
-    connections (a prefork child's main thread, project.celery) or it broke."""
+    connections (a prefork child's main thread, project.celery) or it broke. A transaction
+    still open on it is a hold the run lost track of (its soft time limit landed as `hold`
+    returned it): it is let go, not left to lock the row, and the next hold, until Postgres'
+    idle timeout."""
     db = getattr(_threads, "db", None)
-    if db is not None:
-        db.close_if_unusable_or_obsolete()
+    if db is None:
+        return
+    if db.connection is not None and db.connection.info.transaction_status != _IDLE:
+        _abandon(db)
+    db.close_if_unusable_or_obsolete()
 
 
 def _connection() -> BaseDatabaseWrapper:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,16 +27,20 @@ from realtime import publish
 logger = logging.getLogger("depot.jobs")
 
 
-def claim(job_id: int, deadline: datetime | None = None) -> tuple[Job, str] | None:
+def claim(
+    job_id: int, deadline: datetime | None = None, token: str | None = None
+) -> tuple[Job, str] | None:
     """Take the job if it is queued, or running under a lease that expired. Else None.
-    `deadline`: when this run's hard time limit ends, if its worker enforces one."""
+    `deadline`: when this run's hard time limit ends, if its worker enforces one. `token`: the
+    lease token to take it with (a new one if not given)."""
+    token = token or uuid.uuid4().hex
     if transitions.one_statement_possible():
-        claimed = transitions.claim_in_one_statement(job_id, deadline)
+        claimed = transitions.claim_in_one_statement(job_id, deadline, token)
         if claimed is not None:
             return claimed
         # Finished, running elsewhere, cancel pending, out of attempts or out of time: the
         # general way below sorts those out (one more round trip, off the common path).
-    claimed = _claim_in_transaction(job_id, deadline)
+    claimed = _claim_in_transaction(job_id, deadline, token)
     if claimed is None:
         # A stale message (a duplicate, a redelivery) of a job whose run was killed by its
         # time limit ends it, if the sweeper has not yet: it never runs it again. After the
@@ -45,9 +50,10 @@ def claim(job_id: int, deadline: datetime | None = None) -> tuple[Job, str] | No
 
 
 @transaction.atomic
-def _claim_in_transaction(job_id: int, deadline: datetime | None) -> tuple[Job, str] | None:
+def _claim_in_transaction(
+    job_id: int, deadline: datetime | None, token: str
+) -> tuple[Job, str] | None:
     now = timezone.now()
-    token = uuid.uuid4().hex
     job = _take(job_id, token, now, deadline)
     if job is None:
         return None
@@ -202,34 +208,93 @@ def _end_killed_run(job: Job, token: str) -> bool:
     return ended
 
 
+@dataclass
+class _Run:
+    """What execute knows of its run, for a soft time limit wherever it lands."""
+
+    job_id: int
+    # The lease token a claim of this run takes (a held run's too, when claimed): a job running
+    # under it is ours, whatever became of the statement that claimed it.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    held: quick.HeldJob | None = None
+    tried_to_hold: bool = False
+
+
 def execute(job_id: int, *, redelivery: bool = False, time_limit: float | None = None) -> None:
     """Run the job, if it is ours to run. A first delivery may be held rather than claimed
     (domain/jobs/quick.py); a redelivery (the sweeper's, the broker's) is always claimed.
     `time_limit`: the seconds after which the worker kills this run (Celery's hard limit, from
-    the message), if it enforces one."""
+    the message), if it enforces one.
+
+    Celery's soft limit (JobTimedOut) may land anywhere: in the handler, or in the runner's
+    own code (the hold, the claim's statement, the end's). Wherever it lands, the run ends
+    at once (_end_stopped_run), before a held job's row is let go."""
     # Connection hygiene around tasks is the task's job (tasks/jobs.py), not ours.
     deadline = None if time_limit is None else timezone.now() + timedelta(seconds=time_limit)
-    failpoint("job.before_claim")
-    if not quick.possible(redelivery=redelivery):
-        _claim_and_run(job_id, deadline)
-        return
-    held = quick.hold(job_id, deadline)
+    run = _Run(job_id)
     try:
-        if held is None:
-            _claim_and_run(job_id, deadline)
+        failpoint("job.before_claim")
+        if not quick.possible(redelivery=redelivery):
+            _claim_and_run(run, deadline)
+            return
+        run.tried_to_hold = True
+        run.held = quick.hold(job_id, deadline, run.token)
+        if run.held is None:
+            _claim_and_run(run, deadline)
         else:
-            _run(held.job, held.token, held)
+            _run(run.held.job, run.token, run.held)
+    except JobTimedOut:
+        _end_stopped_run(run)
     finally:
-        if held is not None:
-            held.let_go()  # only if something escaped before its end
-        quick.done_with_connection()
+        if run.held is not None:
+            run.held.let_go()  # only if something escaped before its end
+        if run.tried_to_hold:
+            quick.done_with_connection()
 
 
-def _claim_and_run(job_id: int, deadline: datetime | None) -> None:
-    claimed = claim(job_id, deadline)
-    if claimed is None:
-        logger.info("job %s: nothing to do (finished, running elsewhere, or missing)", job_id)
+def _end_stopped_run(run: _Run) -> None:
+    """End FAILED with JOB_TIMED_OUT, with its kind's on_abandon hook, a run its soft time
+    limit stopped, if the job is still ours: held, or running under our lease token. If not,
+    the limit landed before our claim committed (the job is as it was: QUEUED, the sweeper
+    sends it again) or after our end did (or another worker took the job over): nothing is
+    ended twice."""
+    logger.warning("job %s reached its time limit", run.job_id)
+    _close_if_interrupted()
+    if run.held is not None and run.held.held:
+        job: Job | None = run.held.job
+    else:
+        job = Job.objects.filter(
+            pk=run.job_id, state=JobState.RUNNING, lease_token=run.token
+        ).first()
+    if job is None:
+        logger.info("job %s: not ours when its time ran out; nothing to end", run.job_id)
         return
+    error = time_limits.soft_error(time_limits.of(job.kind).soft)
+    # What the handler did not clean up on its way out, the kind's on_abandon hook does, with
+    # the job's end. The end is conditional (held, or our lease token): one that committed
+    # meanwhile, or a claim that did not, makes it write nothing.
+    with transaction.atomic():
+        if _finish(job, run.token, JobState.FAILED, error=error, held=run.held):
+            registry.abandoned(job, error)
+
+
+def _close_if_interrupted() -> None:
+    """The soft limit may have landed while one of this thread's statements was on its way:
+    psycopg then stops waiting for its answer (only KeyboardInterrupt makes it cancel one),
+    and the connection stays busy, refusing every statement after. Close such a connection;
+    the next statement opens another, and whatever became of that one, the end that follows
+    only writes if the job is still ours."""
+    if connection.connection is not None and not connection.is_usable():
+        logger.warning("the connection was interrupted mid-statement; closing it")
+        connection.close()
+
+
+def _claim_and_run(run: _Run, deadline: datetime | None) -> None:
+    claimed = claim(run.job_id, deadline, run.token)
+    if claimed is None:
+        logger.info("job %s: nothing to do (finished, running elsewhere, or missing)", run.job_id)
+        return
+    failpoint("job.after_claim")
     _run(*claimed)
 
 
@@ -260,18 +325,32 @@ def _run(job: Job, token: str, held: quick.HeldJob | None = None) -> None:
             _finish(job, token, JobState.FAILED, error=error, held=held)
             return
         except JobTimedOut:
-            # Celery's soft limit, raised wherever the handler was: what it did not clean up
-            # on its way out, the kind's on_abandon hook does, with the job's end.
-            logger.warning("job %s (%s) reached its time limit", job.pk, job.kind)
-            error = time_limits.soft_error(time_limits.of(job.kind).soft)
-            with transaction.atomic():
-                if _finish(job, token, JobState.FAILED, error=error, held=held):
-                    registry.abandoned(job, error)
-            return
-        except Exception:
+            raise  # execute ends the run, as wherever else the limit lands
+        except Exception as crash:
+            if _raised_by_the_time_limit(crash):
+                # The handler's clean-up failed on its way out of the soft limit (most likely
+                # on the connection the limit interrupted): the kind's on_abandon hook does it.
+                logger.warning(
+                    "job %s: cleaning up at its time limit failed", job.pk, exc_info=True
+                )
+                raise JobTimedOut() from crash
             reference = uuid.uuid4().hex[:12]
             logger.exception("job %s (%s) crashed [ref %s]", job.pk, job.kind, reference)
             error = {"code": "INTERNAL_ERROR", "message": f"Unexpected error (ref {reference})."}
             _finish(job, token, JobState.FAILED, error=error, held=held)
             return
+    failpoint("job.before_end")
     _finish(job, token, JobState.SUCCEEDED, result=result, held=held)
+    failpoint("job.after_end")
+
+
+def _raised_by_the_time_limit(error: BaseException) -> bool:
+    """Whether the soft limit (JobTimedOut) is among what led to `error`."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, JobTimedOut):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -3,9 +3,10 @@
 Celery enforces it, in a prefork worker (the default pool; solo and threads pools, such as
 embedded mode's worker, enforce none), from the limits each run_job message carries
 (domain/jobs/dispatch.py):
-- the soft limit: the child gets SoftTimeLimitExceeded (JobTimedOut) raised in the handler,
-  which may clean up and must let it through; the runner ends the job FAILED with
-  JOB_TIMED_OUT, as any failure;
+- the soft limit: the child gets SoftTimeLimitExceeded (JobTimedOut) raised wherever its
+  code is, most often in the handler, which may clean up and must let it through; the runner
+  ends the job FAILED with JOB_TIMED_OUT, as any failure, wherever it landed
+  (runner.execute);
 - the hard limit, DEPOT_JOB_HARD_TIME_LIMIT_MARGIN_SECONDS later, for a handler that ignores
   the soft one (or is stuck where no Python code runs): the pool kills the child and starts
   another. The run's lease is no longer renewed; the runner recorded the run's hard deadline

@@ -278,8 +278,10 @@ def _claim_sql(with_progress: bool = False) -> str:
     )
 
 
-def claim_in_one_statement(job_id: int, deadline: datetime | None) -> tuple[Job, str] | None:
-    token = uuid.uuid4().hex
+def claim_in_one_statement(
+    job_id: int, deadline: datetime | None, token: str | None = None
+) -> tuple[Job, str] | None:
+    token = token or uuid.uuid4().hex
     sql, params, now = claim_statement(job_id, token, deadline)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -77,3 +77,33 @@ def test_a_job_that_runs_too_long_is_stopped_and_fails_with_job_timed_out(
         what="the next job",
         process=worker,
     )
+
+
+def test_a_soft_limit_in_the_runners_own_code_ends_the_job_at_once(
+    tenant: Tenant,
+    start_web: Callable[..., str],
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    """Celery's own signal, landing while the runner (not the handler) runs: it escaped the
+    runner, the held job went back to the queue, and the sweeper sent it again, to be
+    stopped there again, and again, until its attempts ran out."""
+    # The handler is done; the limit lands while the runner is about to record the end.
+    worker = start_worker(concurrency=1, DEPOT_FAILPOINTS="job.before_end=sleep:600", **LIMITS)
+    client = GraphQLClient(start_web(**LIMITS), tenant.token)
+    asset_id = start_upload(
+        client, global_id("Collection", tenant.collection.pk), media.png(64, 64), "image/png"
+    )
+    job_id = client.data(COMPLETE, {"i": {"assetId": asset_id}})["assetUploadComplete"]["job"]["id"]
+    wait_for(lambda: Job.objects.get().is_final, 15, what="the job to end", process=worker)
+
+    job = Job.objects.get()
+    assert (job.state, job.attempts) == (JobState.FAILED, 1), job.error
+    assert job.error is not None
+    assert job.error["code"] == "JOB_TIMED_OUT"
+    # Processed before the limit struck: the on_abandon hook leaves it READY.
+    assert Asset.objects.get().state == AssetState.READY
+    types = list(Event.objects.filter(payload__jobId=job_id).values_list("type", flat=True))
+    assert types == ["job.queued", "job.started", "job.failed"]
+    log = worker.log_tail(400)
+    assert "Soft time limit (2.0s) exceeded" in log
+    assert "Hard time limit" not in log
