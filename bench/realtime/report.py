@@ -477,6 +477,31 @@ def _anchors_loop(out: Path, jobs: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _wakeups(out: Path) -> list[str]:
+    """wakeups.py's figures: a round trip hot and after the pause between two jobs."""
+    probe = _load(out, "wakeups")
+    if not probe:
+        return []
+    idle = f"{probe['idle_ms']:.0f} ms"
+    lines = [
+        f"A round trip on this box, just before the jobs above (bench/realtime/wakeups.py, "
+        f"p50 of {probe['rounds']}): back to back, and after {idle} idle (the pause between "
+        "two jobs). Each hand-off of the loop between processes pays the second figure, not "
+        "the first.",
+        "",
+        f"| call | hot ms | after {idle} idle ms | p90 after idle ms "
+        "| client CPU hot ms | client CPU after idle ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, figures in probe["calls"].items():
+        hot, after = figures["hot"], figures["idle"]
+        lines.append(
+            f"| {name} | {hot['wall_p50_ms']:.3f} | {after['wall_p50_ms']:.3f} "
+            f"| {after['wall_p90_ms']:.3f} | {hot['cpu_p50_ms']:.3f} | {after['cpu_p50_ms']:.3f} |"
+        )
+    return [*lines, ""]
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "not met"
 
@@ -628,6 +653,7 @@ def render(out: Path) -> str:
                 if key in cost:
                     lines.append(f"| {label} | {cost[key]['p50']:.2f} | {cost[key]['max']:.2f} |")
             lines.append("")
+    lines += _wakeups(out)
     lines += _anchors_loop(out, jobs)
     if whatif and whatif.get("cases"):
         wcases = whatif["cases"]

@@ -218,9 +218,11 @@ all() {
   fi
   if [[ ",$PHASES," == *",jobs,"* ]]; then
     local anchors=0
-    rm -f "$OUT"/anchors-*.json "$OUT"/anchors-*.md
+    rm -f "$OUT"/anchors-*.json "$OUT"/anchors-*.md "$OUT"/wakeups.json
     if [ "${ANCHORS_LOOP:-1}" = 1 ] && anchors_setup; then anchors=1; fi
     [ $anchors = 1 ] && anchors_loop before
+    # The box's price of a round trip after a pause, beside the loop it explains (wakeups.py).
+    taskset -c "$CLIENT_CPU" "$PY" -m bench.realtime.wakeups "$OUT/wakeups.json"
     start_worker
     driver --phases jobs --jobs "${JOBS:-200}"
     stop_one worker
