@@ -486,8 +486,8 @@ def _wakeups(out: Path) -> list[str]:
     lines = [
         f"A round trip on this box, just before the jobs above (bench/realtime/wakeups.py, "
         f"p50 of {probe['rounds']}): back to back, and after {idle} idle (the pause between "
-        "two jobs). Each hand-off of the loop between processes pays the second figure, not "
-        "the first.",
+        "two jobs). A hand-off of the loop to a process that sat idle until its turn (most of "
+        "them) pays nearer the second figure than the first.",
         "",
         f"| call | hot ms | after {idle} idle ms | p90 after idle ms "
         "| client CPU hot ms | client CPU after idle ms |",
