@@ -25,7 +25,6 @@ logger = logging.getLogger("depot.graphql")
 
 @strawberry.enum(description="Stable codes of expected errors; clients may switch on them.")
 class ErrorCode(Enum):
-    INVALID = "INVALID"
     NOT_FOUND = "NOT_FOUND"
     FORBIDDEN = "FORBIDDEN"
     UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -77,7 +76,16 @@ class UserError:
 
 class DepotGraphQLError(GraphQLError):
     def __init__(self, error: DomainError) -> None:
-        super().__init__(error.message, extensions={"code": error.code})
+        super().__init__(error.message, extensions=error_extensions(error.code, error.path))
+
+
+def error_extensions(code: str, input_path: list[str] | None) -> dict[str, Any]:
+    """A GraphQL error's extensions: its code, and the argument it is about as `inputPath`
+    (what a mutation's UserError has as `path`; the error's own `path` is where in the
+    response it happened)."""
+    if input_path:
+        return {"code": code, "inputPath": list(input_path)}
+    return {"code": code}
 
 
 def graphql_error(error: DomainError) -> GraphQLError:

@@ -56,7 +56,9 @@ def api_token_create(
 ) -> tuple[ApiToken, str]:
     """Create a token; returns it with its secret, which is never available again."""
     if not scopes:
-        raise DomainError("A token needs at least one scope.", code="INVALID", path=["scopes"])
+        raise DomainError(
+            "A token needs at least one scope.", code="INVALID_INPUT", path=["scopes"]
+        )
     secret = new_secret()
     token = ApiToken.objects.create(
         workspace=workspace,

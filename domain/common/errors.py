@@ -6,9 +6,11 @@ from collections.abc import Sequence
 
 
 class DomainError(Exception):
-    """An expected failure: the API turns it into a typed error with this code and field path."""
+    """An expected failure: the API turns it into a typed error with this code and field path.
+    Without a code of its own it is bad input, the one code for every refusal of what the
+    client sent (a blank or malformed field, text over its limit)."""
 
-    code = "INVALID"
+    code = "INVALID_INPUT"
 
     def __init__(
         self, message: str, *, code: str | None = None, path: Sequence[str] | None = None

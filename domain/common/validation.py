@@ -12,7 +12,8 @@ from domain.common.errors import DomainError
 
 def validate_fields(instance: models.Model, *, exclude: Sequence[str] = ()) -> None:
     """`full_clean()` without the uniqueness checks (the constraints settle those, with codes
-    of their own): the first invalid field's message, code INVALID, path the field's API name.
+    of their own): the first invalid field's message, code INVALID_INPUT (as every other
+    refusal of bad input: clients switch on one code), path the field's API name.
     Django's ValidationError is not a DomainError, so without this a blank name was masked as an
     unexpected error."""
     try:
@@ -20,7 +21,7 @@ def validate_fields(instance: models.Model, *, exclude: Sequence[str] = ()) -> N
     except ValidationError as error:
         field, messages = next(iter(error.message_dict.items()))
         path = None if field == NON_FIELD_ERRORS else [_api_name(field)]
-        raise DomainError(messages[0], code="INVALID", path=path) from None
+        raise DomainError(messages[0], code="INVALID_INPUT", path=path) from None
 
 
 def _api_name(field: str) -> str:

@@ -196,19 +196,27 @@ def test_permissions_are_read_again_only_after_a_mutation_that_changed_credentia
 
 @pytest.mark.django_db
 def test_invalid_input_is_a_typed_error_with_the_field(owner: User, workspace: Workspace) -> None:
-    """Model validation (blank, too long, a bad slug) is an expected failure: code INVALID and
-    the field's path, not an unexpected error."""
+    """Model validation (blank, too long, a bad slug) is an expected failure: INVALID_INPUT, the
+    code of every other refusal of bad input, and the field's path, not an unexpected error."""
     as_owner = session(owner)
     create = """mutation($n: String!, $s: String!) { workspaceCreate(name: $n, slug: $s) {
       workspace { slug } errors { code path message } } }"""
     bad_slug = as_owner(create, {"n": "Studio", "s": "not a slug"})["data"]["workspaceCreate"]
     assert bad_slug["workspace"] is None
-    assert [(e["code"], e["path"]) for e in bad_slug["errors"]] == [("INVALID", ["slug"])]
+    assert [(e["code"], e["path"]) for e in bad_slug["errors"]] == [("INVALID_INPUT", ["slug"])]
     assert bad_slug["errors"][0]["message"]
     collection = """mutation($i: CollectionCreateInput!) {
       collectionCreate(input: $i) { collection { name } errors { code path } } }"""
     blank = as_owner(
         collection, {"i": {"workspaceId": global_id("Workspace", workspace.pk), "name": "  "}}
     )["data"]["collectionCreate"]
-    assert blank == {"collection": None, "errors": [{"code": "INVALID", "path": ["name"]}]}
+    assert blank == {"collection": None, "errors": [{"code": "INVALID_INPUT", "path": ["name"]}]}
     assert not Workspace.objects.filter(name="Studio").exists()
+    token = """mutation($i: ApiTokenCreateInput!) {
+      apiTokenCreate(input: $i) { token { name } errors { code path } } }"""
+    no_scope = as_owner(
+        token,
+        {"i": {"workspaceId": global_id("Workspace", workspace.pk), "name": "ci", "scopes": []}},
+    )["data"]["apiTokenCreate"]
+    assert no_scope == {"token": None, "errors": [{"code": "INVALID_INPUT", "path": ["scopes"]}]}
+    assert not ApiToken.objects.exists()

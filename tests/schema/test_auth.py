@@ -125,7 +125,8 @@ def test_another_workspace_is_indistinguishable_from_a_missing_one(
         token,
     )
     assert listed["data"] is None
-    assert listed["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    # The argument it is about, as a mutation's error has it in `path`.
+    assert listed["errors"][0]["extensions"] == {"code": "NOT_FOUND", "inputPath": ["workspaceId"]}
 
 
 @pytest.mark.django_db

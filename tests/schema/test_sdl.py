@@ -44,6 +44,13 @@ def test_every_domain_error_code_is_in_the_error_code_enum() -> None:
     assert codes <= {member.value for member in ErrorCode}
 
 
+def test_bad_input_has_one_code() -> None:
+    # Django's field validation answered INVALID, the services INVALID_INPUT: clients had to
+    # switch on both for the same kind of failure.
+    assert DomainError.code == "INVALID_INPUT"
+    assert "INVALID" not in {member.value for member in ErrorCode}
+
+
 def test_every_media_verdict_is_in_the_error_code_enum() -> None:
     # A verdict becomes the code of a failed asset and of its asset.process job.
     from domain.assets.media import Verdict
