@@ -9,11 +9,20 @@ the number of `ids` asked for) of the fields above it. Under a field of an inter
 Text with a NUL character (U+0000) is refused here too, as INVALID_INPUT: Postgres stores no
 such text (nor JSON holding it), so every field that wrote or filtered by it failed as an
 unexpected error, and a bulk edit with one such row failed whole.
+
+So is text over the limit a filter field or an argument of a query or subscription declares
+(`metadata=text_limit(...)`): INVALID_INPUT naming it (`extensions.inputPath`) and its limit,
+wherever it is used (a root field, a nested connection, the `jobs` subscription) and before
+anything reads the database. Before, only the 2.5 MB body bounded them: a `titleContains` of
+megabytes went to Postgres as an ILIKE pattern. Text a mutation takes is the services' to
+check (domain/common/text.py), as for every text they store. And a connection cursor is one
+Depot gave out: its offset fits a bigint (a longer one failed as an unexpected error).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +32,14 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLArgument,
     GraphQLError,
+    GraphQLField,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -34,6 +50,7 @@ from graphql import (
     Visitor,
     get_named_type,
     is_abstract_type,
+    value_from_ast,
     value_from_ast_untyped,
     visit,
 )
@@ -41,11 +58,36 @@ from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 from strawberry.relay.types import PREFIX as CURSOR_PREFIX
 from strawberry.relay.utils import from_base64
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from domain.common.text import TextTooLong, TooManyItems, require_items, require_length
+from schema.errors import error_extensions
+
+_LIMIT = "depot.text_limit"
+
+
+@dataclass(frozen=True)
+class TextLimit:
+    chars: int  # of the text, or of each text of a list
+    items: int | None = None  # of a list
+
+
+def text_limit(chars: int, *, items: int | None = None) -> dict[str, TextLimit]:
+    """The `metadata` of a filter field or an argument of free text: at most `chars`
+    characters (each, for a list of texts) and, for a list, at most `items` of them."""
+    return {_LIMIT: TextLimit(chars, items)}
+
+
+def limit_of(definition: GraphQLArgument | GraphQLInputField) -> TextLimit | None:
+    """The limit an argument or input field declares, if any."""
+    declared = (definition.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    limit = (getattr(declared, "metadata", None) or {}).get(_LIMIT)
+    return limit if isinstance(limit, TextLimit) else None
 
 
 class LimitExceeded(GraphQLError):
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message, extensions={"code": code})
+    def __init__(self, message: str, code: str, input_path: list[str] | None = None) -> None:
+        super().__init__(message, extensions=error_extensions(code, input_path))
 
 
 class QueryLimits(SchemaExtension):
@@ -73,7 +115,10 @@ class QueryLimits(SchemaExtension):
                         "Text may not contain NUL characters (U+0000).", "INVALID_INPUT"
                     )
                 measure = _Measure(schema, fragments, variables.coerced)
-                cost = measure.selection_cost(operation.selection_set, root, 1)
+                try:
+                    cost = measure.selection_cost(operation.selection_set, root, 1)
+                except (TextTooLong, TooManyItems) as error:
+                    raise LimitExceeded(error.message, error.code, error.path) from None
                 if cost > settings.DEPOT_GRAPHQL_MAX_COST:
                     raise LimitExceeded(
                         f"The query would cost {cost}; the limit is "
@@ -185,10 +230,22 @@ class _Measure:
         definition = parent.fields.get(node.name.value)
         if definition is None:
             return multiplier
+        if node.arguments:
+            self.check_text(node, definition)
         child_type = get_named_type(definition.type)
         page = self.page_size(node, child_type)
         own = multiplier
         return own + self.selection_cost(node.selection_set, child_type, multiplier * page)
+
+    def check_text(self, node: FieldNode, definition: GraphQLField) -> None:
+        """TextTooLong (or TooManyItems) for an argument's text over its declared limit."""
+        for argument in node.arguments or ():
+            name = argument.name.value
+            declared = definition.args.get(name)
+            if declared is None or not _may_hold_limited_text(self.schema, declared):
+                continue
+            value = value_from_ast(argument.value, declared.type, self.variables)
+            _check_text(value, declared.type, limit_of(declared), [name])
 
     def page_size(self, node: FieldNode, child_type: Any) -> int:
         arguments = {arg.name.value: arg.value for arg in node.arguments or ()}
@@ -225,14 +282,71 @@ class _Measure:
 def _check_cursor(name: str, cursor: Any) -> None:
     """A connection's `after`/`before` is a cursor it gave out (an offset), or nothing; else
     strawberry failed on it as an unexpected error."""
-    if cursor is None or cursor is Undefined:
+    if cursor is None or cursor is Undefined or _is_offset_cursor(cursor):
         return
+    raise LimitExceeded(
+        f"`{name}` is not a cursor of this connection: pass one it returned.",
+        "INVALID_CURSOR",
+    )
+
+
+def _is_offset_cursor(cursor: Any) -> bool:
+    # An offset of more than 18 digits is none Depot gives out; past a bigint Postgres refused
+    # it, as an unexpected error. Base64 of the prefix and 18 digits is 48 characters.
+    if not isinstance(cursor, str) or len(cursor) > 64:
+        return False
     try:
         prefix, offset = from_base64(cursor)
     except (ValueError, TypeError):
-        prefix, offset = "", ""
-    if prefix != CURSOR_PREFIX or not (offset.isascii() and offset.isdigit()):
-        raise LimitExceeded(
-            f"`{name}` is not a cursor of this connection: pass one it returned.",
-            "INVALID_CURSOR",
-        )
+        return False
+    return prefix == CURSOR_PREFIX and offset.isascii() and offset.isdigit() and len(offset) <= 18
+
+
+def _check_text(
+    value: Any, of_type: GraphQLInputType, limit: TextLimit | None, path: list[str]
+) -> None:
+    if isinstance(of_type, GraphQLNonNull):
+        of_type = of_type.of_type
+    if value is None or value is Undefined:
+        return
+    if isinstance(of_type, GraphQLList):
+        if limit is not None and limit.items is not None:
+            require_items(value, limit=limit.items, path=path)
+        for item in value:
+            _check_text(item, of_type.of_type, limit, path)
+    elif isinstance(of_type, GraphQLInputObjectType):
+        for name, field in of_type.fields.items():
+            if name in value:
+                _check_text(value[name], field.type, limit_of(field), [*path, name])
+    elif isinstance(value, str) and limit is not None:
+        require_length(value, limit=limit.chars, path=path)
+
+
+# Per schema, the input types that hold text with a limit (in a field, or a field's type):
+# arguments of other types (ids, page sizes, orderings) are not coerced a second time here.
+_limited_types: dict[int, frozenset[str]] = {}
+
+
+def _may_hold_limited_text(schema: GraphQLSchema, argument: GraphQLArgument) -> bool:
+    if limit_of(argument) is not None:
+        return True
+    limited = _limited_types.get(id(schema))
+    if limited is None:
+        limited = _limited_types[id(schema)] = _input_types_with_limits(schema)
+    return get_named_type(argument.type).name in limited
+
+
+def _input_types_with_limits(schema: GraphQLSchema) -> frozenset[str]:
+    inputs = [t for t in schema.type_map.values() if isinstance(t, GraphQLInputObjectType)]
+    found = {t.name for t in inputs if any(limit_of(f) for f in t.fields.values())}
+    grew = True
+    while grew:  # types holding those (a filter nests itself, too: AND, OR, NOT)
+        grew = False
+        for input_type in inputs:
+            fields = input_type.fields.values()
+            if input_type.name not in found and any(
+                get_named_type(f.type).name in found for f in fields
+            ):
+                found.add(input_type.name)
+                grew = True
+    return frozenset(found)

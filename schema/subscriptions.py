@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from asgiref.sync import sync_to_async
@@ -50,8 +50,9 @@ from domain.assets import selectors as assets
 from domain.assets.models import Asset
 from domain.common.errors import DomainError
 from domain.common.ids import pk_of
+from domain.common.text import column_limit
 from domain.jobs import selectors as jobs
-from domain.jobs.models import Job
+from domain.jobs.models import Event, Job
 from domain.jobs.stats import job_stats
 from domain.jobs.visibility import event_visible_to
 from realtime import groups
@@ -60,6 +61,7 @@ from realtime.frames import FrameSender, SharedPayloads, frame_sender
 from realtime.listen import IDLE, Lagging, Listener, listen
 from schema.context import Info, actor_of
 from schema.errors import decode_id, graphql_error
+from schema.limits import text_limit
 from schema.types.assets import AssetType
 from schema.types.jobs import EventType, JobFilter, JobStatsType, JobType
 
@@ -193,7 +195,12 @@ class Subscription:
         info: Info,
         workspace_id: relay.GlobalID,
         after: int | None = None,
-        types: list[str] | None = None,
+        # A subscriber keeps its types for as long as it is open: far more than the types
+        # there are would only hold its socket's memory.
+        types: Annotated[
+            list[str] | None,
+            strawberry.argument(metadata=text_limit(column_limit(Event, "type"), items=100)),
+        ] = None,
     ) -> AsyncGenerator[EventType, None]:
         workspace_pk, cursor = await _authorised(
             lambda: _authorise_events(info, workspace_id, after)

@@ -13,6 +13,7 @@ from domain.accounts.services import workspace_create
 from domain.accounts.tokens_service import tokens_revoke_for_member
 from domain.common.errors import DomainError, Forbidden, NotFound
 from domain.common.ids import global_id
+from domain.common.text import column_limit, require_length
 from domain.jobs import events
 from realtime import publish
 
@@ -24,6 +25,10 @@ def workspace_create_for(*, actor: Actor, name: str, slug: str) -> Workspace:
     if not name.strip():
         raise DomainError("A name is required.", code="INVALID_INPUT", path=["name"])
     return workspace_create(name=name.strip(), slug=slug.strip().lower(), owner=actor.user)
+
+
+# A login is a username or an email: longer than both columns, it names nobody.
+_LOGIN_MAX_LENGTH = max(column_limit(User, "username"), column_limit(User, "email"))
 
 
 def _membership_event(membership: Membership, type: str) -> None:
@@ -61,6 +66,7 @@ def _other_owners(membership: Membership) -> bool:
 def member_add(*, workspace: Workspace, login: str, role: Role, actor: Actor) -> Membership:
     """Add an existing user, found by username or email, with a role (owners only)."""
     require_permission(actor=actor, workspace_id=workspace.pk, needed=Permission.ADMIN)
+    require_length(login, limit=_LOGIN_MAX_LENGTH, path=["login"])
     user = User.objects.filter(Q(username=login) | Q(email__iexact=login), is_active=True).first()
     if user is None or not login.strip():
         raise UserNotFound("No user with that username or email.", path=["login"])

@@ -37,6 +37,7 @@ from domain.assets.models import Asset, AssetState, Collection, MultipartUpload
 from domain.assets.multipart_store import PartTarget, StoredPart
 from domain.assets.services import OnDuplicate, UploadCompleted, asset_event_payload
 from domain.common.errors import InvalidState, NotFound
+from domain.common.text import require_length
 from domain.jobs import events
 
 MAX_PARTS = 10_000  # S3's limit
@@ -211,6 +212,12 @@ def _stored_parts(asset: Asset, upload: MultipartUpload) -> list[StoredPart]:
         ) from None
 
 
+# An ETag is an MD5 in hex, quoted (S3, SeaweedFS, embedded mode), with "-<parts>" for an
+# object joined from parts: far below this. A longer one matches no part, and was echoed whole
+# in UPLOAD_PART_MISMATCH's message.
+ETAG_MAX_LENGTH = 128
+
+
 @dataclass(frozen=True)
 class ClientPart:
     """A part as the client reports it: its number and the ETag its PUT answered."""
@@ -226,6 +233,8 @@ def asset_multipart_upload_complete(
     the same job. Refused, with every part left in place, when a part is missing, has another
     size than planned, or (when the client lists its parts) has another ETag."""
     require_permission(actor=actor, workspace_id=asset.workspace_id, needed=Permission.WRITE)
+    for part in parts or ():
+        require_length(part.etag, limit=ETAG_MAX_LENGTH, path=["parts", str(part.number), "etag"])
     if asset.state != AssetState.AWAITING_UPLOAD:
         return services.asset_upload_complete(asset=asset, actor=actor)
     upload = _open_upload(asset)

@@ -12,10 +12,13 @@ from strawberry.scalars import JSON
 from strawberry_django.relay import DjangoListConnection
 
 from domain.assets import downloads, storage
+from domain.assets.editing import MAX_TAG_LENGTH
 from domain.assets.models import Asset, Collection, Rendition
 from domain.assets.selectors import tag_lookup
+from domain.common.text import column_limit
 from schema.context import Info
 from schema.errors import key_of
+from schema.limits import text_limit
 from schema.scalars import BigInt
 from schema.types.fields import model_connection, model_field
 from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
@@ -70,8 +73,10 @@ class AssetFailure:
 @strawberry_django.filter_type(Asset)
 class AssetFilter:
     state: AssetStateEnum | None = strawberry_django.filter_field(description="Only this state.")
+    # Each text at most what it could match: the longest value its column holds.
     content_type: str | None = strawberry_django.filter_field(
-        description="Only this sniffed content type (e.g. image/png)."
+        description="Only this sniffed content type (e.g. image/png).",
+        metadata=text_limit(column_limit(Asset, "content_type")),
     )
 
     @strawberry_django.filter_field(description="Only assets of this collection.")
@@ -79,16 +84,22 @@ class AssetFilter:
         return Q(**{f"{prefix}collection_id": key_of(value, "Collection") or 0})
 
     @strawberry_django.filter_field(
-        description="Only content types starting with this, e.g. image/."
+        description="Only content types starting with this, e.g. image/.",
+        metadata=text_limit(column_limit(Asset, "content_type")),
     )
     def content_type_prefix(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}content_type__startswith": value})
 
-    @strawberry_django.filter_field(description="Only assets with this tag.")
+    @strawberry_django.filter_field(
+        description="Only assets with this tag.", metadata=text_limit(MAX_TAG_LENGTH)
+    )
     def tag(self, value: str, prefix: str) -> Q:
         return tag_lookup(value, prefix=prefix)
 
-    @strawberry_django.filter_field(description="Only titles containing this text (any case).")
+    @strawberry_django.filter_field(
+        description="Only titles containing this text (any case).",
+        metadata=text_limit(column_limit(Asset, "title")),
+    )
     def title_contains(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}title__icontains": value})
 
@@ -167,7 +178,10 @@ class AssetType(DepotNode):
 
 @strawberry_django.filter_type(Collection)
 class CollectionFilter:
-    @strawberry_django.filter_field(description="Only names containing this text (any case).")
+    @strawberry_django.filter_field(
+        description="Only names containing this text (any case).",
+        metadata=text_limit(column_limit(Collection, "name")),
+    )
     def name_contains(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}name__icontains": value})
 

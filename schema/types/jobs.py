@@ -11,9 +11,11 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry_django.relay import DjangoListConnection
 
+from domain.common.text import column_limit
 from domain.jobs.models import Event, Job
 from domain.jobs.stats import JobStats
 from schema.errors import key_of
+from schema.limits import text_limit
 from schema.scalars import BigInt
 from schema.types.fields import model_connection, model_field
 from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
@@ -53,7 +55,9 @@ class JobError:
 @strawberry_django.filter_type(Job)
 class JobFilter:
     state: JobStateEnum | None = strawberry_django.filter_field(description="Only this state.")
-    kind: str | None = strawberry_django.filter_field(description="Only this kind.")
+    kind: str | None = strawberry_django.filter_field(
+        description="Only this kind.", metadata=text_limit(column_limit(Job, "kind"))
+    )
     lane: LaneEnum | None = strawberry_django.filter_field(description="Only this lane.")
 
     @strawberry_django.filter_field(description="Only jobs in one of these states.")

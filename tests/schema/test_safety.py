@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -191,17 +192,27 @@ def test_introspection_and_suggestions_follow_the_setting(client: Client, settin
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "cursor",
-    ["garbage", "YXJyYXljb25uZWN0aW9uOmFiYw==", "b3RoZXI6MQ==", "YXJyYXljb25uZWN0aW9uOi0x"],
-    ids=["not-base64", "not-a-number", "not-ours", "negative"],
+    [
+        "garbage",
+        "YXJyYXljb25uZWN0aW9uOmFiYw==",
+        "b3RoZXI6MQ==",
+        "YXJyYXljb25uZWN0aW9uOi0x",
+        # arrayconnection:9999999999999999999, past a bigint: Postgres refused the OFFSET
+        "YXJyYXljb25uZWN0aW9uOjk5OTk5OTk5OTk5OTk5OTk5OTk=",
+        # arrayconnection: and 5,000 nines: Python refused to read the number
+        base64.b64encode(b"arrayconnection:" + b"9" * 5000).decode(),
+    ],
+    ids=["not-base64", "not-a-number", "not-ours", "negative", "past-a-bigint", "too-long"],
 )
 def test_a_cursor_no_connection_gave_out_gets_a_code(gql: GQL, token: str, cursor: str) -> None:
     for place in ("after", "before"):
         query = f'{{ assets(first: 2, {place}: "{cursor}") {{ totalCount }} }}'
         assert _codes(gql(query, {}, token)) == ["INVALID_CURSOR"]
-    ours = "YXJyYXljb25uZWN0aW9uOjA="  # arrayconnection:0
-    assert "errors" not in gql(
-        f'{{ assets(first: 2, after: "{ours}") {{ totalCount }} }}', {}, token
-    )
+    for ours in ("YXJyYXljb25uZWN0aW9uOjA=", "YXJyYXljb25uZWN0aW9uOjk5OTk5OTk5OTk5OTk5OTk5OQ=="):
+        # arrayconnection:0, and an offset of 18 digits (past every page, but a number)
+        assert "errors" not in gql(
+            f'{{ assets(first: 2, after: "{ours}") {{ totalCount }} }}', {}, token
+        )
 
 
 @pytest.mark.django_db
