@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db.models import Q
+
 from domain.accounts.models import ROLE_PERMISSION, ApiToken, Membership, Permission, Role, User
 
 
@@ -35,7 +37,9 @@ class Actor:
             return {}
         memberships = Membership.objects.filter(user=self.user)
         if self.token is not None:
-            memberships = memberships.filter(workspace_id=self.token.workspace_id)
+            memberships = memberships.filter(
+                _acting_membership(self.token), workspace_id=self.token.workspace_id
+            )
         result: dict[int, Permission] = {}
         for workspace_id, role in memberships.values_list("workspace_id", "role"):
             permission = ROLE_PERMISSION[Role(role)]
@@ -54,6 +58,15 @@ class Actor:
 
     def can(self, workspace_id: int, needed: Permission) -> bool:
         return self.permissions.get(workspace_id, 0) >= needed
+
+
+def _acting_membership(token: ApiToken) -> Q:
+    """The membership a token acts through, as the bearer statement reads it
+    (domain.accounts.selectors): its own row, or for a token without the link, its user's
+    membership in its workspace that is older than the token."""
+    if token.membership_id is not None:
+        return Q(pk=token.membership_id)
+    return Q(created_at__lte=token.created_at)
 
 
 ANONYMOUS = Actor(user=None)

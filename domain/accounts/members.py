@@ -102,12 +102,14 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
     membership = _locked(membership)
     if membership.role == Role.OWNER and not _other_owners(membership):
         raise LastOwner("The last owner cannot leave; make someone else owner first.")
-    membership.delete()
     # Their tokens there acted through this membership: dead with it (and the sockets opened
-    # with them close, through the nudge below, as after apiTokenRevoke). Before the event:
-    # token locks first, then the workspace's event counter, as apiTokenRevoke takes them;
-    # the other order deadlocked with a revoke of the member's token.
+    # with them close, through the nudge below, as after apiTokenRevoke). Revoked before the
+    # deletion, which would revoke them too but without their token.revoked events; and
+    # before member.removed: token locks first, then the workspace's event counter, as
+    # apiTokenRevoke takes them (the other order deadlocked with a revoke of the member's
+    # token).
     tokens_revoke_for_member(workspace_id=membership.workspace_id, user_id=membership.user_id)
+    membership.delete()
     _membership_event(membership, "member.removed")
     publish.credentials_changed_after_commit(membership.user_id)
 

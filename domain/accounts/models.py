@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -64,6 +67,19 @@ class Membership(models.Model):
         return f"{self.user_id} in {self.workspace_id} as {self.role}"
 
 
+def revoke_its_tokens(collector: Any, field: Any, tokens: Any, using: str) -> None:
+    """When a membership is deleted through the ORM, whatever deletes it (member_remove, the
+    admin, a shell, the cascade of its user or workspace), its live tokens are marked revoked,
+    so that they are listed as what they are. They are dead either way: a token acts through
+    its membership row, and a membership made later for the same user is another row.
+
+    member_remove revokes them first itself, with their token.revoked events; a deletion outside
+    the services records no event (nor member.removed), as it does for nothing else. The link
+    stays: which membership a token was issued under."""
+    live = [token for token in tokens if token.revoked_at is None]
+    collector.add_field_update(ApiToken._meta.get_field("revoked_at"), timezone.now(), live)
+
+
 class TokenScope(models.TextChoices):
     READ = "read"
     WRITE = "write"
@@ -86,6 +102,23 @@ class ApiToken(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_tokens")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    # The membership (of that user in that workspace) the token acts through, from its issue
+    # on: the bearer lookup takes the role from this row only, so once it is deleted (by any
+    # means) the token is dead, and a membership made again is another row. Null for a token
+    # the previous release issued during a deploy, which acts through its user's membership
+    # there that is older than the token. No constraint in the database: the previous
+    # release, during the deploy, deletes memberships without knowing of the link (a
+    # constraint would fail its memberRemove); an id that names no row is a dead token,
+    # and ids are not used again.
+    membership = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=revoke_its_tokens,
+        db_constraint=False,
+        related_name="api_tokens",
+        help_text="The membership it acts through; revoked when that is deleted.",
+    )
     name = models.CharField(max_length=120, help_text="What the token is for.")
     prefix = models.CharField(max_length=16, help_text="The first characters, to recognise it.")
     secret_hash = models.CharField(max_length=64, unique=True)

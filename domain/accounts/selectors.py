@@ -87,10 +87,17 @@ def _session_user_id(session_key: str) -> int | None:
 
 
 # Every authenticated API request runs this, so it is one hand-written statement, run on a bare
-# cursor (no RawQuerySet, no column descriptions): the token, its user, the user's role in the
-# token's workspace, and that workspace's event sequence (the read cache keys on it, so a cached
-# read needs no second statement). Built with the ORM, compiling the query cost more than
-# running it (bench/http/PROFILE.md).
+# cursor (no RawQuerySet, no column descriptions): the token, its user, the role of the
+# membership it acts through, and its workspace's event sequence (the read cache keys on it, so
+# a cached read needs no second statement). Built with the ORM, compiling the query cost more
+# than running it (bench/http/PROFILE.md).
+#
+# The membership is the token's own row (ApiToken.membership), not any membership of its user
+# in its workspace: one deleted and made again is another row, so the tokens of a member
+# removed outside the services stay dead when they are added back. A token without the link
+# (issued by the previous release during a deploy) acts through its user's membership there
+# that is older than itself, which a membership made again is not. Actor._load_permissions
+# reads the same row.
 _TOKEN_ATTNAMES = [f.attname for f in ApiToken._meta.concrete_fields if f.attname != "secret_hash"]
 _USER_ATTNAMES = [f.attname for f in User._meta.concrete_fields]
 _Converters = list[tuple[Any, list[Any]]]  # per column: (expression, converters)
@@ -111,7 +118,9 @@ def _bearer_statement(vendor: str) -> tuple[str, int, int, _Converters]:
     sql = (
         f"SELECT {', '.join(columns)}, "  # noqa: S608 (only names from the models)
         f"(SELECT m.role FROM {membership} m"
-        " WHERE m.user_id = t.user_id AND m.workspace_id = t.workspace_id), "
+        " WHERE m.user_id = t.user_id AND m.workspace_id = t.workspace_id"
+        " AND (m.id = t.membership_id"
+        " OR (t.membership_id IS NULL AND m.created_at <= t.created_at))), "
         f"(SELECT c.last_sequence FROM {counter} c WHERE c.workspace_id = t.workspace_id) "
         f"FROM {token_table} t JOIN {user_table} u ON u.id = t.user_id "
         "WHERE t.secret_hash = %s AND t.revoked_at IS NULL"
@@ -191,9 +200,9 @@ def bearer_admit(record: BearerRecord) -> tuple[Bearer, BearerRecord]:
         raise InvalidToken("The API token is not valid.")
     member_role = record.member_role
     if member_role is None:
-        # The token acts for a member; without the membership it is as dead as a revoked one
-        # (member_remove revokes it too; this covers a membership deleted any other way). A
-        # token that answered 200 with no access looked valid to its integrator.
+        # The token acts through a membership; once that row is gone, whatever deleted it,
+        # the token is as dead as a revoked one. A token that answered 200 with no access
+        # looked valid to its integrator.
         raise InvalidToken("The API token is not valid.")
     token.user = user
     # Coarse on purpose: one write a minute per token, not one per request.

@@ -54,15 +54,19 @@ def api_token_create(
     scopes: list[TokenScope],
     expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns it with its secret, which is never available again."""
+    """Create a token, bound to the user's membership of the workspace (the row, so that a
+    membership made again later does not revive it); returns it with its secret, which is
+    never available again. A user who is no member gets a token that is refused."""
     if not scopes:
         raise DomainError(
             "A token needs at least one scope.", code="INVALID_INPUT", path=["scopes"]
         )
     secret = new_secret()
+    membership = Membership.objects.filter(workspace=workspace, user=user).first()
     token = ApiToken.objects.create(
         workspace=workspace,
         user=user,
+        membership=membership,
         name=name,
         prefix=secret[:12],
         secret_hash=hash_secret(secret),

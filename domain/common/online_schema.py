@@ -9,6 +9,7 @@ django.contrib.postgres's AddIndexConcurrently fails there.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.db import migrations
@@ -83,3 +84,36 @@ class RemoveIndexOnline(migrations.RemoveIndex):
 
     def describe(self) -> str:
         return super().describe() + " (concurrently on Postgres)"
+
+
+class AddIndexedFieldOnline(migrations.AddField):
+    """AddField of a nullable column with an index (a foreign key without a database
+    constraint, say), the index built CONCURRENTLY on Postgres: Django's AddField builds it
+    with a plain CREATE INDEX, which stops writes to the table for the whole build. The column
+    is a catalogue change (nullable, no default, no constraint to check). The migration says
+    `atomic = False`. Elsewhere, the plain AddField."""
+
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        if not _concurrently(schema_editor):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+            return
+        field = model._meta.get_field(self.name)
+        if not field.null or field.has_default() or getattr(field, "db_constraint", False):
+            raise ValueError(
+                "AddIndexedFieldOnline adds a nullable column with no default and no "
+                "constraint: anything else is checked or written under the ALTER's lock"
+            )
+        column_only = copy.copy(field)
+        column_only.db_index = False
+        schema_editor.add_field(model, column_only)
+        schema_editor.execute(
+            schema_editor._create_index_sql(model, fields=[field], concurrently=True)
+        )
+
+    def describe(self) -> str:
+        return super().describe() + " (its index concurrently on Postgres)"

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from domain.accounts.actor import Actor
-from domain.accounts.members import member_remove
+from domain.accounts.members import member_add, member_remove
 from domain.accounts.models import ApiToken, Membership, Role, User, Workspace
 from domain.accounts.selectors import actor_still_valid
 from domain.accounts.services import membership_add
@@ -144,6 +144,40 @@ def test_a_token_whose_membership_is_gone_is_refused_at_connection_init(
 
     gone, as_revoked = run(scenario)
     assert gone == as_revoked == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_membership_made_again_outside_the_services_revives_no_token_socket(
+    workspace: Workspace, owner: User, make_user: Any, make_token: Any
+) -> None:
+    """The membership is deleted as the admin does and the member added back by the service:
+    the socket opened with the old token closes at its next check (it stayed open, its token
+    valid again), a new socket with it is refused, one with a token issued after is not."""
+    member = make_user("member")
+    membership_add(workspace=workspace, user=member, role=Role.EDITOR)
+    secret = make_token("read", user=member)
+
+    def delete_and_add_again() -> None:
+        Membership.objects.filter(user=member, workspace=workspace).delete()
+        member_add(workspace=workspace, login="member", role=Role.EDITOR, actor=Actor(user=owner))
+
+    async def scenario() -> tuple[int | None, dict[str, Any], str]:
+        socket = Socket()
+        await socket.open(secret)  # acked once it joined its user's group
+        await sync_to_async(delete_and_add_again)()
+        # What the periodic check (DEPOT_WS_RECHECK_SECONDS) would do, now.
+        await sync_to_async(_nudge)(member.pk)
+        code = await socket.closed(wait=5)
+        fresh = Socket()
+        await fresh.open(await sync_to_async(make_token)("read", user=member))
+        await fresh.close()
+        return code, await _init_refused(secret), "acked"
+
+    code, refused, fresh = run(scenario)
+    assert code == 4403
+    assert refused == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
+    assert fresh == "acked"
 
 
 async def _init_refused(secret: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""A token works only while its user is a member of its workspace: removing the member (or the
-member leaving) revokes their tokens there, and a token whose membership is gone any other way
-is refused like a revoked one (HTTP 401, INVALID_TOKEN)."""
+"""A token works only through the membership it was issued under: removing the member (or the
+member leaving) revokes their tokens there, and so does deleting the membership any other way
+(the admin, a shell, a cascade); adding the member again revives none of them (HTTP 401,
+INVALID_TOKEN), whereas a token issued after works."""
 
 from __future__ import annotations
 
@@ -110,6 +111,57 @@ def test_a_token_whose_membership_went_another_way_is_refused(
     assert gql(VIEWER, token=secret)["data"]["viewer"]["username"] == "member"
     Membership.objects.filter(user=member, workspace=workspace).delete()
     _refused(gql, secret)
+
+
+@pytest.mark.django_db
+def test_a_membership_deleted_outside_the_services_and_made_again_revives_no_token(
+    gql: GQL,
+    owner: User,
+    member: User,
+    workspace: Workspace,
+    other_workspace: Workspace,
+    make_token: Callable[..., str],
+) -> None:
+    """Nothing revoked the token when the membership went (no service ran): it was refused
+    while the membership was missing, then worked again once the member was added back."""
+    membership_add(workspace=other_workspace, user=member, role=Role.EDITOR)
+    secret = make_token("read", "write", user=member)
+    elsewhere = make_token("read", user=member, in_workspace=other_workspace)
+    assert gql(VIEWER, token=secret)["data"]["viewer"]["username"] == "member"  # kept in process
+
+    Membership.objects.filter(user=member, workspace=workspace).delete()  # as the admin does
+    _refused(gql, secret)
+    ws = global_id("Workspace", workspace.pk)
+    added = _session(owner)(ADD, {"w": ws, "l": "member"})["data"]["memberAdd"]
+    assert added["errors"] == []
+
+    _refused(gql, secret)
+    tokens = """query($w: ID!) { workspace(id: $w) { apiTokens { edges { node {
+      user { username } revokedAt } } } } }"""
+    listed = _session(owner)(tokens, {"w": ws})["data"]["workspace"]["apiTokens"]["edges"]
+    (revoked_at,) = [
+        e["node"]["revokedAt"] for e in listed if e["node"]["user"]["username"] == "member"
+    ]
+    assert revoked_at is not None  # listed as what it is
+    fresh = make_token("read", user=member)
+    assert gql(VIEWER, token=fresh)["data"]["viewer"]["username"] == "member"
+    # The same member's token of another workspace acted through another membership.
+    assert gql(VIEWER, token=elsewhere)["data"]["viewer"]["username"] == "member"
+
+
+@pytest.mark.django_db
+def test_deleting_a_user_or_a_workspace_takes_their_tokens_with_the_memberships(
+    gql: GQL, owner: User, member: User, workspace: Workspace, make_token: Callable[..., str]
+) -> None:
+    """Cascades through the membership and the token itself: no constraint is left dangling."""
+    make_token("read", user=member)
+    owners = make_token("read")
+    member.delete()
+    assert not ApiToken.objects.filter(user_id=member.pk).exists()
+    assert gql(VIEWER, token=owners)["data"]["viewer"]["username"] == "owner"
+    workspace.delete()
+    assert not ApiToken.objects.exists()
+    _refused(gql, owners)
 
 
 @pytest.mark.django_db
