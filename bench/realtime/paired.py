@@ -4,6 +4,7 @@ database and Redis database, running at the same time; no-op jobs alternate betw
 jobs phase moved by ±10 ms from one to the next, far more than the changes being compared.
 
     bench/realtime/paired.sh TREE_A TREE_B [JOBS]      # the wrapper: starts, drives, stops
+    START=retry bench/realtime/paired.sh …             # started by jobRetry (GraphQL), not the view
 
 Prints p50/p90/p99 per side and the p50 of the per-pair differences (B - A).
 """
@@ -18,7 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.realtime.clients import JOB_SUB, KeptHTTP, Subscriber, Tally
+from bench.realtime.clients import (
+    JOB_SUB,
+    RETRY_MUTATION,
+    KeptHTTP,
+    Subscriber,
+    Tally,
+    _gid_pk,
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -27,9 +35,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Side:
-    def __init__(self, name: str, port: int, seed: str) -> None:
-        self.name, self.port = name, port
+    def __init__(self, name: str, port: int, seed: str, start: str) -> None:
+        self.name, self.port, self.start = name, port, start
         self.workspace = json.loads(Path(seed).read_text())["workspaces"][9]
+        # For --start retry: the side's cancelled bench.noop jobs (paired.sh has its own tree's
+        # producer make them, next to its seed).
+        retries = Path(seed).with_name("cancelled.json")
+        self.retries: list[str] = json.loads(retries.read_text()) if start == "retry" else []
         self.waiting: dict[str, asyncio.Future[float]] = {}
         self.seen: dict[str, float] = {}
         self.sub = Subscriber("depot", 0, Tally())
@@ -53,11 +65,22 @@ class Side:
 
     async def one(self, wait_s: float = 10, keep: bool = False) -> float:
         t0 = time.time()
-        status, body = await self.http.post("/bench/noop/", {"workspace": self.workspace["pk"]})
-        t_http = time.time()
-        if status != 200:
-            raise RuntimeError(f"/bench/noop/ answered {status}: {body}")
-        job = body["jobId"]
+        if self.start == "retry" and keep:
+            status, body = await self.http.post(
+                "/graphql/", {"query": RETRY_MUTATION, "variables": {"id": self.retries.pop()}}
+            )
+            t_http = time.time()
+            payload = body["data"]["jobRetry"]
+            if status != 200 or payload["errors"]:
+                raise RuntimeError(f"jobRetry answered {status}: {payload['errors']}")
+            job = payload["job"]["id"]
+            body = {"pk": _gid_pk(job)}
+        else:  # the bench's view, also to wait for the worker and warm up
+            status, body = await self.http.post("/bench/noop/", {"workspace": self.workspace["pk"]})
+            t_http = time.time()
+            if status != 200:
+                raise RuntimeError(f"/bench/noop/ answered {status}: {body}")
+            job = body["jobId"]
         if job in self.seen:
             seen = self.seen[job]
         else:
@@ -80,11 +103,17 @@ async def amain() -> dict[str, Any]:
     ap.add_argument("--jobs", type=int, default=200, help="per side")
     ap.add_argument("--gap", type=float, default=0.02)
     ap.add_argument("--out", default="")
+    ap.add_argument(
+        "--start",
+        choices=("noop", "retry"),
+        default="noop",
+        help="noop: the bench's view (job_create); retry: the jobRetry mutation over GraphQL",
+    )
     a = ap.parse_args()
     sides = []
     for name, spec in (("A", a.a), ("B", a.b)):
         port, seed = spec.split(":", 1)
-        sides.append(Side(name, int(port), seed))
+        sides.append(Side(name, int(port), seed, a.start))
     try:
         for side in sides:
             await side.open()

@@ -35,10 +35,23 @@ for s in "A $A depot_bench_rt_a 13 8311" "B $B depot_bench_rt_b 14 8312"; do
   # shellcheck disable=SC2086
   side $s worker
 done
+if [ "${START:-noop}" = retry ]; then  # each side's cancelled bench.noop jobs, by its own tree
+  for s in "A $A depot_bench_rt_a 13" "B $B depot_bench_rt_b 14"; do
+    set -- $s
+    ws=$("$ROOT/.venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))['workspaces'][9]['pk'])" "$OUT/run-$1/seed.json")
+    (cd "$2" && echo "{\"cmd\": \"cancelled_noops\", \"ws\": $ws, \"count\": $((JOBS + 5))}" \
+      | DJANGO_SETTINGS_MODULE=bench.realtime.settings PYTHONPATH="$2" \
+        DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$3" REDIS_URL="redis://127.0.0.1:6379/$4" \
+        REDIS_KEY_PREFIX=depotbenchrt DEPOT_QUEUE_PREFIX=depotbenchrt BENCH_RUN_DIR="$OUT/run-$1" \
+        "$2/.venv/bin/python" -m bench.realtime.producer) \
+      | "$ROOT/.venv/bin/python" -c "import json,sys; print(json.dumps(json.loads(sys.stdin.readline())['ids']))" \
+      >"$OUT/run-$1/cancelled.json"
+  done
+fi
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 (cd "$ROOT" && taskset -c 1 "$ROOT/.venv/bin/python" -m bench.realtime.paired \
   --a "8311:$OUT/run-A/seed.json" --b "8312:$OUT/run-B/seed.json" --jobs "$JOBS" \
-  --out "$OUT/paired.json")
+  --start "${START:-noop}" --out "$OUT/paired.json")
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); results in $OUT"
 if [ "${BENCH_TRACE:-0}" = 1 ]; then  # each side's trace, read with that side's jobs
   for s in A B; do
