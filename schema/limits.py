@@ -17,6 +17,15 @@ anything reads the database. Before, only the 2.5 MB body bounded them: a `title
 megabytes went to Postgres as an ILIKE pattern. Text a mutation takes is the services' to
 check (domain/common/text.py), as for every text they store. And a connection cursor is one
 Depot gave out: its offset fits a bigint (a longer one failed as an unexpected error).
+
+Lists a query or subscription takes have a declared limit on their items too (`list_limit`,
+or `text_limit(items=)` for texts), and so do the lists strawberry-django declares for us
+(`ordering`, `nodes`' `ids`, in `_GENERATED`): before, a `stateIn` or an `ordering` of
+hundreds of thousands of entries, sent as a variable (which the token limit does not count),
+was coerced and handed to the resolvers. A filter nests at most `MAX_FILTER_NESTING` filters
+of its own type in one another (AND, OR, NOT): before, up to the 200 levels graphql-core
+allows went to Postgres as a WHERE nested as deep (more had graphql-core's "Variable values are
+nested too deeply." without a code). Lists a mutation takes are the services' to check.
 """
 
 from __future__ import annotations
@@ -65,24 +74,46 @@ from schema.errors import error_extensions
 
 _LIMIT = "depot.text_limit"
 
+# A list a client looks things up with (a filter's `stateIn`): far more than any lookup needs.
+LIST_ITEMS = 100
+# Each column once, with room to spare: no order type has more than 4 fields.
+ORDERING_ITEMS = 10
+# `nodes(ids:)`: a page of objects, as `first` is at most (DEPOT_GRAPHQL_MAX_PAGE_SIZE's default).
+NODES_IDS = 100
+# AND/OR/NOT inside one another: `{tag: "a", AND: {tag: "b", AND: ...}}` is how a client asks
+# for several tags (or, with OR, several collections), so this is not 2 or 3.
+MAX_FILTER_NESTING = 10
+
 
 @dataclass(frozen=True)
-class TextLimit:
-    chars: int  # of the text, or of each text of a list
+class InputLimit:
+    chars: int | None = None  # of the text, or of each text of a list
     items: int | None = None  # of a list
 
 
-def text_limit(chars: int, *, items: int | None = None) -> dict[str, TextLimit]:
+def text_limit(chars: int, *, items: int | None = None) -> dict[str, InputLimit]:
     """The `metadata` of a filter field or an argument of free text: at most `chars`
     characters (each, for a list of texts) and, for a list, at most `items` of them."""
-    return {_LIMIT: TextLimit(chars, items)}
+    return {_LIMIT: InputLimit(chars, items)}
 
 
-def limit_of(definition: GraphQLArgument | GraphQLInputField) -> TextLimit | None:
+def list_limit(items: int = LIST_ITEMS) -> dict[str, InputLimit]:
+    """The `metadata` of a filter field or an argument that is a list (of enums, of ids): at
+    most `items` of them."""
+    return {_LIMIT: InputLimit(items=items)}
+
+
+# The arguments strawberry-django makes (no metadata of theirs to declare a limit in), by name.
+_GENERATED = {"ordering": InputLimit(items=ORDERING_ITEMS), "ids": InputLimit(items=NODES_IDS)}
+
+
+def limit_of(definition: GraphQLArgument | GraphQLInputField) -> InputLimit | None:
     """The limit an argument or input field declares, if any."""
     declared = (definition.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     limit = (getattr(declared, "metadata", None) or {}).get(_LIMIT)
-    return limit if isinstance(limit, TextLimit) else None
+    if limit is None and isinstance(definition, GraphQLArgument):
+        limit = _GENERATED.get(getattr(declared, "python_name", ""))
+    return limit if isinstance(limit, InputLimit) else None
 
 
 class LimitExceeded(GraphQLError):
@@ -238,14 +269,15 @@ class _Measure:
         return own + self.selection_cost(node.selection_set, child_type, multiplier * page)
 
     def check_text(self, node: FieldNode, definition: GraphQLField) -> None:
-        """TextTooLong (or TooManyItems) for an argument's text over its declared limit."""
+        """TextTooLong, TooManyItems or LimitExceeded for an argument over its declared
+        limits (its text, its lists' items, its filters' nesting)."""
         for argument in node.arguments or ():
             name = argument.name.value
             declared = definition.args.get(name)
-            if declared is None or not _may_hold_limited_text(self.schema, declared):
+            if declared is None or not _may_hold_limited_input(self.schema, declared):
                 continue
             value = value_from_ast(argument.value, declared.type, self.variables)
-            _check_text(value, declared.type, limit_of(declared), [name])
+            _check_input(value, declared.type, limit_of(declared), [name], 0)
 
     def page_size(self, node: FieldNode, child_type: Any) -> int:
         arguments = {arg.name.value: arg.value for arg in node.arguments or ()}
@@ -302,9 +334,15 @@ def _is_offset_cursor(cursor: Any) -> bool:
     return prefix == CURSOR_PREFIX and offset.isascii() and offset.isdigit() and len(offset) <= 18
 
 
-def _check_text(
-    value: Any, of_type: GraphQLInputType, limit: TextLimit | None, path: list[str]
+def _check_input(
+    value: Any,
+    of_type: GraphQLInputType,
+    limit: InputLimit | None,
+    path: list[str],
+    nesting: int,
 ) -> None:
+    """`nesting`: how many input objects of their parent's own type (AND, OR, NOT of a
+    filter) lead to this value."""
     if isinstance(of_type, GraphQLNonNull):
         of_type = of_type.of_type
     if value is None or value is Undefined:
@@ -313,21 +351,32 @@ def _check_text(
         if limit is not None and limit.items is not None:
             require_items(value, limit=limit.items, path=path)
         for item in value:
-            _check_text(item, of_type.of_type, limit, path)
+            _check_input(item, of_type.of_type, limit, path, nesting)
     elif isinstance(of_type, GraphQLInputObjectType):
         for name, field in of_type.fields.items():
-            if name in value:
-                _check_text(value[name], field.type, limit_of(field), [*path, name])
-    elif isinstance(value, str) and limit is not None:
+            if name not in value:
+                continue
+            inner = get_named_type(field.type) is of_type
+            if inner and nesting >= MAX_FILTER_NESTING and value[name] is not None:
+                raise LimitExceeded(
+                    f"`{path[0]}` nests at most {MAX_FILTER_NESTING} filters in one another "
+                    "(AND, OR, NOT); this one nests more.",
+                    "INVALID_INPUT",
+                    [*path, name],
+                )
+            deeper = nesting + 1 if inner else nesting
+            _check_input(value[name], field.type, limit_of(field), [*path, name], deeper)
+    elif isinstance(value, str) and limit is not None and limit.chars is not None:
         require_length(value, limit=limit.chars, path=path)
 
 
-# Per schema, the input types that hold text with a limit (in a field, or a field's type):
-# arguments of other types (ids, page sizes, orderings) are not coerced a second time here.
+# Per schema, the input types with a limit to check (a field with one, a field of their own
+# type, or a field of such a type): arguments of other types (ids of one object, page sizes)
+# are not coerced a second time here.
 _limited_types: dict[int, frozenset[str]] = {}
 
 
-def _may_hold_limited_text(schema: GraphQLSchema, argument: GraphQLArgument) -> bool:
+def _may_hold_limited_input(schema: GraphQLSchema, argument: GraphQLArgument) -> bool:
     if limit_of(argument) is not None:
         return True
     limited = _limited_types.get(id(schema))
@@ -338,7 +387,11 @@ def _may_hold_limited_text(schema: GraphQLSchema, argument: GraphQLArgument) -> 
 
 def _input_types_with_limits(schema: GraphQLSchema) -> frozenset[str]:
     inputs = [t for t in schema.type_map.values() if isinstance(t, GraphQLInputObjectType)]
-    found = {t.name for t in inputs if any(limit_of(f) for f in t.fields.values())}
+    found = {
+        t.name
+        for t in inputs
+        if any(limit_of(f) or get_named_type(f.type) is t for f in t.fields.values())
+    }
     grew = True
     while grew:  # types holding those (a filter nests itself, too: AND, OR, NOT)
         grew = False

@@ -15,7 +15,7 @@ from domain.common.text import column_limit
 from domain.jobs.models import Event, Job
 from domain.jobs.stats import JobStats
 from schema.errors import key_of
-from schema.limits import text_limit
+from schema.limits import list_limit, text_limit
 from schema.scalars import BigInt
 from schema.types.fields import model_connection, model_field
 from schema.types.scoping import DepotNode, in_memory, scoped_to_workspaces
@@ -60,7 +60,9 @@ class JobFilter:
     )
     lane: LaneEnum | None = strawberry_django.filter_field(description="Only this lane.")
 
-    @strawberry_django.filter_field(description="Only jobs in one of these states.")
+    @strawberry_django.filter_field(
+        description="Only jobs in one of these states.", metadata=list_limit()
+    )
     def state_in(self, value: list[JobStateEnum], prefix: str) -> Q:
         return Q(**{f"{prefix}state__in": [state.value for state in value]})
 
