@@ -37,7 +37,7 @@ from domain.assets.models import Asset, AssetState, Collection, MultipartUpload
 from domain.assets.multipart_store import PartTarget, StoredPart
 from domain.assets.services import OnDuplicate, UploadCompleted, asset_event_payload
 from domain.common.errors import InvalidState, NotFound
-from domain.common.text import require_length
+from domain.common.text import require_items, require_length
 from domain.jobs import events
 
 MAX_PARTS = 10_000  # S3's limit
@@ -233,6 +233,8 @@ def asset_multipart_upload_complete(
     the same job. Refused, with every part left in place, when a part is missing, has another
     size than planned, or (when the client lists its parts) has another ETag."""
     require_permission(actor=actor, workspace_id=asset.workspace_id, needed=Permission.WRITE)
+    if parts is not None:  # one per part: more than an upload can have matches nothing
+        require_items(parts, limit=MAX_PARTS, path=["parts"])
     for part in parts or ():
         require_length(part.etag, limit=ETAG_MAX_LENGTH, path=["parts", str(part.number), "etag"])
     if asset.state != AssetState.AWAITING_UPLOAD:
