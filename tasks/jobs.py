@@ -6,6 +6,7 @@ from celery import Task, shared_task
 from django.db import close_old_connections
 
 from domain.assets.multipart import multipart_uploads_expire
+from domain.assets.object_removals import object_removals_sweep
 from domain.jobs import runner
 from domain.jobs.dispatch import RUN_JOB_TASK
 from domain.jobs.sweeper import jobs_sweep
@@ -44,3 +45,12 @@ def sweep_jobs() -> dict[str, int]:
 @shared_task(name="depot.expire_multipart_uploads")
 def expire_multipart_uploads() -> dict[str, int]:
     return multipart_uploads_expire()
+
+
+@shared_task(name="depot.remove_objects")
+def remove_objects() -> dict[str, int]:
+    close_old_connections()
+    try:
+        return object_removals_sweep()
+    finally:
+        close_old_connections()

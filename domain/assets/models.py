@@ -145,3 +145,27 @@ class MultipartUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id}:{self.upload_id}"
+
+
+class ObjectRemoval(models.Model):
+    """An object in the store that must not outlive the rows naming it: the outbox of object
+    removals (domain.assets.object_removals).
+
+    Written in the transaction that drops (or is about to add) the row naming `key`; from
+    `due_at` on, the object is deleted unless a row names it, and this row goes with it. A
+    writer about to store an object at a key that may come back (a rendition's) claims it first
+    (`due_at` an hour ahead), and removes the claim in the transaction that records its row."""
+
+    key = models.CharField(max_length=300, unique=True, help_text="The object's key.")
+    due_at = models.DateTimeField(help_text="When the object is deleted unless a row names it.")
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Removals the store refused so far."
+    )
+    last_error = models.TextField(blank=True, default="", help_text="The store's last refusal.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was scheduled.")
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], name="object_removal_due")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
 
-from domain.assets import media, storage, worker_disk
+from domain.assets import media, object_removals, storage, worker_disk
 from domain.assets.deletion import AssetBeingDeleted, lock_unless_deleting
 from domain.assets.errors import (
     ORIGINAL_REMOVED,
@@ -254,6 +254,7 @@ def _reuse(ctx: JobContext, asset: Asset, sha256: str, digest: str) -> _Outcome 
     for rendition in Rendition.objects.filter(asset=source, on_demand=False):
         key = rendition_key(asset, rendition.preset, rendition.format)
         content_type = RENDITION_FORMATS.get(rendition.format, "application/octet-stream")
+        object_removals.claim([key])
         try:
             storage.copy_object(rendition.storage_key, key, content_type)
         except FileNotFoundError:
@@ -316,6 +317,7 @@ def _render(
     for done, image in enumerate(rendered):
         ctx.progress(done, len(rendered), "storing renditions")
         key = rendition_key(asset, image.preset.name, image.format)
+        object_removals.claim([key])
         storage.write_object(key, image.open(), image.content_type)
         _rendition_row(
             asset,
@@ -338,10 +340,12 @@ def rendition_key(asset: Asset, preset: str, format: str) -> str:
 
 
 def _rendition_row(asset: Asset, preset: str, key: str, values: dict[str, Any]) -> None:
-    """The row of a rendition whose object is stored at `key`."""
+    """The row of a rendition whose object is stored at `key` (claimed before it was written:
+    object_removals.claim)."""
     try:
         with transaction.atomic():
             lock_unless_deleting(asset.pk)
+            object_removals.release([key])
             previous = (
                 Rendition.objects.filter(asset=asset, preset=preset)
                 .values_list("storage_key", flat=True)
@@ -350,27 +354,34 @@ def _rendition_row(asset: Asset, preset: str, key: str, values: dict[str, Any]) 
             Rendition.objects.update_or_create(
                 asset=asset, preset=preset, defaults={**values, "storage_key": key}
             )
+            if previous is not None and previous != key:
+                # The preset changed its format: the object at the old key would be left.
+                object_removals.schedule([previous])
     except AssetBeingDeleted:
-        # Its deletion listed the asset's objects before this one had a row.
-        storage.delete_object(key)
+        # Its deletion listed the asset's objects before this one had a row: the claim is due
+        # now (the object goes unless a row names it: a reprocessed rendition's, which the
+        # deletion removes).
+        with transaction.atomic():
+            object_removals.give_up([key])
+        object_removals.remove([key])
         raise
     if previous is not None and previous != key:
-        # The preset changed its format: the object at the old key would be left behind.
-        storage.delete_object(previous)
+        object_removals.remove([previous])
 
 
 def _remove_stale_objects(asset: Asset, keys: list[str]) -> None:
     """The objects of the renditions no preset makes any more, once _finish has committed the
-    removal of their rows. In that order, a run stopped anywhere (a kill, its soft time limit,
-    a crash) never leaves a row naming a missing object, which the asset, READY again, would
-    serve as a broken link; at worst it leaves the objects in the store, unnamed."""
+    removal of their rows and scheduled that of their objects (object_removals). In that
+    order, a run stopped anywhere (a kill, its soft time limit, a crash) never leaves a row
+    naming a missing object, which the asset, READY again, would serve as a broken link; one
+    stopped after the commit, or a store that refuses, leaves the objects to the sweep."""
     try:
-        storage.delete_objects(keys)
+        object_removals.remove(keys)
     except JobTimedOut:
         raise
     except Exception:
-        # The asset is READY and right; only the store keeps a little more than it should.
-        logger.exception("asset %s: objects of stale renditions left in the store", asset.pk)
+        # The asset is READY and right; the sweep removes the objects later.
+        logger.exception("asset %s: objects of stale renditions left to the sweep", asset.pk)
 
 
 @transaction.atomic
@@ -390,13 +401,14 @@ def _finish(
     digest: str,
 ) -> list[str]:
     """The asset READY with its new results; returns the storage keys of the renditions no
-    preset makes any more, whose rows this removes (their objects go once it has committed:
-    _remove_stale_objects)."""
+    preset makes any more, whose rows this removes, their objects' removal scheduled with them
+    (they go once it has committed: _remove_stale_objects, or else the sweep)."""
     lock_unless_deleting(asset.pk)
     # On-demand renditions stay: they depend on the bytes only, which processing never changes.
     stale = Rendition.objects.filter(asset=asset, on_demand=False).exclude(preset__in=outcome.made)
     stale_keys = list(stale.values_list("storage_key", flat=True))
     stale.delete()
+    object_removals.schedule(stale_keys)
     asset.sha256 = sha256
     asset.content_type = outcome.content_type
     asset.metadata = outcome.metadata
