@@ -25,7 +25,7 @@ from django.utils import timezone
 from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
-from domain.assets import multipart_store, services, storage
+from domain.assets import multipart_store, object_removals, services
 from domain.assets.errors import (
     InvalidUpload,
     UploadMissing,
@@ -343,13 +343,15 @@ def _awaiting_asset_delete(asset: Asset, *, reason: str) -> None:
             raise InvalidState("The upload was completed meanwhile.", path=["assetId"])
         payload = asset_event_payload(locked)
         locked.delete()
+        # A local completion cut short may have joined the parts already; nothing else uses
+        # the key. With the row, so that a stop before the deletion leaves it to the sweep.
+        object_removals.schedule([asset.storage_key])
         events.record(
             locked.workspace_id,
             "asset.deleted",
             {**payload, "state": "DELETED", "reason": reason},
         )
-    # A local completion cut short may have joined the parts already; nothing else uses the key.
-    storage.delete_object(asset.storage_key)
+    object_removals.remove([asset.storage_key])
 
 
 def multipart_uploads_expire(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:

@@ -22,7 +22,7 @@ from PIL import Image
 from domain.accounts.actor import Actor
 from domain.accounts.models import Permission
 from domain.accounts.selectors import require_permission
-from domain.assets import media, storage, worker_disk
+from domain.assets import media, object_removals, storage, worker_disk
 from domain.assets.deletion import AssetBeingDeleted, lock_unless_deleting
 from domain.assets.errors import (
     AssetNotReady,
@@ -156,7 +156,9 @@ def make_rendition(ctx: JobContext) -> dict[str, Any]:
     try:
         image = _made_from_original(ctx, asset, spec)
         ctx.check_cancelled()
-        # A fixed key: a second run overwrites the object and updates the same row.
+        # A fixed key: a second run overwrites the object and updates the same row. Claimed
+        # first: a run stopped before its row leaves the object to the sweep (an hour on).
+        object_removals.claim([key])
         storage.write_object(key, image.open(), image.content_type)
     except OSError as error:
         if not worker_disk.is_full(error):
@@ -170,8 +172,11 @@ def make_rendition(ctx: JobContext) -> dict[str, Any]:
     try:
         rendition = _record(asset, spec, key, image)
     except AssetBeingDeleted:
-        # Its deletion listed the asset's objects before this one had a row.
-        storage.delete_object(key)
+        # Its deletion listed the asset's objects before this one had a row: the claim is due
+        # now, and the object goes unless a row names it.
+        with transaction.atomic():
+            object_removals.give_up([key])
+        object_removals.remove([key])
         raise
     return _result(rendition, already_made=False)
 
@@ -232,6 +237,7 @@ def render_width(picture: Picture, spec: RenditionSpec) -> RenderedImage:
 @transaction.atomic
 def _record(asset: Asset, spec: RenditionSpec, key: str, image: RenderedImage) -> Rendition:
     lock_unless_deleting(asset.pk)
+    object_removals.release([key])
     rendition, _ = Rendition.objects.update_or_create(
         asset=asset,
         preset=spec.name,

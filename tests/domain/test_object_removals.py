@@ -15,10 +15,12 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from domain.accounts.models import Workspace
-from domain.assets import storage
+from domain.accounts.actor import Actor
+from domain.accounts.models import User, Workspace
+from domain.assets import deletion, multipart, storage
 from domain.assets.models import Asset, AssetState, Rendition
 from domain.assets.processing import REPROCESS_ITEM_JOB
+from domain.assets.renditions_on_demand import RENDITION_JOB, RenditionSpec
 from domain.assets.services import PROCESS_JOB
 from domain.jobs import runner
 from domain.jobs.models import Job
@@ -206,3 +208,58 @@ def test_a_removal_after_its_commit_spares_a_key_written_again_since(
     assert _stored(before.values()) == set(before.values())
     _maintenance(at=timezone.now() + timedelta(hours=2))
     assert _stored(before.values()) == set(before.values())
+
+
+@pytest.mark.django_db
+def test_an_aborted_upload_stopped_after_its_commit_leaves_its_object_to_the_sweep(
+    workspace: Workspace, owner: User, store: str
+) -> None:
+    content = media.jpeg(64, 64)
+    started = multipart.asset_multipart_upload_start(
+        collection=factories.collection(workspace),
+        filename="a.jpg",
+        content_type="image/jpeg",
+        size=len(content),
+        title=None,
+        actor=Actor(user=owner),
+    )
+    key = started.asset.storage_key
+    # What a completion cut short leaves: the parts joined, the asset still awaiting them.
+    storage.write_object(key, io.BytesIO(content), "image/jpeg")
+    # Killed at the store's deletion, after the commit that deleted the asset's row.
+    with (
+        mock.patch("domain.assets.storage.delete_object", side_effect=_Killed()),
+        mock.patch("domain.assets.storage.delete_objects", side_effect=_Killed()),
+        pytest.raises(_Killed),
+    ):
+        multipart.asset_multipart_upload_abort(asset=started.asset, actor=Actor(user=owner))
+    assert not Asset.objects.filter(pk=started.asset.pk).exists()
+    assert _stored([key]) == {key}
+    _maintenance()
+    assert _stored([key]) == set()
+
+
+@pytest.mark.django_db
+def test_a_rendition_stopped_before_its_row_leaves_its_object_to_the_sweep(
+    workspace: Workspace, store: str
+) -> None:
+    """An on-demand rendition whose worker died between storing the object and recording its
+    row, and whose asset was then deleted, left the object for ever."""
+    asset = _ready(workspace)
+    spec = RenditionSpec(width=64, format="webp")
+    key = spec.key(asset)
+    job = _job(asset, RENDITION_JOB, width=spec.width, format=spec.format)
+    with (
+        mock.patch("domain.assets.renditions_on_demand._record", side_effect=_Killed()),
+        pytest.raises(_Killed),
+    ):
+        runner.execute(job.pk)
+    assert _stored([key]) == {key}
+    named = set(_renditions(asset).values()) | {asset.storage_key}
+    deletion._delete_assets(asset.workspace_id, [asset.pk])
+    assert _stored(named) == set()
+    assert _stored([key]) == {key}  # no row named it
+    _maintenance()  # a worker may still be storing it
+    assert _stored([key]) == {key}
+    _maintenance(at=timezone.now() + timedelta(hours=1, minutes=1))
+    assert _stored([key]) == set()
