@@ -17,9 +17,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from graphql import (
     GraphQLInputObjectType,
-    GraphQLInputType,
-    GraphQLList,
-    GraphQLNonNull,
     get_named_type,
 )
 
@@ -30,17 +27,11 @@ from schema import schema
 from tests import factories
 from tests.conftest import GQL
 from tests.realtime.sockets import Socket, run
-
-
-def _refused(body: dict[str, Any], path: list[str], message: str) -> None:
-    assert body.get("data") is None, body
-    (error,) = body["errors"]
-    assert error["extensions"] == {"code": "INVALID_INPUT", "inputPath": path}, error
-    assert message in error["message"], error
+from tests.schema.lookup_inputs import is_list, lookup_inputs, refused
 
 
 def _too_many(body: dict[str, Any], path: list[str], limit: int, sent: int) -> None:
-    _refused(body, path, f"`{path[-1]}` has at most {limit:,} items; this one has {sent:,}.")
+    refused(body, path, f"`{path[-1]}` has at most {limit:,} items; this one has {sent:,}.")
 
 
 def _read_table(queries: CaptureQueriesContext, table: str) -> bool:
@@ -133,26 +124,26 @@ def test_a_filters_nesting(gql: GQL, token: str, workspace: Workspace) -> None:
     assert at_limit["data"] == {"assets": {"totalCount": 1}}, at_limit
     with CaptureQueriesContext(connection) as queries:
         body = gql(ASSET_FILTER, {"f": _nested(11, {"tag": "t11"})}, token)
-    _refused(body, eleven, NESTING)
+    refused(body, eleven, NESTING)
     assert not _read_table(queries, "assets_asset")
     mixed = _nested(11, {"tag": "t11"}, ("OR", "NOT", "AND"))
     path = ["filters", *[("OR", "NOT", "AND")[n % 3] for n in range(10, -1, -1)]]
-    _refused(gql(ASSET_FILTER, {"f": mixed}, token), path, NESTING)
+    refused(gql(ASSET_FILTER, {"f": mixed}, token), path, NESTING)
     # An empty filter further down counts too; a null one is no filter.
-    _refused(gql(ASSET_FILTER, {"f": _nested(11, {})}, token), eleven, NESTING)
+    refused(gql(ASSET_FILTER, {"f": _nested(11, {})}, token), eleven, NESTING)
     assert gql(ASSET_FILTER, {"f": _nested(10, {"AND": None})}, token)["data"] is not None
 
     nested = """query($id: ID!, $f: AssetFilter) {
       collection(id: $id) { assets(filters: $f) { totalCount } } }"""
     collection_id = global_id("Collection", collection.pk)
     body = gql(nested, {"id": collection_id, "f": _nested(11, {"tag": "t11"})}, token)
-    _refused(body, eleven, NESTING)
+    refused(body, eleven, NESTING)
     deep = "{AND: " * 11 + "{}" + "}" * 11
     literal = f"{{ assets(filters: {deep}) {{ totalCount }} }}"
-    _refused(gql(literal, {}, token), eleven, NESTING)
+    refused(gql(literal, {}, token), eleven, NESTING)
     # Deeper, within what the raw variables may nest (past that, the last test of this file).
     deeper = gql(ASSET_FILTER, {"f": _nested(30, {"tag": "t11"})}, token)
-    _refused(deeper, eleven, NESTING)
+    refused(deeper, eleven, NESTING)
 
 
 SUBSCRIBE_JOBS = (
@@ -180,28 +171,7 @@ def test_a_subscriptions_lists_and_nesting(workspace: Workspace, token: str) -> 
     for frame in frames.values():
         assert frame["type"] == "next", frame
     _too_many(frames["many-states"]["payload"], ["filters", "stateIn"], 100, 101)
-    _refused(frames["deep"]["payload"], ["filters", *["NOT"] * 11], NESTING)
-
-
-def _lists_without_a_limit(
-    of_type: GraphQLInputType, path: str, seen: set[str], found: list[str]
-) -> None:
-    from schema.limits import limit_of
-
-    while isinstance(of_type, (GraphQLNonNull, GraphQLList)):
-        of_type = of_type.of_type
-    if isinstance(of_type, GraphQLInputObjectType) and of_type.name not in seen:
-        seen.add(of_type.name)
-        for name, field in of_type.fields.items():
-            if _is_list(field.type) and getattr(limit_of(field), "items", None) is None:
-                found.append(f"{path}.{name}")
-            _lists_without_a_limit(field.type, f"{path}.{name}", seen, found)
-
-
-def _is_list(of_type: GraphQLInputType) -> bool:
-    if isinstance(of_type, GraphQLNonNull):
-        of_type = of_type.of_type
-    return isinstance(of_type, GraphQLList)
+    refused(frames["deep"]["payload"], ["filters", *["NOT"] * 11], NESTING)
 
 
 def test_every_list_a_query_or_subscription_looks_up_with_has_a_limit() -> None:
@@ -211,16 +181,11 @@ def test_every_list_a_query_or_subscription_looks_up_with_has_a_limit() -> None:
     (tests/schema/test_mutation_list_limits.py)."""
     from schema.limits import limit_of
 
-    missing: list[str] = []
-    for owner in schema._schema.type_map.values():
-        if owner.name == "Mutation" or isinstance(owner, GraphQLInputObjectType):
-            continue
-        for field_name, field in (getattr(owner, "fields", None) or {}).items():
-            for arg_name, arg in (getattr(field, "args", None) or {}).items():
-                where = f"{owner.name}.{field_name}({arg_name})"
-                if _is_list(arg.type) and getattr(limit_of(arg), "items", None) is None:
-                    missing.append(where)
-                _lists_without_a_limit(arg.type, where, set(), missing)
+    missing = [
+        where
+        for where, _, definition in lookup_inputs()
+        if is_list(definition.type) and getattr(limit_of(definition), "items", None) is None
+    ]
     assert missing == []
 
 
@@ -265,7 +230,7 @@ def test_variables_no_argument_could_take_are_refused_before_they_are_coerced(
 
     monkeypatch.setattr(schema.limits, "get_variable_values", coerced)
     huge = {"stateIn": ["QUEUED"] * 200_000}
-    _refused(
+    refused(
         gql(JOBS, {"f": huge}, token),
         ["$f", "stateIn"],
         "`$f` holds a list of 200,000 items; no argument takes more than 10,000.",
@@ -273,7 +238,7 @@ def test_variables_no_argument_could_take_are_refused_before_they_are_coerced(
     deep: Any = {"kind": "x"}
     for _ in range(40):
         deep = {"AND": deep}
-    _refused(
+    refused(
         gql(JOBS, {"f": deep}, token),
         ["$f"],
         "`$f` nests more than 32 lists and objects in one another; no argument takes that.",
@@ -288,4 +253,4 @@ def test_variables_no_argument_could_take_are_refused_before_they_are_coerced(
 
     frame = run(scenario)
     assert frame["type"] == "next", frame
-    _refused(frame["payload"], ["$f", "stateIn"], "holds a list of 200,000 items")
+    refused(frame["payload"], ["$f", "stateIn"], "holds a list of 200,000 items")

@@ -13,30 +13,20 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from graphql import (
-    GraphQLInputObjectType,
-    GraphQLInputType,
-    GraphQLList,
-    GraphQLNonNull,
-    GraphQLScalarType,
-    get_named_type,
-)
+from graphql import GraphQLArgument, get_named_type
 
 from domain.accounts.models import Membership, User, Workspace
 from domain.assets.models import Asset, AssetState, MultipartUpload
 from domain.common.ids import global_id
 from domain.jobs.models import Job
-from schema import schema
 from tests import factories
 from tests.conftest import GQL
 from tests.realtime.sockets import Socket, run
+from tests.schema.lookup_inputs import lookup_inputs, refused
 
 
 def _refused_before_any_resolver(body: dict[str, Any], path: list[str], limit: int) -> None:
-    assert body.get("data") is None, body
-    (error,) = body["errors"]
-    assert error["extensions"] == {"code": "INVALID_INPUT", "inputPath": path}, error
-    assert f"`{path[-1]}` has at most {limit:,} characters" in error["message"], error
+    refused(body, path, f"`{path[-1]}` has at most {limit:,} characters")
 
 
 # Each filter's free text: (the root field and its filter type, the field, its limit).
@@ -96,43 +86,19 @@ def test_a_filters_text(
     assert at_limit["data"] == {root: {"totalCount": 0}}, at_limit
 
 
-def _strings_without_a_limit(
-    of_type: GraphQLInputType, path: str, seen: set[str], found: list[str]
-) -> None:
-    from schema.limits import limit_of
-
-    while isinstance(of_type, (GraphQLNonNull, GraphQLList)):
-        of_type = of_type.of_type
-    if isinstance(of_type, GraphQLInputObjectType) and of_type.name not in seen:
-        seen.add(of_type.name)
-        for name, field in of_type.fields.items():
-            named = get_named_type(field.type)
-            if named.name == "String" and limit_of(field) is None:
-                found.append(f"{path}.{name}")
-            _strings_without_a_limit(field.type, f"{path}.{name}", seen, found)
-
-
 def test_every_text_a_query_or_subscription_looks_up_with_has_a_limit() -> None:
     """A filter field or an argument added later gets a limit too (`text_limit`), or this
     fails. Mutations' text is their services' to check, as for the text they store; a
     connection's `before`/`after` must be a cursor it gave out (schema/limits.py)."""
     from schema.limits import limit_of
 
-    missing: list[str] = []
-    # Query, Subscription, and every type whose fields take arguments (nested connections).
-    for owner in schema._schema.type_map.values():
-        if owner.name == "Mutation" or isinstance(owner, GraphQLInputObjectType):
-            continue
-        for field_name, field in (getattr(owner, "fields", None) or {}).items():
-            for arg_name, arg in (getattr(field, "args", None) or {}).items():
-                where = f"{owner.name}.{field_name}({arg_name})"
-                named = get_named_type(arg.type)
-                cursor = arg_name in ("before", "after")
-                if isinstance(named, GraphQLScalarType):
-                    if named.name == "String" and not cursor and limit_of(arg) is None:
-                        missing.append(where)
-                else:
-                    _strings_without_a_limit(arg.type, where, set(), missing)
+    missing = [
+        where
+        for where, name, definition in lookup_inputs()
+        if get_named_type(definition.type).name == "String"
+        and limit_of(definition) is None
+        and not (isinstance(definition, GraphQLArgument) and name in ("before", "after"))
+    ]
     assert missing == []
 
 
