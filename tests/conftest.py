@@ -69,6 +69,14 @@ def viewer_user(make_user: Callable[..., User], workspace: Workspace) -> User:
 
 
 @pytest.fixture
+def member(make_user: Callable[..., User], workspace: Workspace) -> User:
+    """An editor of the workspace, not its owner."""
+    user = make_user("member")
+    membership_add(workspace=workspace, user=user, role=Role.EDITOR)
+    return user
+
+
+@pytest.fixture
 def make_token(owner: User, workspace: Workspace) -> Callable[..., str]:
     def make(
         *scopes: str,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import uuid
 from typing import Any
 
 from domain.accounts.models import Workspace
+from domain.assets import storage
 from domain.assets.models import Asset, AssetState, Collection, Rendition
+from tests import media
 
 _counter = itertools.count(1)
 
@@ -42,3 +46,17 @@ def rendition(of: Asset, preset: str = "thumb-256") -> Rendition:
         size=999,
         storage_key=f"{of.storage_key}/{preset}",
     )
+
+
+def uploaded_jpeg(workspace: Workspace, *, key_prefix: str = "tests/uploaded") -> Asset:
+    """An UPLOADED asset whose original (a 600x400 JPEG) is in the store, for processing."""
+    content = media.jpeg(600, 400)
+    uploaded = asset(
+        collection(workspace),
+        storage_key=f"{key_prefix}-{uuid.uuid4().hex}",
+        state=AssetState.UPLOADED,
+        size=len(content),
+        content_type="",
+    )
+    storage.write_object(uploaded.storage_key, io.BytesIO(content), "image/jpeg")
+    return uploaded

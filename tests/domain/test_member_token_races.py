@@ -62,13 +62,6 @@ def _race(first: Callable[[], Any], second: Callable[[], Any], pause: tuple[Any,
     return [outcomes.get(0, "unfinished"), outcomes.get(1, "unfinished")]
 
 
-@pytest.fixture
-def member(make_user: Callable[..., User], workspace: Workspace) -> User:
-    user = make_user("member")
-    membership_add(workspace=workspace, user=user, role=Role.EDITOR)
-    return user
-
-
 def test_revoking_a_members_token_while_they_are_removed_does_not_deadlock(
     workspace: Workspace, owner: User, member: User
 ) -> None:

@@ -5,7 +5,6 @@ store leaves is deleted by beat's maintenance, on the real stores (SeaweedFS, lo
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -55,15 +54,7 @@ def _job(asset: Asset, kind: str, **parameters: Any) -> Job:
 
 
 def _ready(workspace: Workspace) -> Asset:
-    content = media.jpeg(600, 400)
-    asset = factories.asset(
-        factories.collection(workspace),
-        storage_key=f"tests/removals-{uuid.uuid4().hex}",
-        state=AssetState.UPLOADED,
-        size=len(content),
-        content_type="",
-    )
-    storage.write_object(asset.storage_key, io.BytesIO(content), "image/jpeg")
+    asset = factories.uploaded_jpeg(workspace, key_prefix="tests/removals")
     runner.execute(_job(asset, PROCESS_JOB).pk)
     asset.refresh_from_db()
     assert asset.state == AssetState.READY

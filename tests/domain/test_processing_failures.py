@@ -3,8 +3,6 @@ asset PROCESSING with no job working on it (where reprocessing would never pick 
 
 from __future__ import annotations
 
-import io
-import uuid
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -23,19 +21,11 @@ from domain.jobs import runner
 from domain.jobs.errors import JobCancelled
 from domain.jobs.models import Event, Job, JobState
 from domain.jobs.services import job_create
-from tests import factories, media
+from tests import factories
 
 
 def _uploaded(workspace: Workspace) -> tuple[Asset, Job]:
-    content = media.jpeg(600, 400)
-    asset = factories.asset(
-        factories.collection(workspace),
-        storage_key=f"tests/processing-{uuid.uuid4().hex}",
-        state=AssetState.UPLOADED,
-        size=len(content),
-        content_type="",
-    )
-    storage.write_object(asset.storage_key, io.BytesIO(content), "image/jpeg")
+    asset = factories.uploaded_jpeg(workspace, key_prefix="tests/processing")
     return asset, _job(asset, PROCESS_JOB)
 
 

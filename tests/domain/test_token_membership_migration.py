@@ -33,13 +33,6 @@ def _works(gql: GQL, secret: str) -> bool:
     return True
 
 
-@pytest.fixture
-def member(make_user: Callable[..., User], workspace: Workspace) -> User:
-    user = make_user("member")
-    membership_add(workspace=workspace, user=user, role=Role.EDITOR)
-    return user
-
-
 @pytest.mark.django_db
 def test_its_statements_lock_the_table_for_a_moment_only() -> None:
     if connection.vendor != "postgresql":

@@ -37,13 +37,6 @@ def _refused(gql: GQL, secret: str) -> None:
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.fixture
-def member(make_user: Callable[..., User], workspace: Workspace) -> User:
-    user = make_user("member")
-    membership_add(workspace=workspace, user=user, role=Role.EDITOR)
-    return user
-
-
 @pytest.mark.django_db
 def test_removing_a_member_revokes_their_tokens_and_a_re_add_does_not_revive_them(
     gql: GQL,
