@@ -6,10 +6,13 @@ import io
 import itertools
 import uuid
 from typing import Any
+from unittest import mock
 
 from domain.accounts.models import Workspace
 from domain.assets import storage
 from domain.assets.models import Asset, AssetState, Collection, Rendition
+from domain.jobs.models import Job
+from domain.jobs.services import job_create
 from tests import media
 
 _counter = itertools.count(1)
@@ -60,3 +63,15 @@ def uploaded_jpeg(workspace: Workspace, *, key_prefix: str = "tests/uploaded") -
     )
     storage.write_object(uploaded.storage_key, io.BytesIO(content), "image/jpeg")
     return uploaded
+
+
+def asset_job(asset: Asset, kind: str, **parameters: Any) -> Job:
+    """A job of `kind` on the asset, queued by the service and not handed to any broker: the
+    test runs it itself (domain.jobs.runner.execute)."""
+    with mock.patch("domain.jobs.dispatch.send"):
+        return job_create(
+            workspace_id=asset.workspace_id,
+            kind=kind,
+            parameters={"asset_id": asset.pk, **parameters},
+            created_by_id=None,
+        )

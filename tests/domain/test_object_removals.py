@@ -22,8 +22,6 @@ from domain.assets.processing import REPROCESS_ITEM_JOB
 from domain.assets.renditions_on_demand import RENDITION_JOB, RenditionSpec
 from domain.assets.services import PROCESS_JOB
 from domain.jobs import runner
-from domain.jobs.models import Job
-from domain.jobs.services import job_create
 from project.celery import app
 from tasks.schedule import beat_schedule
 from tests import factories, media
@@ -43,19 +41,9 @@ def store(request: pytest.FixtureRequest, settings: Any) -> str:
     return str(request.param)
 
 
-def _job(asset: Asset, kind: str, **parameters: Any) -> Job:
-    with mock.patch("domain.jobs.dispatch.send"):
-        return job_create(
-            workspace_id=asset.workspace_id,
-            kind=kind,
-            parameters={"asset_id": asset.pk, **parameters},
-            created_by_id=None,
-        )
-
-
 def _ready(workspace: Workspace) -> Asset:
     asset = factories.uploaded_jpeg(workspace, key_prefix="tests/removals")
-    runner.execute(_job(asset, PROCESS_JOB).pk)
+    runner.execute(factories.asset_job(asset, PROCESS_JOB).pk)
     asset.refresh_from_db()
     assert asset.state == AssetState.READY
     return asset
@@ -126,7 +114,7 @@ def test_a_reprocessing_stopped_after_its_commit_leaves_the_stale_objects_to_the
     stale = {key for preset, key in before.items() if preset != "thumb-256"}
     assert len(stale) == 2
     _presets(workspace, KEPT_PRESET)
-    item = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    item = factories.asset_job(asset, REPROCESS_ITEM_JOB, force=True)
     if stop == "killed":
         with (
             mock.patch("domain.assets.processing.failpoint", side_effect=_failpoint_killing),
@@ -159,7 +147,7 @@ def test_a_store_that_refuses_the_removal_is_asked_again_later(
     before = _renditions(asset)
     stale = {key for preset, key in before.items() if preset != "thumb-256"}
     _presets(workspace, KEPT_PRESET)
-    item = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    item = factories.asset_job(asset, REPROCESS_ITEM_JOB, force=True)
     start = timezone.now()
     with _store_refusing():
         runner.execute(item.pk)
@@ -186,12 +174,12 @@ def test_a_removal_after_its_commit_spares_a_key_written_again_since(
     asset = _ready(workspace)
     before = _renditions(asset)
     _presets(workspace, KEPT_PRESET)
-    first = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    first = factories.asset_job(asset, REPROCESS_ITEM_JOB, force=True)
 
     def meanwhile(name: str) -> None:
         if name == "asset.process.after_finish":
             _presets(workspace)  # the default presets again
-            runner.execute(_job(asset, REPROCESS_ITEM_JOB, force=True).pk)
+            runner.execute(factories.asset_job(asset, REPROCESS_ITEM_JOB, force=True).pk)
 
     with mock.patch("domain.assets.processing.failpoint", side_effect=meanwhile):
         runner.execute(first.pk)
@@ -239,7 +227,7 @@ def test_a_rendition_stopped_before_its_row_leaves_its_object_to_the_sweep(
     asset = _ready(workspace)
     spec = RenditionSpec(width=64, format="webp")
     key = spec.key(asset)
-    job = _job(asset, RENDITION_JOB, width=spec.width, format=spec.format)
+    job = factories.asset_job(asset, RENDITION_JOB, width=spec.width, format=spec.format)
     with (
         mock.patch("domain.assets.renditions_on_demand._record", side_effect=_Killed()),
         pytest.raises(_Killed),

@@ -20,23 +20,12 @@ from domain.assets.services import PROCESS_JOB
 from domain.jobs import runner
 from domain.jobs.errors import JobCancelled
 from domain.jobs.models import Event, Job, JobState
-from domain.jobs.services import job_create
 from tests import factories
 
 
 def _uploaded(workspace: Workspace) -> tuple[Asset, Job]:
     asset = factories.uploaded_jpeg(workspace, key_prefix="tests/processing")
-    return asset, _job(asset, PROCESS_JOB)
-
-
-def _job(asset: Asset, kind: str, **parameters: Any) -> Job:
-    with mock.patch("domain.jobs.dispatch.send"):
-        return job_create(
-            workspace_id=asset.workspace_id,
-            kind=kind,
-            parameters={"asset_id": asset.pk, **parameters},
-            created_by_id=None,
-        )
+    return asset, factories.asset_job(asset, PROCESS_JOB)
 
 
 def _ended(asset: Asset, job: Job) -> tuple[str, dict[str, Any] | None, str, Any]:
@@ -88,7 +77,7 @@ def test_a_cancelled_reprocessing_of_a_ready_asset_leaves_it_ready(workspace: Wo
     asset.refresh_from_db()
     assert asset.state == AssetState.READY
     renditions = sorted(asset.renditions.values_list("preset", flat=True))
-    item = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    item = factories.asset_job(asset, REPROCESS_ITEM_JOB, force=True)
     with _cancelled():
         runner.execute(item.pk)
     assert _ended(asset, item)[::2] == (JobState.CANCELLED, AssetState.READY)
@@ -156,7 +145,7 @@ def test_a_reprocessing_killed_by_its_hard_time_limit_leaves_a_ready_asset_ready
     asset.refresh_from_db()
     assert asset.state == AssetState.READY
     renditions = sorted(asset.renditions.values_list("preset", "storage_key"))
-    item = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    item = factories.asset_job(asset, REPROCESS_ITEM_JOB, force=True)
     _killed_by_its_hard_limit(asset, item)
     assert _ended(asset, item) == (JobState.FAILED, "JOB_TIMED_OUT", AssetState.READY, None)
     assert sorted(asset.renditions.values_list("preset", "storage_key")) == renditions
@@ -175,7 +164,7 @@ def test_a_processing_killed_by_its_hard_time_limit_fails_an_unprocessed_asset(
         runner.execute(job.pk)
         failure = {"code": "KIND_NOT_ALLOWED", "message": "Not here."}
         Asset.objects.filter(pk=asset.pk).update(state=AssetState.FAILED, failure=failure)
-        job = _job(asset, REPROCESS_ITEM_JOB, force=True)
+        job = factories.asset_job(asset, REPROCESS_ITEM_JOB, force=True)
     _killed_by_its_hard_limit(asset, job)
     state, code, asset_state, failure = _ended(asset, job)
     assert (state, code, asset_state) == (JobState.FAILED, "JOB_TIMED_OUT", AssetState.FAILED)
@@ -263,7 +252,7 @@ def test_a_reprocessing_stopped_anywhere_leaves_no_rendition_naming_a_missing_ob
     # One preset now: the other two renditions are stale.
     kept = {"name": "thumb-256", "maxSide": 256, "format": "jpeg", "quality": 85}
     Workspace.objects.filter(pk=workspace.pk).update(media_settings={"presets": [kept]})
-    item = _job(asset, REPROCESS_ITEM_JOB, force=True)
+    item = factories.asset_job(asset, REPROCESS_ITEM_JOB, force=True)
     start = timezone.now()
     with mock.patch("django.utils.timezone.now", return_value=start):
         if stop == "killed":
