@@ -34,6 +34,15 @@ def asset_get_for(*, actor: Actor, asset_id: int) -> Asset:
     return asset
 
 
+def assets_get_for(*, actor: Actor, asset_ids: list[int], path: str = "assetIds") -> list[Asset]:
+    """The caller's assets of these ids, in their order (one read, however many); NOT_FOUND
+    (at `path`) if any is missing or another workspace's, as for one."""
+    found = asset_list_for(actor=actor).in_bulk(asset_ids)
+    if len(found) != len(set(asset_ids)):
+        raise NotFound("No such asset.", path=[path])
+    return [found[pk] for pk in asset_ids]
+
+
 def rendition_list_for(*, actor: Actor) -> QuerySet[Rendition]:
     return Rendition.objects.filter(asset__workspace_id__in=actor.workspace_ids())
 

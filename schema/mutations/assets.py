@@ -333,7 +333,10 @@ class AssetMutations(MediaMutations):
         def call() -> list[Asset]:
             if len(input.asset_ids) > 1000:
                 raise editing.InvalidAssetInput("At most 1000 assets per call.", path=["assetIds"])
-            assets = [asset_for(info, asset_id, path="assetIds") for asset_id in input.asset_ids]
+            assets = selectors.assets_get_for(
+                actor=actor_of(info),
+                asset_ids=[decode_id(id, "Asset", path="assetIds") for id in input.asset_ids],
+            )
             return editing.asset_move(
                 assets=assets,
                 collection=collection_for(info, input.collection_id),

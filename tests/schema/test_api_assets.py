@@ -151,6 +151,37 @@ def test_assets_move_between_collections_of_one_workspace_only(
 
 
 @pytest.mark.django_db
+def test_moving_many_assets_reads_them_at_once(
+    gql: GQL, token: str, photos: Collection, other_workspace: Workspace
+) -> None:
+    """assetMove read its assets one by one (a statement per id, up to 1,000 per call); now
+    its statements do not grow with the ids. Another workspace's asset among them is NOT_FOUND
+    at `assetIds`, as a missing one, and nothing moves."""
+    target = factories.collection(photos.workspace, "Archive")
+    move = """mutation($i: AssetMoveInput!) { assetMove(input: $i) {
+      assets { id } errors { code path } } }"""
+
+    def statements(count: int, to: Collection) -> int:
+        ids = [gid(factories.asset(photos)) for _ in range(count)]
+        with CaptureQueriesContext(connection) as queries:
+            answer = gql(move, {"i": {"assetIds": ids, "collectionId": gid(to)}}, token)
+        assert answer["data"]["assetMove"]["errors"] == [], answer
+        assert [a["id"] for a in answer["data"]["assetMove"]["assets"]] == ids
+        return len(queries.captured_queries)
+
+    statements(1, target)  # the token's first use: its lookup and last_used_at
+    assert statements(40, target) == statements(2, target)
+    theirs = factories.asset(factories.collection(other_workspace))
+    mine = factories.asset(photos)
+    refused = gql(
+        move, {"i": {"assetIds": [gid(mine), gid(theirs)], "collectionId": gid(target)}}, token
+    )["data"]["assetMove"]
+    assert refused == {"assets": None, "errors": [{"code": "NOT_FOUND", "path": ["assetIds"]}]}
+    mine.refresh_from_db()
+    assert mine.collection_id == photos.pk
+
+
+@pytest.mark.django_db
 def test_deleting_an_asset_removes_it_through_a_job(
     gql: GQL, token: str, photos: Collection, django_capture_on_commit_callbacks: Any
 ) -> None:
