@@ -532,6 +532,7 @@ class SeaweedS3:
     def _argv(self, data_dir: Path) -> list[str]:
         return [
             self.weed,
+            f"-logdir={data_dir}",  # glog's files: in /tmp by default, left there for good
             "mini",
             f"-dir={data_dir}",
             f"-ip={LOCALHOST}",  # the address the components advertise to each other

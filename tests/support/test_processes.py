@@ -1,7 +1,7 @@
 """Tests for the process and S3 test-support layer.
 
-Run on their own (no Django needed):
-    .venv/bin/python -m pytest tests/support -p no:django -q
+Run on their own (no database needed, but tests/conftest.py sets Django up):
+    .venv/bin/python -m pytest tests/support -q
 """
 
 from __future__ import annotations
@@ -446,3 +446,68 @@ def test_a_runs_redis_keys_go_and_no_other() -> None:
     finally:
         client.delete(*ours, *others)
         client.close()
+
+
+# -- the suite's runner ------------------------------------------------------------------------
+
+WAITING_TEST = """
+import os, pathlib, time
+
+def test_waits():
+    markers = pathlib.Path(os.environ["RUNNER_MARKERS"])
+    (markers / "started").write_text("")
+    try:
+        time.sleep(300)
+    finally:
+        (markers / "torn_down").write_text("")
+"""
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in command and alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_run_told_to_stop_stops_pytest_and_what_it_started(tmp_path: Path) -> None:
+    """SIGTERM (`timeout`, a CI runner's cancel) ended scripts/run_tests.py at once: its
+    SeaweedFS, in a session of its own, ran on, and so did pytest. Now pytest is interrupted as
+    by Ctrl-C (its teardown runs), SeaweedFS stops, and the run's scratch directory goes."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    (tmp_path / "test_waits.py").write_text(WAITING_TEST)
+    runner = Path(__file__).parents[2] / "scripts" / "run_tests.py"
+    # As from a shell: not the database of the run this test is in (not created under that name).
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"TMPDIR": str(scratch), "RUNNER_MARKERS": str(tmp_path)}
+    argv = [PY, str(runner), str(tmp_path / "test_waits.py"), "-p", "no:django", "-q"]
+    argv += ["-p", "no:cacheprovider"]
+    log = (tmp_path / "run.log").open("wb")
+    run = subprocess.Popen(
+        argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        try:
+            wait_for(lambda: (tmp_path / "started").exists(), 120, what="the run's test to start")
+        except TimeoutError:
+            raise AssertionError((tmp_path / "run.log").read_text()[-3000:]) from None
+        assert _processes_naming(str(scratch)), "SeaweedFS should run under the run's scratch"
+        os.kill(run.pid, signal.SIGTERM)  # the runner alone, as `timeout` does
+        assert run.wait(60) == 128 + signal.SIGTERM
+        assert (tmp_path / "torn_down").exists()
+        assert _processes_naming(str(scratch)) == []
+        assert list(scratch.iterdir()) == []
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        for pid in _processes_naming(str(scratch)):
+            os.kill(pid, signal.SIGKILL)
