@@ -126,9 +126,22 @@ def asset_update(*, asset: Asset, changes: AssetChanges, actor: Actor) -> Asset:
     return asset
 
 
+# Assets one assetMove may name: its rows are locked in one statement, its events recorded in one.
+MAX_ASSETS_PER_MOVE = 1000
+
+
+def require_move_size(count: int) -> None:
+    """A move names at most MAX_ASSETS_PER_MOVE assets; checked before they are read."""
+    if count > MAX_ASSETS_PER_MOVE:
+        raise InvalidAssetInput(
+            f"At most {MAX_ASSETS_PER_MOVE} assets per call.", path=["assetIds"]
+        )
+
+
 @transaction.atomic
 def asset_move(*, assets: list[Asset], collection: Collection, actor: Actor) -> list[Asset]:
     """Move assets into a collection of the same workspace (an asset named twice moves once)."""
+    require_move_size(len(assets))
     require_permission(actor=actor, workspace_id=collection.workspace_id, needed=Permission.WRITE)
     assets = list({asset.pk: asset for asset in assets}.values())
     for asset in assets:

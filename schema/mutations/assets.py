@@ -331,8 +331,7 @@ class AssetMutations(MediaMutations):
     @either_mode
     def asset_move(self, info: Info, input: AssetMoveInput) -> AssetMovePayload:
         def call() -> list[Asset]:
-            if len(input.asset_ids) > 1000:
-                raise editing.InvalidAssetInput("At most 1000 assets per call.", path=["assetIds"])
+            editing.require_move_size(len(input.asset_ids))  # before reading any of them
             assets = selectors.assets_get_for(
                 actor=actor_of(info),
                 asset_ids=[decode_id(id, "Asset", path="assetIds") for id in input.asset_ids],

@@ -21,7 +21,7 @@ from tests.conftest import GQL
 
 # Each list a mutation's input holds, and what bounds it.
 BOUNDED = {
-    "AssetMoveInput.assetIds": "1000, the resolver",
+    "AssetMoveInput.assetIds": "1000, editing.MAX_ASSETS_PER_MOVE",
     "AssetsBulkUpdateInput.items": "5000 rows, editing.assets_bulk_update",
     "AssetBulkUpdateItem.tags": "50 tags, editing (as assetUpdate's)",
     "AssetUpdateInput.tags": "50 tags, editing",
